@@ -1,0 +1,127 @@
+//! The CPU backend: a dedicated rayon pool, nonce ranges cut into slices that threads take in
+//! turn, each slice hashed by the fastest [`ScanPath`] this CPU has (or the one asked for).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use super::{Backend, BackendError, DeviceInfo, ScanReport};
+use crate::pow::{scan, ScanPath};
+use crate::work::{Hit, WorkUnit};
+
+/// Nonces per slice: large enough to amortise scheduling, small enough (about 10 ms on one
+/// core) that cancellation is prompt.
+const SLICE: u64 = 1 << 17;
+
+/// Why the CPU backend could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CpuBackendError {
+    #[error("thread count must be at least 1")]
+    ZeroThreads,
+    #[error("the {0} path is not supported by this CPU (available: {1})")]
+    PathUnavailable(ScanPath, String),
+    #[error("cannot start worker threads: {0}")]
+    ThreadPool(String),
+}
+
+pub struct CpuBackend {
+    path: ScanPath,
+    threads: usize,
+    pool: rayon::ThreadPool,
+}
+
+impl CpuBackend {
+    /// A backend with `threads` workers (None: one per logical core) on `path` (None: fastest).
+    pub fn new(threads: Option<usize>, path: Option<ScanPath>) -> Result<Self, CpuBackendError> {
+        let threads = threads.unwrap_or_else(default_threads);
+        if threads == 0 {
+            return Err(CpuBackendError::ZeroThreads);
+        }
+        let path = match path {
+            Some(p) if !p.is_available() => {
+                let names: Vec<_> = ScanPath::available().iter().map(|p| p.name()).collect();
+                return Err(CpuBackendError::PathUnavailable(p, names.join(", ")));
+            }
+            Some(p) => p,
+            None => ScanPath::best(),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("wgminer-cpu-{i}"))
+            .build()
+            .map_err(|e| CpuBackendError::ThreadPool(e.to_string()))?;
+        Ok(CpuBackend { path, threads, pool })
+    }
+
+    pub fn path(&self) -> ScanPath {
+        self.path
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// How `wgminer devices` shows the CPU.
+    pub fn device_info(&self) -> DeviceInfo {
+        DeviceInfo {
+            index: 0,
+            kind: "cpu".into(),
+            name: cpu_model_name(),
+            detail: format!(
+                "{} threads, {} path (available: {})",
+                self.threads,
+                self.path,
+                ScanPath::available().iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn label(&self) -> String {
+        "cpu".into()
+    }
+
+    fn scan(&mut self, units: &[WorkUnit], cancel: &AtomicBool) -> Result<ScanReport, BackendError> {
+        let path = self.path;
+        let hashes = AtomicU64::new(0);
+        let slices: Vec<(usize, crate::work::NonceRange)> = units
+            .iter()
+            .enumerate()
+            .flat_map(|(i, u)| u.nonces.chunks(SLICE).map(move |r| (i, r)))
+            .collect();
+        let hits: Vec<Hit> = self.pool.install(|| {
+            slices
+                .par_iter()
+                .flat_map_iter(|&(unit, range)| {
+                    let mut found = Vec::new();
+                    if !cancel.load(Ordering::Relaxed) {
+                        scan::scan(path, &units[unit].pre, range.start, range.count, &mut found);
+                        hashes.fetch_add(range.count, Ordering::Relaxed);
+                    }
+                    found.into_iter().map(move |nonce| Hit { unit, nonce })
+                })
+                .collect()
+        });
+        Ok(ScanReport { hits, hashes: hashes.into_inner(), cancelled: cancel.load(Ordering::Relaxed) })
+    }
+}
+
+/// One worker per logical core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The CPU's model name where the OS tells it, else the architecture.
+fn cpu_model_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}

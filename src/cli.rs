@@ -1,0 +1,67 @@
+//! Command-line definitions (clap). Raw arguments become validated values here; `main.rs` acts
+//! on them.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "wgminer", version, about = "GPU-accelerated SHA-256d (Bitcoin) proof-of-work miner")]
+#[command(arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Measure hash rate with no network (a fixed header at difficulty 1).
+    Bench(BenchArgs),
+    /// List the devices that can mine.
+    Devices(DevicesArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    Cpu,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Which backend to measure.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// CPU worker threads (default: one per logical core).
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+    /// CPU hashing path (default: the fastest this CPU has): sha-ni, avx512, avx2, portable.
+    #[arg(long, value_parser = parse_path)]
+    pub cpu_path: Option<wgminer::pow::ScanPath>,
+    /// How long to run, in seconds.
+    #[arg(short = 's', long, default_value = "10", value_parser = parse_seconds, allow_negative_numbers = true)]
+    pub seconds: f64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DevicesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err(format!("seconds must be greater than 0 and at most 86400, got {s}"))
+    }
+}
+
+fn parse_path(s: &str) -> Result<wgminer::pow::ScanPath, String> {
+    wgminer::pow::ScanPath::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = wgminer::pow::ScanPath::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown CPU path '{s}' (expected one of: {})", names.join(", "))
+    })
+}

@@ -1,0 +1,118 @@
+//! The portable scan: the double hash written once, generic over [`Word`], run on lanes of
+//! nonces. The same source is compiled three times: for the baseline target (SSE2 on x86-64,
+//! or whatever the target has) and, on x86-64, with AVX2 and with AVX-512 enabled.
+
+use super::Precomputed;
+use crate::pow::sha256::{
+    round, schedule, small_sigma0, unrotate, Lanes, Word, HASH_BIT_LEN, IV, PADDING_BIT,
+};
+
+/// The last state word of the second hash for the nonce words in `w3`, stopping after round 60.
+#[inline(always)]
+pub(crate) fn final_h7<W: Word>(pre: &Precomputed, w3: W) -> W {
+    // --- first hash, second block: header tail, nonce, padding. W5..W14 are zero.
+    let mut w = [W::splat(0); 64];
+    w[0] = W::splat(pre.tail[0]);
+    w[1] = W::splat(pre.tail[1]);
+    w[2] = W::splat(pre.tail[2]);
+    w[3] = w3;
+    w[4] = W::splat(PADDING_BIT);
+    w[15] = W::splat(crate::pow::sha256::HEADER_BIT_LEN);
+    w[16] = W::splat(pre.w16);
+    w[17] = W::splat(pre.w17);
+    w[18] = W::splat(pre.w18_base).add(small_sigma0(w3));
+    w[19] = W::splat(pre.w19_base).add(w3);
+
+    // Round 3 from its precomputed halves; the state array uses the rotating layout of `round`.
+    let [a, b, c, d, e, f, g, _h] = pre.state3;
+    let t1 = W::splat(pre.round3_t1).add(w3);
+    let mut s = [W::splat(0); 8];
+    let at = |i: usize| (8 + i - 4) % 8; // slot of working variable i at round 4
+    s[at(0)] = t1.add(W::splat(pre.round3_t2));
+    s[at(1)] = W::splat(a);
+    s[at(2)] = W::splat(b);
+    s[at(3)] = W::splat(c);
+    s[at(4)] = W::splat(d).add(t1);
+    s[at(5)] = W::splat(e);
+    s[at(6)] = W::splat(f);
+    s[at(7)] = W::splat(g);
+
+    macro_rules! first {
+        ($t:literal) => {
+            if $t >= 20 {
+                w[$t] = schedule(&w, $t);
+            }
+            round(&mut s, $t, w[$t]);
+        };
+    }
+    crate::__unroll!(first; 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28
+        29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58
+        59 60 61 62 63);
+    let s1 = unrotate(s, 64);
+
+    // --- second hash: the 32-byte first hash, padding, length 256. W9..W14 are zero.
+    let mut w = [W::splat(0); 64];
+    for i in 0..8 {
+        w[i] = W::splat(pre.midstate[i]).add(s1[i]);
+    }
+    w[8] = W::splat(PADDING_BIT);
+    w[15] = W::splat(HASH_BIT_LEN);
+    let mut s: [W; 8] = IV.map(W::splat);
+    macro_rules! second {
+        ($t:literal) => {
+            if $t >= 16 {
+                w[$t] = schedule(&w, $t);
+            }
+            round(&mut s, $t, w[$t]);
+        };
+    }
+    crate::__unroll!(second; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25
+        26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55
+        56 57 58 59 60);
+    // H7 = IV7 + h after round 63 = IV7 + e after round 60; `e` sits in slot 4 of round 61.
+    s[(8 + 4 - 61 % 8) % 8].add(W::splat(IV[7]))
+}
+
+/// Scan with `L` lanes, then finish the ragged end one nonce at a time.
+#[inline(always)]
+fn scan_lanes<const L: usize>(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
+    let mut done = 0u64;
+    while done + L as u64 <= count {
+        let base = start.wrapping_add(done as u32);
+        let nonces: [u32; L] = core::array::from_fn(|i| base.wrapping_add(i as u32));
+        let h7 = final_h7(pre, Lanes(nonces.map(u32::swap_bytes)));
+        for i in 0..L {
+            if pre.h7_may_meet(h7.0[i]) {
+                pre.confirm(nonces[i], hits);
+            }
+        }
+        done += L as u64;
+    }
+    while done < count {
+        let nonce = start.wrapping_add(done as u32);
+        if pre.h7_may_meet(final_h7(pre, nonce.swap_bytes())) {
+            pre.confirm(nonce, hits);
+        }
+        done += 1;
+    }
+}
+
+pub(super) fn scan_portable(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
+    scan_lanes::<8>(pre, start, count, hits)
+}
+
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn scan_avx2(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
+    scan_lanes::<8>(pre, start, count, hits)
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn scan_avx512(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
+    scan_lanes::<16>(pre, start, count, hits)
+}
