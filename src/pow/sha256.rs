@@ -76,7 +76,6 @@ impl Word for u32 {
 /// `L` independent SHA-256 words, one per nonce. Plain arrays with element-wise loops: LLVM turns
 /// them into SSE2/AVX2/AVX-512 instructions depending on the target features of the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(align(64))]
 pub struct Lanes<const L: usize>(pub [u32; L]);
 
 macro_rules! lanewise {

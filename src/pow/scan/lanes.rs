@@ -73,16 +73,57 @@ pub(crate) fn final_h7<W: Word>(pre: &Precomputed, w3: W) -> W {
     s[(8 + 4 - 61 % 8) % 8].add(W::splat(IV[7]))
 }
 
-/// Scan with `L` lanes, then finish the ragged end one nonce at a time.
+/// A word type that holds `L` nonces and can be built from and read back as arrays.
+pub(crate) trait LaneWord<const L: usize>: Word {
+    fn from_array(a: [u32; L]) -> Self;
+    fn to_array(self) -> [u32; L];
+}
+
+impl<const L: usize> LaneWord<L> for Lanes<L> {
+    #[inline(always)]
+    fn from_array(a: [u32; L]) -> Self {
+        Lanes(a)
+    }
+    #[inline(always)]
+    fn to_array(self) -> [u32; L] {
+        self.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! lane_word {
+    ($t:ty, $l:literal, $v:ty) => {
+        impl LaneWord<$l> for $t {
+            #[inline(always)]
+            fn from_array(a: [u32; $l]) -> Self {
+                // SAFETY: same size, every bit pattern valid.
+                Self(unsafe { core::mem::transmute::<[u32; $l], $v>(a) })
+            }
+            #[inline(always)]
+            fn to_array(self) -> [u32; $l] {
+                // SAFETY: as above.
+                unsafe { core::mem::transmute::<$v, [u32; $l]>(self.0) }
+            }
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+lane_word!(super::simd::Sse2, 4, core::arch::x86_64::__m128i);
+#[cfg(target_arch = "x86_64")]
+lane_word!(super::simd::Avx2, 8, core::arch::x86_64::__m256i);
+#[cfg(target_arch = "x86_64")]
+lane_word!(super::simd::Avx512, 16, core::arch::x86_64::__m512i);
+
+/// Scan with `L` lanes of word type `V`, then finish the ragged end one nonce at a time.
 #[inline(always)]
-fn scan_lanes<const L: usize>(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
+fn scan_lanes<V: LaneWord<L>, const L: usize>(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
     let mut done = 0u64;
     while done + L as u64 <= count {
         let base = start.wrapping_add(done as u32);
         let nonces: [u32; L] = core::array::from_fn(|i| base.wrapping_add(i as u32));
-        let h7 = final_h7(pre, Lanes(nonces.map(u32::swap_bytes)));
+        let h7 = final_h7(pre, V::from_array(nonces.map(u32::swap_bytes))).to_array();
         for i in 0..L {
-            if pre.h7_may_meet(h7.0[i]) {
+            if pre.h7_may_meet(h7[i]) {
                 pre.confirm(nonces[i], hits);
             }
         }
@@ -98,7 +139,10 @@ fn scan_lanes<const L: usize>(pre: &Precomputed, start: u32, count: u64, hits: &
 }
 
 pub(super) fn scan_portable(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
-    scan_lanes::<8>(pre, start, count, hits)
+    #[cfg(target_arch = "x86_64")]
+    scan_lanes::<super::simd::Sse2, 4>(pre, start, count, hits);
+    #[cfg(not(target_arch = "x86_64"))]
+    scan_lanes::<Lanes<4>, 4>(pre, start, count, hits);
 }
 
 /// # Safety
@@ -106,7 +150,7 @@ pub(super) fn scan_portable(pre: &Precomputed, start: u32, count: u64, hits: &mu
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn scan_avx2(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
-    scan_lanes::<8>(pre, start, count, hits)
+    scan_lanes::<super::simd::Avx2, 8>(pre, start, count, hits)
 }
 
 /// # Safety
@@ -114,5 +158,5 @@ pub(super) unsafe fn scan_avx2(pre: &Precomputed, start: u32, count: u64, hits: 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn scan_avx512(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
-    scan_lanes::<16>(pre, start, count, hits)
+    scan_lanes::<super::simd::Avx512, 16>(pre, start, count, hits)
 }

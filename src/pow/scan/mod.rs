@@ -13,6 +13,8 @@
 mod lanes;
 #[cfg(target_arch = "x86_64")]
 mod shani;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 use super::header::{midstate, nonce_word, tail_words, HEADER_LEN};
 use super::sha256::{
@@ -136,7 +138,7 @@ pub enum ScanPath {
     Avx512,
     /// 8 nonces per AVX2 vector.
     Avx2,
-    /// Plain Rust on lanes of 8 nonces; runs on any CPU.
+    /// 4 nonces per SSE2 vector on x86-64 (plain Rust lanes elsewhere); runs on any CPU.
     Portable,
 }
 

@@ -1,0 +1,123 @@
+//! x86-64 vector words for the lane scan: 4, 8 or 16 nonces per SSE2, AVX2 or AVX-512 register.
+//!
+//! LLVM does not vectorise the generic array [`Lanes`](crate::pow::sha256::Lanes) code well
+//! (measured: it stays scalar), so these wrap the registers directly. The methods are
+//! `#[inline(always)]` and only ever run inside functions compiled with the matching
+//! `#[target_feature]`, where the intrinsics inline.
+
+use core::arch::x86_64::*;
+
+use crate::pow::sha256::Word;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Sse2(pub __m128i);
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2(pub __m256i);
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512(pub __m512i);
+
+// SAFETY (for every `unsafe` block below): SSE2 is part of the x86-64 baseline; the AVX2 and
+// AVX-512 words are only constructed inside functions compiled with those features, which the
+// dispatcher enables only after runtime detection.
+impl Word for Sse2 {
+    #[inline(always)]
+    fn splat(v: u32) -> Self {
+        unsafe { Sse2(_mm_set1_epi32(v as i32)) }
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        unsafe { Sse2(_mm_add_epi32(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn xor(self, o: Self) -> Self {
+        unsafe { Sse2(_mm_xor_si128(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn and(self, o: Self) -> Self {
+        unsafe { Sse2(_mm_and_si128(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn or(self, o: Self) -> Self {
+        unsafe { Sse2(_mm_or_si128(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn rotr(self, n: u32) -> Self {
+        unsafe {
+            Sse2(_mm_or_si128(
+                _mm_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32)),
+                _mm_sll_epi32(self.0, _mm_cvtsi32_si128(32 - n as i32)),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn shr(self, n: u32) -> Self {
+        unsafe { Sse2(_mm_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32))) }
+    }
+}
+
+impl Word for Avx2 {
+    #[inline(always)]
+    fn splat(v: u32) -> Self {
+        unsafe { Avx2(_mm256_set1_epi32(v as i32)) }
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        unsafe { Avx2(_mm256_add_epi32(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn xor(self, o: Self) -> Self {
+        unsafe { Avx2(_mm256_xor_si256(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn and(self, o: Self) -> Self {
+        unsafe { Avx2(_mm256_and_si256(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn or(self, o: Self) -> Self {
+        unsafe { Avx2(_mm256_or_si256(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn rotr(self, n: u32) -> Self {
+        unsafe {
+            Avx2(_mm256_or_si256(
+                _mm256_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32)),
+                _mm256_sll_epi32(self.0, _mm_cvtsi32_si128(32 - n as i32)),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn shr(self, n: u32) -> Self {
+        unsafe { Avx2(_mm256_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32))) }
+    }
+}
+
+impl Word for Avx512 {
+    #[inline(always)]
+    fn splat(v: u32) -> Self {
+        unsafe { Avx512(_mm512_set1_epi32(v as i32)) }
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        unsafe { Avx512(_mm512_add_epi32(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn xor(self, o: Self) -> Self {
+        unsafe { Avx512(_mm512_xor_si512(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn and(self, o: Self) -> Self {
+        unsafe { Avx512(_mm512_and_si512(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn or(self, o: Self) -> Self {
+        unsafe { Avx512(_mm512_or_si512(self.0, o.0)) }
+    }
+    #[inline(always)]
+    fn rotr(self, n: u32) -> Self {
+        unsafe { Avx512(_mm512_rorv_epi32(self.0, _mm512_set1_epi32(n as i32))) }
+    }
+    #[inline(always)]
+    fn shr(self, n: u32) -> Self {
+        unsafe { Avx512(_mm512_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32))) }
+    }
+}
