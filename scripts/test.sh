@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs what a fresh Debian machine lacks, builds, checks
+# formatting and lints, and runs every test. GPU tests run on Mesa's lavapipe Vulkan driver; with
+# CI=true they fail, rather than skip, if no Vulkan adapter is found.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# System packages: the Vulkan loader and Mesa's software Vulkan driver (lavapipe).
+missing=()
+for pkg in libvulkan1 mesa-vulkan-drivers; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Rust tools.
+command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --release -- -D warnings
+
+echo "== build"
+cargo build --release --all-targets
+
+echo "== tests"
+cargo nextest run --release --all-targets --no-fail-fast
+cargo test --release --doc
