@@ -113,10 +113,9 @@ impl<const L: usize> Word for Lanes<L> {
     }
     #[inline(always)]
     fn rotr(self, n: u32) -> Self {
-        // Written as shifts so that targets without a vector rotate still vectorise.
         let mut r = self.0;
         for x in r.iter_mut() {
-            *x = (*x >> n) | (*x << (32 - n));
+            *x = x.rotate_right(n);
         }
         Lanes(r)
     }
@@ -222,7 +221,14 @@ pub fn compress<W: Word>(state: [W; 8], block: [W; 16]) -> [W; 8] {
 
 /// Big-endian words of a 64-byte block, as SHA-256 reads them.
 pub fn block_words(bytes: &[u8; 64]) -> [u32; 16] {
-    core::array::from_fn(|i| u32::from_be_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]))
+    core::array::from_fn(|i| {
+        u32::from_be_bytes([
+            bytes[4 * i],
+            bytes[4 * i + 1],
+            bytes[4 * i + 2],
+            bytes[4 * i + 3],
+        ])
+    })
 }
 
 /// The 32-byte digest for a final state (big-endian words).

@@ -5,9 +5,9 @@
 //! needs on top: pool difficulty as a float (shares below difficulty 1 exist), and the target as
 //! eight little-endian 32-bit limbs, the form the hashing kernels compare against.
 
+use bitcoin::hashes::Hash;
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::BlockHash;
-use bitcoin::hashes::Hash;
 
 /// Why a difficulty cannot be turned into a target.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -70,7 +70,9 @@ pub fn hash_meets_target(hash: &BlockHash, target: &Target) -> bool {
 /// byte swap.
 pub fn target_limbs(target: &Target) -> [u32; 8] {
     let b = target.to_le_bytes();
-    core::array::from_fn(|j| u32::from_le_bytes([b[4 * j], b[4 * j + 1], b[4 * j + 2], b[4 * j + 3]]))
+    core::array::from_fn(|j| {
+        u32::from_le_bytes([b[4 * j], b[4 * j + 1], b[4 * j + 2], b[4 * j + 3]])
+    })
 }
 
 /// Whether a final SHA-256 state (the second hash of sha256d) meets a target given as limbs.
@@ -174,7 +176,9 @@ mod tests {
         assert_eq!(l[6], 0x5555_0000);
         let t = target_from_difficulty(65536.0).unwrap();
         assert_eq!(target_limbs(&t)[6], 0x0000_FFFF);
-        assert!((difficulty_of_target(&target_from_difficulty(1234.0).unwrap()) - 1234.0).abs() < 1e-9);
+        assert!(
+            (difficulty_of_target(&target_from_difficulty(1234.0).unwrap()) - 1234.0).abs() < 1e-9
+        );
     }
 
     #[test]

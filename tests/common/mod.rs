@@ -23,8 +23,11 @@ impl RealHeader {
 }
 
 pub fn real_headers() -> Vec<RealHeader> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/headers.json"))
-        .expect("tests/data/headers.json is part of the repository");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/headers.json"
+    ))
+    .expect("tests/data/headers.json is part of the repository");
     let json: serde_json::Value = serde_json::from_str(&text).expect("headers.json is valid JSON");
     json.as_array()
         .expect("headers.json is an array")
@@ -52,7 +55,7 @@ pub fn across_eras(all: &[RealHeader], v1_stride: usize) -> Vec<&RealHeader> {
         .filter(|h| {
             if h.version() >> 29 == 0 {
                 v1 += 1;
-                (v1 - 1) % v1_stride == 0
+                (v1 - 1).is_multiple_of(v1_stride)
             } else {
                 true
             }

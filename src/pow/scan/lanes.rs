@@ -69,8 +69,9 @@ pub(crate) fn final_h7<W: Word>(pre: &Precomputed, w3: W) -> W {
     crate::__unroll!(second; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25
         26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55
         56 57 58 59 60);
-    // H7 = IV7 + h after round 63 = IV7 + e after round 60; `e` sits in slot 4 of round 61.
-    s[(8 + 4 - 61 % 8) % 8].add(W::splat(IV[7]))
+    // H7 = IV7 + h after round 63 = IV7 + e after round 60; `e` is in slot (8 + 4 - 61 % 8) % 8
+    // = 7 of the rotating layout at round 61.
+    s[7].add(W::splat(IV[7]))
 }
 
 /// A word type that holds `L` nonces and can be built from and read back as arrays.
@@ -116,7 +117,12 @@ lane_word!(super::simd::Avx512, 16, core::arch::x86_64::__m512i);
 
 /// Scan with `L` lanes of word type `V`, then finish the ragged end one nonce at a time.
 #[inline(always)]
-fn scan_lanes<V: LaneWord<L>, const L: usize>(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
+fn scan_lanes<V: LaneWord<L>, const L: usize>(
+    pre: &Precomputed,
+    start: u32,
+    count: u64,
+    hits: &mut Vec<u32>,
+) {
     let mut done = 0u64;
     while done + L as u64 <= count {
         let base = start.wrapping_add(done as u32);

@@ -143,7 +143,12 @@ pub enum ScanPath {
 }
 
 impl ScanPath {
-    pub const ALL: [ScanPath; 4] = [ScanPath::ShaNi, ScanPath::Avx512, ScanPath::Avx2, ScanPath::Portable];
+    pub const ALL: [ScanPath; 4] = [
+        ScanPath::ShaNi,
+        ScanPath::Avx512,
+        ScanPath::Avx2,
+        ScanPath::Portable,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -185,7 +190,10 @@ impl ScanPath {
 
     /// The fastest path this CPU can run.
     pub fn best() -> ScanPath {
-        Self::available().first().copied().unwrap_or(ScanPath::Portable)
+        Self::available()
+            .first()
+            .copied()
+            .unwrap_or(ScanPath::Portable)
     }
 }
 
@@ -201,7 +209,11 @@ impl std::fmt::Display for ScanPath {
 /// A path the CPU lacks falls back to the portable path.
 pub fn scan(path: ScanPath, pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
     debug_assert!(count <= 1 << 32);
-    let path = if path.is_available() { path } else { ScanPath::Portable };
+    let path = if path.is_available() {
+        path
+    } else {
+        ScanPath::Portable
+    };
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: availability of the CPU features was checked just above.

@@ -152,7 +152,12 @@ pub(super) unsafe fn scan(pre: &Precomputed, start: u32, count: u64, hits: &mut 
     // Rounds 0 and 1 of the first hash's second block do not involve the nonce.
     let (mid_abef, mid_cdgh) = pack_state(&pre.midstate);
     let [t0, t1, _] = pre.tail;
-    let wk01 = _mm_set_epi32(0, 0, t1.wrapping_add(K[1]) as i32, t0.wrapping_add(K[0]) as i32);
+    let wk01 = _mm_set_epi32(
+        0,
+        0,
+        t1.wrapping_add(K[1]) as i32,
+        t0.wrapping_add(K[0]) as i32,
+    );
     let abef_r2 = _mm_sha256rnds2_epu32(mid_cdgh, mid_abef, wk01);
     let cdgh_r2 = mid_abef;
 
@@ -160,7 +165,14 @@ pub(super) unsafe fn scan(pre: &Precomputed, start: u32, count: u64, hits: &mut 
     while done < count {
         let base = start.wrapping_add(done as u32);
         let nonces: [u32; STREAMS] = core::array::from_fn(|i| base.wrapping_add(i as u32));
-        let h7 = final_h7(pre, abef_r2, cdgh_r2, mid_abef, mid_cdgh, nonces.map(u32::swap_bytes));
+        let h7 = final_h7(
+            pre,
+            abef_r2,
+            cdgh_r2,
+            mid_abef,
+            mid_cdgh,
+            nonces.map(u32::swap_bytes),
+        );
         let live = (count - done).min(STREAMS as u64) as usize;
         for i in 0..live {
             if pre.h7_may_meet(h7[i]) {

@@ -1,0 +1,66 @@
+//! The `wgminer` binary as a user runs it: bench output, JSON, device listing, and bad input
+//! (a clear one-line error and exit code 2, never a panic).
+
+use std::process::{Command, Output};
+
+fn wgminer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the wgminer binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bench_json_reports_a_rate() {
+    let out = wgminer(&["bench", "--backend", "cpu", "--threads", "1", "--seconds", "0.5", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let devices = json["devices"].as_array().expect("devices array");
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0]["backend"], "cpu");
+    assert!(devices[0]["hashes"].as_u64().unwrap() > 10_000);
+    assert!(devices[0]["hashes_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(devices[0]["hardware_errors"], 0);
+    assert!(json["total_hashes_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bench_table_has_units() {
+    let out = wgminer(&["bench", "-t", "1", "-s", "0.3", "--cpu-path", "portable"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("H/s"), "{text}");
+    assert!(text.contains("portable"), "{text}");
+}
+
+#[test]
+fn devices_lists_the_cpu() {
+    let out = wgminer(&["devices", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(json.as_array().unwrap().iter().any(|d| d["kind"] == "cpu"));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_code_2() {
+    for args in [
+        &["bench", "--threads", "0"][..],
+        &["bench", "--seconds", "-1"],
+        &["bench", "--seconds", "soon"],
+        &["bench", "--backend", "fpga"],
+        &["bench", "--cpu-path", "sse9"],
+        &["bench", "--frobnicate"],
+        &["no-such-command"],
+    ] {
+        let out = wgminer(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("error"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
