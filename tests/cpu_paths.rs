@@ -12,7 +12,12 @@ fn sha2_meets(header: &[u8; 80], nonce: u32, limbs: &[u32; 8]) -> bool {
     h[76..80].copy_from_slice(&nonce.to_le_bytes());
     let hash = Sha256::digest(Sha256::digest(h));
     for j in (0..8).rev() {
-        let v = u32::from_le_bytes([hash[4 * j], hash[4 * j + 1], hash[4 * j + 2], hash[4 * j + 3]]);
+        let v = u32::from_le_bytes([
+            hash[4 * j],
+            hash[4 * j + 1],
+            hash[4 * j + 2],
+            hash[4 * j + 3],
+        ]);
         if v != limbs[j] {
             return v < limbs[j];
         }
@@ -40,7 +45,10 @@ fn check_all_paths(header: &[u8; 80], limbs: [u32; 8], start: u32, count: u64) -
         let mut hits = Vec::new();
         scan(path, &pre, start, count, &mut hits);
         hits.sort_unstable_by_key(|&n| n.wrapping_sub(start));
-        assert_eq!(hits, expected, "path {path} on start {start:#x} count {count}");
+        assert_eq!(
+            hits, expected,
+            "path {path} on start {start:#x} count {count}"
+        );
     }
     expected.len()
 }
@@ -69,7 +77,10 @@ fn regtest_target_many_hits() {
         let header = random_header(&mut rng);
         total += check_all_paths(&header, limbs, rng.random(), 3000 + rng.random_range(0..64));
     }
-    assert!(total > 8 * 1000, "about half of all nonces meet regtest's target, got {total}");
+    assert!(
+        total > 8 * 1000,
+        "about half of all nonces meet regtest's target, got {total}"
+    );
 }
 
 #[test]
@@ -94,7 +105,12 @@ fn random_targets_and_wraparound() {
         for l in limbs.iter_mut().take(top) {
             *l = rng.random();
         }
-        check_all_paths(&header, limbs, u32::MAX - rng.random_range(0..5000), 10_000 + rng.random_range(0..17));
+        check_all_paths(
+            &header,
+            limbs,
+            u32::MAX - rng.random_range(0..5000),
+            10_000 + rng.random_range(0..17),
+        );
     }
 }
 

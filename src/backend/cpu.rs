@@ -51,7 +51,11 @@ impl CpuBackend {
             .thread_name(|i| format!("wgminer-cpu-{i}"))
             .build()
             .map_err(|e| CpuBackendError::ThreadPool(e.to_string()))?;
-        Ok(CpuBackend { path, threads, pool })
+        Ok(CpuBackend {
+            path,
+            threads,
+            pool,
+        })
     }
 
     pub fn path(&self) -> ScanPath {
@@ -72,7 +76,11 @@ impl CpuBackend {
                 "{} threads, {} path (available: {})",
                 self.threads,
                 self.path,
-                ScanPath::available().iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+                ScanPath::available()
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -83,7 +91,11 @@ impl Backend for CpuBackend {
         "cpu".into()
     }
 
-    fn scan(&mut self, units: &[WorkUnit], cancel: &AtomicBool) -> Result<ScanReport, BackendError> {
+    fn scan(
+        &mut self,
+        units: &[WorkUnit],
+        cancel: &AtomicBool,
+    ) -> Result<ScanReport, BackendError> {
         let path = self.path;
         let hashes = AtomicU64::new(0);
         let slices: Vec<(usize, crate::work::NonceRange)> = units
@@ -104,7 +116,11 @@ impl Backend for CpuBackend {
                 })
                 .collect()
         });
-        Ok(ScanReport { hits, hashes: hashes.into_inner(), cancelled: cancel.load(Ordering::Relaxed) })
+        Ok(ScanReport {
+            hits,
+            hashes: hashes.into_inner(),
+            cancelled: cancel.load(Ordering::Relaxed),
+        })
     }
 }
 
@@ -133,7 +149,9 @@ pub fn fastest_path() -> ScanPath {
 
 /// One worker per logical core.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// The CPU's model name where the OS tells it, else the architecture.

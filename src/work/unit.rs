@@ -3,7 +3,9 @@
 use bitcoin::pow::Target;
 use bitcoin::BlockHash;
 
-use crate::pow::{block_hash, hash_meets_target, target_limbs, with_nonce, Precomputed, HEADER_LEN};
+use crate::pow::{
+    block_hash, hash_meets_target, target_limbs, with_nonce, Precomputed, HEADER_LEN,
+};
 
 /// A contiguous run of nonces, wrapping past `u32::MAX` back to 0. Holds up to all 2^32 nonces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,11 +16,17 @@ pub struct NonceRange {
 
 impl NonceRange {
     /// Every nonce.
-    pub const FULL: NonceRange = NonceRange { start: 0, count: 1 << 32 };
+    pub const FULL: NonceRange = NonceRange {
+        start: 0,
+        count: 1 << 32,
+    };
 
     /// `count` nonces from `start`; `count` is clamped to 2^32.
     pub fn new(start: u32, count: u64) -> Self {
-        NonceRange { start, count: count.min(1 << 32) }
+        NonceRange {
+            start,
+            count: count.min(1 << 32),
+        }
     }
 
     /// Whether `nonce` lies in the range (taking wrap-around into account).
@@ -30,8 +38,14 @@ impl NonceRange {
     pub fn split_at(&self, n: u64) -> (NonceRange, NonceRange) {
         let n = n.min(self.count);
         (
-            NonceRange { start: self.start, count: n },
-            NonceRange { start: self.start.wrapping_add(n as u32), count: self.count - n },
+            NonceRange {
+                start: self.start,
+                count: n,
+            },
+            NonceRange {
+                start: self.start.wrapping_add(n as u32),
+                count: self.count - n,
+            },
         )
     }
 
@@ -40,7 +54,10 @@ impl NonceRange {
         let size = size.max(1);
         (0..self.count.div_ceil(size)).map(move |i| {
             let off = i * size;
-            NonceRange { start: self.start.wrapping_add(off as u32), count: size.min(self.count - off) }
+            NonceRange {
+                start: self.start.wrapping_add(off as u32),
+                count: size.min(self.count - off),
+            }
         })
     }
 
@@ -65,16 +82,28 @@ pub struct WorkUnit {
 impl WorkUnit {
     pub fn new(header: [u8; HEADER_LEN], target: Target, nonces: NonceRange) -> Self {
         let pre = Precomputed::from_header(&header, target_limbs(&target));
-        WorkUnit { header, target, nonces, pre }
+        WorkUnit {
+            header,
+            target,
+            nonces,
+            pre,
+        }
     }
 
-    pub fn from_header(header: &bitcoin::block::Header, target: Target, nonces: NonceRange) -> Self {
+    pub fn from_header(
+        header: &bitcoin::block::Header,
+        target: Target,
+        nonces: NonceRange,
+    ) -> Self {
         Self::new(crate::pow::header_bytes(header), target, nonces)
     }
 
     /// The same unit over other nonces.
     pub fn with_nonces(&self, nonces: NonceRange) -> Self {
-        WorkUnit { nonces, ..self.clone() }
+        WorkUnit {
+            nonces,
+            ..self.clone()
+        }
     }
 
     pub fn midstate(&self) -> [u32; 8] {
@@ -148,11 +177,18 @@ pub fn verify_hits(units: &[WorkUnit], hits: &[Hit]) -> Verified {
     let mut out = Verified::default();
     for hit in sorted {
         let result = match units.get(hit.unit) {
-            None => Err(HitError::NoSuchUnit { unit: hit.unit, units: units.len() }),
+            None => Err(HitError::NoSuchUnit {
+                unit: hit.unit,
+                units: units.len(),
+            }),
             Some(unit) => unit.verify(hit.nonce),
         };
         match result {
-            Ok(hash) => out.solutions.push(Solution { unit: hit.unit, nonce: hit.nonce, hash }),
+            Ok(hash) => out.solutions.push(Solution {
+                unit: hit.unit,
+                nonce: hit.nonce,
+                hash,
+            }),
             Err(e) => out.hardware_errors.push((hit, e)),
         }
     }
@@ -169,7 +205,10 @@ mod tests {
         assert!(r.contains(u32::MAX - 1) && r.contains(u32::MAX) && r.contains(0) && r.contains(1));
         assert!(!r.contains(2) && !r.contains(u32::MAX - 2));
         let chunks: Vec<_> = r.chunks(3).collect();
-        assert_eq!(chunks, vec![NonceRange::new(u32::MAX - 1, 3), NonceRange::new(1, 1)]);
+        assert_eq!(
+            chunks,
+            vec![NonceRange::new(u32::MAX - 1, 3), NonceRange::new(1, 1)]
+        );
         assert!(NonceRange::FULL.contains(12345));
         assert_eq!(NonceRange::FULL.chunks(1 << 30).count(), 4);
         let (a, b) = NonceRange::new(10, 5).split_at(2);
