@@ -11,7 +11,7 @@
 #   env      unpack .gl (Vulkan/EGL loaders) into / when the machine lacks
 #            libvulkan.so.1, find the NVIDIA Vulkan ICD, nvidia-smi
 #   wgminer  `wgminer devices`, then $WGMINER_BENCH (JSON, total_hashes_per_second)
-#   cudaref  nvcc -O3 -arch=sm_90 bench/cuda/sha256d_ref.cu, run it (known-answer
+#   cudaref  nvcc -O3 -arch=sm_90 benches/cuda/sha256d_ref.cu, run it (known-answer
 #            check on the genesis block, then the median of timed 2^32 sweeps)
 #   hashcat  unpack .device/hashcat/*.deb into /tmp/device-bench-work/hc, run from its data
 #            folder (portable mode), `hashcat -I`, then -b -m 21400 (sha256d)
@@ -217,7 +217,7 @@ step_cudaref() {
     [ -z "$nvcc" ] && for c in /usr/local/cuda/bin/nvcc /usr/local/cuda-*/bin/nvcc; do [ -x "$c" ] && { nvcc=$c; break; }; done
     local built=0
     if [ -n "$nvcc" ]; then
-        if run_to "$log" 180 "$nvcc" -O3 -arch=sm_90 -Xptxas -v -o "$bin" "$REPO/bench/cuda/sha256d_ref.cu"; then
+        if run_to "$log" 180 "$nvcc" -O3 -arch=sm_90 -Xptxas -v -o "$bin" "$REPO/benches/cuda/sha256d_ref.cu"; then
             built=1
         else
             NOTE[cudaref]="nvcc build failed; "

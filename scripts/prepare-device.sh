@@ -16,7 +16,7 @@
 #                      ocl-icd-libopencl1); unpacked under /tmp there
 #   .device/bin/wgminer        copy of target/release/wgminer (debug info
 #                              stripped; build it first: cargo build --release)
-#   .device/bin/sha256d_ref    prebuilt bench/cuda/sha256d_ref.cu, a fallback
+#   .device/bin/sha256d_ref    prebuilt benches/cuda/sha256d_ref.cu, a fallback
 #                              for when nvcc fails there; only if an nvcc is
 #                              found here (PATH, $NVCC, /usr/local/cuda, or
 #                              the pip wheels in /tmp/cudapip, see below)
@@ -98,10 +98,10 @@ if [ -z "$NVCC" ]; then
         [ -n "$c" ] && [ -x "$c" ] && { NVCC=$c; break; }
     done
 fi
-REF_SRC=bench/cuda/sha256d_ref.cu
+REF_SRC=benches/cuda/sha256d_ref.cu
 if [ -n "$NVCC" ]; then
     if [ ! -e .device/bin/sha256d_ref ] || [ "$REF_SRC" -nt .device/bin/sha256d_ref ] ||
-        [ bench/cuda/sha256d_core.h -nt .device/bin/sha256d_ref ]; then
+        [ benches/cuda/sha256d_core.h -nt .device/bin/sha256d_ref ]; then
         libdir=$(dirname "$(dirname "$NVCC")")/lib
         if "$NVCC" -O3 -arch=sm_90 -L"$libdir" -o .device/bin/sha256d_ref "$REF_SRC"; then
             echo ".device/bin/sha256d_ref built with $NVCC"

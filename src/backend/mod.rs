@@ -3,12 +3,14 @@
 //! ([`crate::work::verify_hits`]) before anything is submitted.
 
 pub mod cpu;
+pub mod gpu;
 
 use std::sync::atomic::AtomicBool;
 
 use crate::work::{Hit, WorkUnit};
 
 pub use cpu::CpuBackend;
+pub use gpu::GpuBackend;
 
 /// What a backend reports for one scan call.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 // sha256d_host_check.cpp: checks the hashing code that sha256d_ref.cu runs
 // on the GPU (sha256d_core.h), on the CPU, with no CUDA needed.
-//   g++ -O2 -Wall -Wextra -o /tmp/sha256d_host_check bench/cuda/sha256d_host_check.cpp && /tmp/sha256d_host_check
+//   g++ -O2 -Wall -Wextra -o /tmp/sha256d_host_check benches/cuda/sha256d_host_check.cpp && /tmp/sha256d_host_check
 // Checks: SHA-256("abc") and the 2-block NIST vector through sha256_compress;
 // the genesis block header's sha256d; the midstate path the kernel uses over
 // 2^16 nonces around the genesis nonce at the genesis target, which must hit

@@ -9,7 +9,7 @@
 // no precomputed rounds, no early exit, no hand-written PTX.
 //
 // Build and run (on a machine with an NVIDIA GPU):
-//   nvcc -O3 -arch=sm_90 -o /tmp/sha256d_ref bench/cuda/sha256d_ref.cu
+//   nvcc -O3 -arch=sm_90 -o /tmp/sha256d_ref benches/cuda/sha256d_ref.cu
 //   /tmp/sha256d_ref [runs=7] [log2_nonces_per_run=32]
 // It first checks the Bitcoin genesis block on the CPU and on the GPU (a
 // search over 2^21 nonces around the known one, at the genesis target, must
