@@ -20,7 +20,9 @@ fi
 
 # Rust tools.
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
-rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
 echo "== format and lints"
