@@ -22,25 +22,36 @@ pub enum DifficultyError {
 pub const DIFF1_TARGET: Target = Target::MAX;
 
 /// The target a 256-bit hash must not exceed for pool difficulty `difficulty`:
-/// floor(DIFF1_TARGET / difficulty). Exact for integer difficulties; fractional ones are
-/// resolved to 2^-32 (far below what any pool distinguishes).
+/// floor(DIFF1_TARGET / difficulty), saturating at 2^256 - 1 for tiny difficulties. Exact for
+/// integer difficulties; fractional ones carry the full 53-bit precision of the float.
 pub fn target_from_difficulty(difficulty: f64) -> Result<Target, DifficultyError> {
     if !(difficulty.is_finite() && difficulty > 0.0) {
         return Err(DifficultyError::NotPositive(difficulty));
     }
-    // target = (DIFF1 << s) / round(difficulty * 2^s) with the largest s <= 32 that keeps the
-    // divisor within u64. DIFF1 < 2^224, so DIFF1 << 32 still fits in 256 bits.
-    let log2 = difficulty.log2().floor() as i32;
-    let shift = (62 - log2).clamp(-200, 32);
+    // difficulty = divisor / 2^shift with a divisor of about 2^62 (exact for integers below
+    // 2^62), so target = (DIFF1 << shift) / divisor, computed in 512 bits.
+    let shift = 62 - difficulty.log2().floor() as i32;
     let divisor = (difficulty * 2f64.powi(shift)).round().max(1.0) as u64;
-    let limbs = to_u64_limbs(&DIFF1_TARGET);
-    let shifted = if shift >= 0 {
-        shl(limbs, shift as u32)
+    let mut wide = [0u64; 8];
+    wide[..4].copy_from_slice(&to_u64_limbs(&DIFF1_TARGET));
+    let wide = if shift >= 0 {
+        if shift > 250 {
+            return Ok(Target::from_le_bytes([0xff; 32]));
+        }
+        shl(wide, shift as u32)
     } else {
-        shr(limbs, (-shift) as u32)
+        shr(wide, (-shift) as u32)
     };
-    let quotient = div_u64(shifted, divisor);
-    Ok(from_u64_limbs(quotient))
+    let quotient = div_u64(wide, divisor);
+    if quotient[4..].iter().any(|&l| l != 0) {
+        return Ok(Target::from_le_bytes([0xff; 32]));
+    }
+    Ok(from_u64_limbs([
+        quotient[0],
+        quotient[1],
+        quotient[2],
+        quotient[3],
+    ]))
 }
 
 /// Pool difficulty of a target: DIFF1_TARGET / target, as a float.
@@ -121,9 +132,9 @@ fn from_u64_limbs(l: [u64; 4]) -> Target {
     Target::from_le_bytes(b)
 }
 
-fn shl(l: [u64; 4], n: u32) -> [u64; 4] {
-    let mut out = [0u64; 4];
-    for bit in 0..256u32 {
+fn shl(l: [u64; 8], n: u32) -> [u64; 8] {
+    let mut out = [0u64; 8];
+    for bit in 0..512u32 {
         let src = bit as i64 - n as i64;
         if src >= 0 && (l[(src / 64) as usize] >> (src % 64)) & 1 == 1 {
             out[(bit / 64) as usize] |= 1 << (bit % 64);
@@ -132,21 +143,21 @@ fn shl(l: [u64; 4], n: u32) -> [u64; 4] {
     out
 }
 
-fn shr(l: [u64; 4], n: u32) -> [u64; 4] {
-    let mut out = [0u64; 4];
-    for bit in 0..256u32 {
+fn shr(l: [u64; 8], n: u32) -> [u64; 8] {
+    let mut out = [0u64; 8];
+    for bit in 0..512u32 {
         let src = bit + n;
-        if src < 256 && (l[(src / 64) as usize] >> (src % 64)) & 1 == 1 {
+        if src < 512 && (l[(src / 64) as usize] >> (src % 64)) & 1 == 1 {
             out[(bit / 64) as usize] |= 1 << (bit % 64);
         }
     }
     out
 }
 
-fn div_u64(l: [u64; 4], d: u64) -> [u64; 4] {
-    let mut out = [0u64; 4];
+fn div_u64(l: [u64; 8], d: u64) -> [u64; 8] {
+    let mut out = [0u64; 8];
     let mut rem: u128 = 0;
-    for i in (0..4).rev() {
+    for i in (0..8).rev() {
         let cur = (rem << 64) | u128::from(l[i]);
         out[i] = (cur / u128::from(d)) as u64;
         rem = cur % u128::from(d);
@@ -186,10 +197,15 @@ mod tests {
         let t = target_from_difficulty(0.5).unwrap();
         assert_eq!(target_limbs(&t)[7], 0x1);
         assert_eq!(target_limbs(&t)[6], 0xFFFE_0000);
-        for d in [0.001, 0.37, 1.5, 1e6, 1e15, 1e30] {
+        for d in [1e-9, 0.001, 0.37, 1.5, 1e6, 1e15, 1e30] {
             let back = difficulty_of_target(&target_from_difficulty(d).unwrap());
             assert!((back / d - 1.0).abs() < 1e-9, "{d} -> {back}");
         }
+        // Below 2^-32 the target passes 2^256 and saturates.
+        assert_eq!(
+            target_from_difficulty(1e-12).unwrap(),
+            Target::from_le_bytes([0xff; 32])
+        );
         assert!(target_from_difficulty(0.0).is_err());
         assert!(target_from_difficulty(-1.0).is_err());
         assert!(target_from_difficulty(f64::NAN).is_err());
