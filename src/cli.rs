@@ -4,7 +4,11 @@
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "wgminer", version, about = "GPU-accelerated SHA-256d (Bitcoin) proof-of-work miner")]
+#[command(
+    name = "wgminer",
+    version,
+    about = "GPU-accelerated SHA-256d (Bitcoin) proof-of-work miner"
+)]
 #[command(arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -21,14 +25,47 @@ pub enum Command {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendChoice {
+    /// The CPU only.
     Cpu,
+    /// Every GPU adapter (software ones only with --allow-software or when there is no GPU).
+    Gpu,
+    /// The CPU and every GPU, measured at the same time.
+    All,
+}
+
+/// Which devices to use: `--device` picks by index or name, `--allow-software` widens the
+/// default GPU set.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DeviceArgs {
+    /// Device to use, by index (as `wgminer devices` lists them; 0 is the CPU) or by a
+    /// case-insensitive substring of its name. Repeatable.
+    #[arg(short = 'd', long = "device", value_name = "IDX|NAME")]
+    pub devices: Vec<String>,
+    /// Also use software GPU adapters (llvmpipe/lavapipe) when a real GPU exists.
+    #[arg(long)]
+    pub allow_software: bool,
+}
+
+/// Kernel geometry for GPUs (defaults suit a large discrete GPU).
+#[derive(clap::Args, Debug, Clone)]
+pub struct GpuArgs {
+    /// Invocations per workgroup.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub gpu_workgroup_size: Option<u32>,
+    /// Nonces each GPU invocation hashes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub gpu_nonces_per_thread: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Which backend to measure.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: BackendChoice,
+    /// Which backend to measure (default: cpu, or the kinds of the devices named by --device).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+    #[command(flatten)]
+    pub select: DeviceArgs,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
     /// CPU worker threads (default: one per logical core).
     #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub threads: Option<u32>,
@@ -51,17 +88,27 @@ pub struct DevicesArgs {
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if v.is_finite() && v > 0.0 && v <= 86_400.0 {
         Ok(v)
     } else {
-        Err(format!("seconds must be greater than 0 and at most 86400, got {s}"))
+        Err(format!(
+            "seconds must be greater than 0 and at most 86400, got {s}"
+        ))
     }
 }
 
 fn parse_path(s: &str) -> Result<wgminer::pow::ScanPath, String> {
     wgminer::pow::ScanPath::from_name(s).ok_or_else(|| {
-        let names: Vec<_> = wgminer::pow::ScanPath::ALL.iter().map(|p| p.name()).collect();
-        format!("unknown CPU path '{s}' (expected one of: {})", names.join(", "))
+        let names: Vec<_> = wgminer::pow::ScanPath::ALL
+            .iter()
+            .map(|p| p.name())
+            .collect();
+        format!(
+            "unknown CPU path '{s}' (expected one of: {})",
+            names.join(", ")
+        )
     })
 }

@@ -1,0 +1,178 @@
+//! Cutting work into dispatches and sizing them: the [`Planner`] packs work units' nonce ranges
+//! into rows (one dispatch holds up to [`MAX_ROWS`] rows, from one unit or many), and the
+//! [`Tuner`] sizes dispatches toward a target GPU time from the rate it measures. Pure logic,
+//! no wgpu, so it is tested on its own.
+
+use std::time::Duration;
+
+use super::kernel::{MAX_ROWS, MAX_ROW_NONCES};
+use crate::work::{NonceRange, WorkUnit};
+
+/// A run of nonces of one work unit, as one row of a dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowSpec {
+    pub unit: usize,
+    pub nonces: NonceRange,
+}
+
+/// Walks the units' nonce ranges in order and hands out dispatch-sized batches of rows.
+pub struct Planner<'a> {
+    units: &'a [WorkUnit],
+    unit: usize,
+    /// Nonces of `units[unit]` already handed out.
+    done: u64,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(units: &'a [WorkUnit]) -> Self {
+        let mut p = Planner {
+            units,
+            unit: 0,
+            done: 0,
+        };
+        p.skip_finished();
+        p
+    }
+
+    fn skip_finished(&mut self) {
+        while self.unit < self.units.len() && self.done >= self.units[self.unit].nonces.count {
+            self.unit += 1;
+            self.done = 0;
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.unit >= self.units.len()
+    }
+
+    /// Up to `budget` nonces as rows of at most `row_max` nonces each (and at most
+    /// [`MAX_ROWS`] rows). Empty once every unit is handed out.
+    pub fn next_batch(&mut self, budget: u64, row_max: u64) -> Vec<RowSpec> {
+        let row_max = row_max.clamp(1, MAX_ROW_NONCES);
+        let mut left = budget.max(1);
+        let mut rows = Vec::new();
+        while left > 0 && rows.len() < MAX_ROWS && !self.is_done() {
+            let range = self.units[self.unit].nonces;
+            let take = (range.count - self.done).min(row_max).min(left);
+            let (_, rest) = range.split_at(self.done);
+            rows.push(RowSpec {
+                unit: self.unit,
+                nonces: NonceRange::new(rest.start, take),
+            });
+            self.done += take;
+            left -= take;
+            self.skip_finished();
+        }
+        rows
+    }
+}
+
+/// Sizes dispatches so each takes about `target` on the GPU: long enough that launch and
+/// readback overheads vanish, short enough that cancellation and new work are prompt.
+#[derive(Clone, Debug)]
+pub struct Tuner {
+    nonces: u64,
+    target: Duration,
+    /// Dispatch sizes are multiples of this (one workgroup's worth of nonces).
+    quantum: u64,
+    max: u64,
+}
+
+impl Tuner {
+    pub fn new(initial: u64, target: Duration, quantum: u64, max: u64) -> Self {
+        let quantum = quantum.max(1);
+        let max = max.max(quantum);
+        Tuner {
+            nonces: round_to(initial, quantum).clamp(quantum, max),
+            target,
+            quantum,
+            max,
+        }
+    }
+
+    /// The size of the next dispatch.
+    pub fn nonces(&self) -> u64 {
+        self.nonces
+    }
+
+    /// Learn from a dispatch of `nonces` that kept the GPU busy for `busy`. Moves at most a
+    /// factor of two at a time, so one noisy measurement cannot swing the size far.
+    pub fn observe(&mut self, nonces: u64, busy: Duration) {
+        // A dispatch much smaller than planned (the ragged end of a scan) says little.
+        if nonces < self.nonces / 2 || busy.is_zero() {
+            return;
+        }
+        let ideal = nonces as f64 * self.target.as_secs_f64() / busy.as_secs_f64();
+        let bounded = ideal.clamp(self.nonces as f64 / 2.0, self.nonces as f64 * 2.0);
+        self.nonces = round_to(bounded as u64, self.quantum).clamp(self.quantum, self.max);
+    }
+}
+
+fn round_to(n: u64, quantum: u64) -> u64 {
+    n.div_ceil(quantum) * quantum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pow::DIFF1_TARGET;
+
+    fn unit(start: u32, count: u64) -> WorkUnit {
+        WorkUnit::new([7u8; 80], DIFF1_TARGET, NonceRange::new(start, count))
+    }
+
+    #[test]
+    fn planner_covers_every_nonce_once_across_units_and_wraps() {
+        let units = vec![
+            unit(u32::MAX - 10, 100),
+            unit(0, 0),
+            unit(5, 1000),
+            unit(9, 1 << 32),
+        ];
+        let mut p = Planner::new(&units);
+        let mut seen = vec![0u64; units.len()];
+        let mut batches = 0;
+        while !p.is_done() {
+            let rows = p.next_batch(1 << 30, 1 << 24);
+            assert!(!rows.is_empty() && rows.len() <= MAX_ROWS);
+            assert!(rows.iter().map(|r| r.nonces.count).sum::<u64>() <= 1 << 30);
+            for r in rows {
+                let u = &units[r.unit];
+                // Rows are consecutive pieces of their unit's range.
+                assert_eq!(
+                    r.nonces.start,
+                    u.nonces.start.wrapping_add(seen[r.unit] as u32)
+                );
+                assert!(r.nonces.count <= 1 << 24);
+                seen[r.unit] += r.nonces.count;
+            }
+            batches += 1;
+        }
+        assert_eq!(seen, vec![100, 0, 1000, 1 << 32]);
+        assert_eq!(
+            batches, 5,
+            "4 GiB of nonces in 1 GiB batches, the first batch packs the small units"
+        );
+        assert!(p.next_batch(100, 100).is_empty());
+    }
+
+    #[test]
+    fn tuner_converges_and_stays_on_quantum() {
+        let mut t = Tuner::new(4096, Duration::from_millis(30), 2048, 1 << 32);
+        // A device doing 1e9 nonces/s should settle near 30e6 per dispatch.
+        for _ in 0..40 {
+            let n = t.nonces();
+            t.observe(n, Duration::from_secs_f64(n as f64 / 1e9));
+        }
+        assert!(
+            (t.nonces() as f64 / 30e6 - 1.0).abs() < 0.01,
+            "{}",
+            t.nonces()
+        );
+        assert_eq!(t.nonces() % 2048, 0);
+        // A small ragged dispatch is ignored.
+        let before = t.nonces();
+        t.observe(100, Duration::from_secs(1));
+        assert_eq!(t.nonces(), before);
+    }
+}

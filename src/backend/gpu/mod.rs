@@ -1,0 +1,299 @@
+//! The GPU backend: wgpu on any adapter (Vulkan, Metal, DX12, GL), running the unrolled WGSL
+//! kernel that build.rs generates from `shaders/sha256d.wgsl`.
+//!
+//! A [`GpuBackend`] owns one device and everything built for it once (pipeline, buffers, bind
+//! groups). A scan cuts the units' nonces into dispatches sized toward a target GPU time and
+//! keeps two in flight: while dispatch N+1 runs, N's hits are read back. If a dispatch finds
+//! more hits than its buffer holds, its rows are re-scanned on the CPU, so no hit is lost.
+
+mod adapters;
+mod context;
+mod dispatch;
+pub mod kernel;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{Backend, BackendError, ScanReport};
+use crate::pow::{scan, ScanPath};
+use crate::work::{Hit, WorkUnit};
+
+pub use adapters::{default_selection, enumerate, AdapterSummary, GpuAdapter};
+use context::{Context, SLOTS};
+pub use dispatch::{Planner, RowSpec, Tuner};
+
+/// Why a GPU backend could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found; wgpu saw none on Vulkan, Metal, DX12 or GL (without a GPU, \
+         Mesa's lavapipe from the mesa-vulkan-drivers package provides a software one)"
+    )]
+    NoAdapter,
+    #[error("cannot open {adapter}: {source}")]
+    RequestDevice {
+        adapter: String,
+        #[source]
+        source: wgpu::RequestDeviceError,
+    },
+    #[error("{adapter} rejected the kernel: {message}")]
+    Pipeline { adapter: String, message: String },
+    #[error("invalid GPU settings: {0}")]
+    Settings(String),
+}
+
+/// Knobs of the GPU backend. The defaults suit a large discrete GPU and work everywhere.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Invocations per workgroup (a pipeline constant of the kernel).
+    pub workgroup_size: u32,
+    /// Nonces each invocation hashes (a pipeline constant of the kernel).
+    pub nonces_per_thread: u32,
+    /// Hit records per dispatch; beyond this the dispatch is re-scanned on the CPU.
+    pub hit_capacity: u32,
+    /// GPU time one dispatch should take; the dispatch size is tuned toward it.
+    pub target_dispatch_time: Duration,
+    /// Size of the first dispatch, before any measurement (rounded to a workgroup's worth).
+    pub initial_dispatch_nonces: u64,
+    /// Upper bound on the tuned dispatch size.
+    pub max_dispatch_nonces: u64,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            workgroup_size: 256,
+            nonces_per_thread: 8,
+            hit_capacity: 1 << 16,
+            target_dispatch_time: Duration::from_millis(30),
+            initial_dispatch_nonces: 1 << 16,
+            max_dispatch_nonces: (kernel::MAX_ROWS as u64) * kernel::MAX_ROW_NONCES,
+        }
+    }
+}
+
+/// Current dispatch geometry, for tables and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GpuTuning {
+    pub workgroup_size: u32,
+    pub nonces_per_thread: u32,
+    /// Nonces per dispatch, as tuned so far.
+    pub dispatch_nonces: u64,
+}
+
+/// Counters since the backend was built.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GpuStats {
+    pub dispatches: u64,
+    /// Dispatches whose hits overflowed the hit buffer (and were re-scanned on the CPU).
+    pub overflows: u64,
+    /// Nonces re-scanned on the CPU because of overflows.
+    pub rescanned_nonces: u64,
+}
+
+/// A dispatch that has been submitted and not yet read back.
+struct InFlight {
+    slot: usize,
+    index: wgpu::SubmissionIndex,
+    rows: Vec<RowSpec>,
+    nonces: u64,
+    submitted: Instant,
+}
+
+pub struct GpuBackend {
+    label: String,
+    summary: AdapterSummary,
+    options: GpuOptions,
+    ctx: Context,
+    tuner: Tuner,
+    stats: GpuStats,
+}
+
+impl GpuBackend {
+    /// Open `adapter` and build everything the kernel needs, once.
+    pub fn new(adapter: &GpuAdapter, options: GpuOptions) -> Result<Self, GpuError> {
+        if options.nonces_per_thread == 0 || options.nonces_per_thread > 1024 {
+            return Err(GpuError::Settings(format!(
+                "nonces per thread must be 1..=1024, got {}",
+                options.nonces_per_thread
+            )));
+        }
+        if options.hit_capacity == 0 {
+            return Err(GpuError::Settings("hit capacity must be at least 1".into()));
+        }
+        let ctx = Context::new(adapter, &options)?;
+        let quantum = u64::from(options.workgroup_size) * u64::from(options.nonces_per_thread);
+        let tuner = Tuner::new(
+            options.initial_dispatch_nonces,
+            options.target_dispatch_time,
+            quantum,
+            options.max_dispatch_nonces,
+        );
+        Ok(GpuBackend {
+            label: adapter.label(),
+            summary: adapter.summary(),
+            options,
+            ctx,
+            tuner,
+            stats: GpuStats::default(),
+        })
+    }
+
+    /// The first adapter of [`default_selection`] (a software one only when there is no GPU): for tests, benches
+    /// and quick use.
+    pub fn first_available(options: GpuOptions) -> Result<Self, GpuError> {
+        let all = enumerate();
+        let adapter = default_selection(&all, false)
+            .into_iter()
+            .next()
+            .ok_or(GpuError::NoAdapter)?;
+        Self::new(&adapter, options)
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    pub fn tuning(&self) -> GpuTuning {
+        GpuTuning {
+            workgroup_size: self.options.workgroup_size,
+            nonces_per_thread: self.options.nonces_per_thread,
+            dispatch_nonces: self.tuner.nonces(),
+        }
+    }
+
+    pub fn stats(&self) -> GpuStats {
+        self.stats
+    }
+
+    fn submit(&mut self, slot: usize, rows: Vec<RowSpec>, units: &[WorkUnit]) -> InFlight {
+        let params: Vec<kernel::Row> = rows
+            .iter()
+            .map(|r| kernel::Row::new(&units[r.unit].pre, r.nonces.start, r.nonces.count as u32))
+            .collect();
+        let per_group =
+            u64::from(self.options.workgroup_size) * u64::from(self.options.nonces_per_thread);
+        let longest = rows.iter().map(|r| r.nonces.count).max().unwrap_or(0);
+        let grid_x = longest.div_ceil(per_group).max(1) as u32;
+        let index = self.ctx.submit(slot, &params, grid_x);
+        let nonces = rows.iter().map(|r| r.nonces.count).sum();
+        InFlight {
+            slot,
+            index,
+            rows,
+            nonces,
+            submitted: Instant::now(),
+        }
+    }
+
+    /// Read one dispatch back and turn its records into hits (re-scanning on the CPU if the
+    /// hit buffer overflowed).
+    fn complete(
+        &mut self,
+        job: &InFlight,
+        units: &[WorkUnit],
+        hits: &mut Vec<Hit>,
+    ) -> Result<(), BackendError> {
+        let readback = self.ctx.read(job.slot, job.index.clone())?;
+        self.stats.dispatches += 1;
+        if readback.count > self.ctx.hit_capacity() {
+            self.stats.overflows += 1;
+            self.stats.rescanned_nonces += job.nonces;
+            tracing::warn!(
+                "{}: {} hits overflowed the {}-entry hit buffer; re-scanning {} nonces on the CPU",
+                self.label,
+                readback.count,
+                self.ctx.hit_capacity(),
+                job.nonces
+            );
+            for row in &job.rows {
+                let mut found = Vec::new();
+                scan::scan(
+                    ScanPath::best(),
+                    &units[row.unit].pre,
+                    row.nonces.start,
+                    row.nonces.count,
+                    &mut found,
+                );
+                hits.extend(found.into_iter().map(|nonce| Hit {
+                    unit: row.unit,
+                    nonce,
+                }));
+            }
+            return Ok(());
+        }
+        for (row, nonce) in readback.records {
+            match job.rows.get(row as usize) {
+                Some(r) => hits.push(Hit {
+                    unit: r.unit,
+                    nonce,
+                }),
+                // Only a faulty device writes a row it was not given: nothing to attribute.
+                None => tracing::warn!(
+                    "{}: hit names row {row} of a {}-row dispatch",
+                    self.label,
+                    job.rows.len()
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_inner(
+        &mut self,
+        units: &[WorkUnit],
+        cancel: &AtomicBool,
+        report: &mut ScanReport,
+    ) -> Result<(), BackendError> {
+        let mut planner = Planner::new(units);
+        let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+        let mut free: Vec<usize> = (0..SLOTS).rev().collect();
+        let row_max = kernel::MAX_ROW_NONCES;
+        // When the previous dispatch finished: the next one was already queued, so from then on
+        // the GPU was working on it.
+        let mut last_done: Option<Instant> = None;
+        loop {
+            while !planner.is_done() && !cancel.load(Ordering::Relaxed) {
+                let Some(slot) = free.pop() else { break };
+                let rows = planner.next_batch(self.tuner.nonces(), row_max);
+                let job = self.submit(slot, rows, units);
+                in_flight.push_back(job);
+            }
+            let Some(job) = in_flight.pop_front() else {
+                break;
+            };
+            self.complete(&job, units, &mut report.hits)?;
+            let done = Instant::now();
+            let began = last_done.map_or(job.submitted, |t| t.max(job.submitted));
+            self.tuner.observe(job.nonces, done - began);
+            last_done = Some(done);
+            report.hashes += job.nonces;
+            free.push(job.slot);
+        }
+        report.cancelled = !planner.is_done();
+        Ok(())
+    }
+}
+
+impl Backend for GpuBackend {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn scan(
+        &mut self,
+        units: &[WorkUnit],
+        cancel: &AtomicBool,
+    ) -> Result<ScanReport, BackendError> {
+        let mut report = ScanReport::default();
+        match self.scan_inner(units, cancel, &mut report) {
+            Ok(()) => Ok(report),
+            Err(e) => {
+                // Leave no dispatch in flight or buffer mapped for the next call.
+                self.ctx.reset();
+                Err(e)
+            }
+        }
+    }
+}
