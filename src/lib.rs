@@ -7,4 +7,5 @@
 pub mod backend;
 pub mod bench;
 pub mod pow;
+pub mod stratum;
 pub mod work;
