@@ -70,6 +70,9 @@ unsafe fn final_h7(
         cdgh[i] = abef_r2;
     }
     macro_rules! group {
+        ($g:literal) => {
+            group!($g, false)
+        };
         ($g:literal, $last:expr) => {
             for i in 0..STREAMS {
                 if $g >= 4 {
@@ -93,21 +96,7 @@ unsafe fn final_h7(
             }
         };
     }
-    group!(1, false);
-    group!(2, false);
-    group!(3, false);
-    group!(4, false);
-    group!(5, false);
-    group!(6, false);
-    group!(7, false);
-    group!(8, false);
-    group!(9, false);
-    group!(10, false);
-    group!(11, false);
-    group!(12, false);
-    group!(13, false);
-    group!(14, false);
-    group!(15, false);
+    crate::__unroll!(group; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 
     // ---- second hash over the 32-byte first hash.
     let (iv_abef, iv_cdgh) = pack_state(&IV);
@@ -125,21 +114,7 @@ unsafe fn final_h7(
         abef[i] = iv_abef;
         cdgh[i] = iv_cdgh;
     }
-    group!(0, false);
-    group!(1, false);
-    group!(2, false);
-    group!(3, false);
-    group!(4, false);
-    group!(5, false);
-    group!(6, false);
-    group!(7, false);
-    group!(8, false);
-    group!(9, false);
-    group!(10, false);
-    group!(11, false);
-    group!(12, false);
-    group!(13, false);
-    group!(14, false);
+    crate::__unroll!(group; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
     group!(15, true);
     let iv7 = IV[7];
     core::array::from_fn(|i| (_mm_cvtsi128_si32(abef[i]) as u32).wrapping_add(iv7))

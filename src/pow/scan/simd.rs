@@ -19,77 +19,67 @@ pub(crate) struct Avx512(pub __m512i);
 // SAFETY (for every `unsafe` block below): SSE2 is part of the x86-64 baseline; the AVX2 and
 // AVX-512 words are only constructed inside functions compiled with those features, which the
 // dispatcher enables only after runtime detection.
-impl Word for Sse2 {
-    #[inline(always)]
-    fn splat(v: u32) -> Self {
-        unsafe { Sse2(_mm_set1_epi32(v as i32)) }
-    }
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        unsafe { Sse2(_mm_add_epi32(self.0, o.0)) }
-    }
-    #[inline(always)]
-    fn xor(self, o: Self) -> Self {
-        unsafe { Sse2(_mm_xor_si128(self.0, o.0)) }
-    }
-    #[inline(always)]
-    fn and(self, o: Self) -> Self {
-        unsafe { Sse2(_mm_and_si128(self.0, o.0)) }
-    }
-    #[inline(always)]
-    fn or(self, o: Self) -> Self {
-        unsafe { Sse2(_mm_or_si128(self.0, o.0)) }
-    }
-    #[inline(always)]
-    fn rotr(self, n: u32) -> Self {
-        unsafe {
-            Sse2(_mm_or_si128(
-                _mm_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32)),
-                _mm_sll_epi32(self.0, _mm_cvtsi32_si128(32 - n as i32)),
-            ))
+/// `Word` for a 128- or 256-bit register type from its intrinsics (shifts take a count register).
+macro_rules! vector_word {
+    ($t:ident, $set1:ident, $add:ident, $xor:ident, $and:ident, $or:ident, $srl:ident, $sll:ident) => {
+        impl Word for $t {
+            #[inline(always)]
+            fn splat(v: u32) -> Self {
+                unsafe { $t($set1(v as i32)) }
+            }
+            #[inline(always)]
+            fn add(self, o: Self) -> Self {
+                unsafe { $t($add(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn xor(self, o: Self) -> Self {
+                unsafe { $t($xor(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn and(self, o: Self) -> Self {
+                unsafe { $t($and(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn or(self, o: Self) -> Self {
+                unsafe { $t($or(self.0, o.0)) }
+            }
+            #[inline(always)]
+            fn rotr(self, n: u32) -> Self {
+                unsafe {
+                    $t($or(
+                        $srl(self.0, _mm_cvtsi32_si128(n as i32)),
+                        $sll(self.0, _mm_cvtsi32_si128(32 - n as i32)),
+                    ))
+                }
+            }
+            #[inline(always)]
+            fn shr(self, n: u32) -> Self {
+                unsafe { $t($srl(self.0, _mm_cvtsi32_si128(n as i32))) }
+            }
         }
-    }
-    #[inline(always)]
-    fn shr(self, n: u32) -> Self {
-        unsafe { Sse2(_mm_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32))) }
-    }
+    };
 }
 
-impl Word for Avx2 {
-    #[inline(always)]
-    fn splat(v: u32) -> Self {
-        unsafe { Avx2(_mm256_set1_epi32(v as i32)) }
-    }
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        unsafe { Avx2(_mm256_add_epi32(self.0, o.0)) }
-    }
-    #[inline(always)]
-    fn xor(self, o: Self) -> Self {
-        unsafe { Avx2(_mm256_xor_si256(self.0, o.0)) }
-    }
-    #[inline(always)]
-    fn and(self, o: Self) -> Self {
-        unsafe { Avx2(_mm256_and_si256(self.0, o.0)) }
-    }
-    #[inline(always)]
-    fn or(self, o: Self) -> Self {
-        unsafe { Avx2(_mm256_or_si256(self.0, o.0)) }
-    }
-    #[inline(always)]
-    fn rotr(self, n: u32) -> Self {
-        unsafe {
-            Avx2(_mm256_or_si256(
-                _mm256_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32)),
-                _mm256_sll_epi32(self.0, _mm_cvtsi32_si128(32 - n as i32)),
-            ))
-        }
-    }
-    #[inline(always)]
-    fn shr(self, n: u32) -> Self {
-        unsafe { Avx2(_mm256_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32))) }
-    }
-}
+vector_word!(
+    Sse2,
+    _mm_set1_epi32,
+    _mm_add_epi32,
+    _mm_xor_si128,
+    _mm_and_si128,
+    _mm_or_si128,
+    _mm_srl_epi32,
+    _mm_sll_epi32
+);
+vector_word!(
+    Avx2,
+    _mm256_set1_epi32,
+    _mm256_add_epi32,
+    _mm256_xor_si256,
+    _mm256_and_si256,
+    _mm256_or_si256,
+    _mm256_srl_epi32,
+    _mm256_sll_epi32
+);
 
 impl Word for Avx512 {
     #[inline(always)]
