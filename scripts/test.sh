@@ -33,5 +33,5 @@ echo "== build"
 cargo build --release --all-targets
 
 echo "== tests"
-cargo nextest run --release --all-targets --no-fail-fast
 cargo test --release --doc
+cargo nextest run --release --all-targets --no-fail-fast
