@@ -9,6 +9,11 @@
 // everything that does not depend on the nonce precomputed on the host (see `Row`). The grid is
 // (x: workgroups along the row, y: row). Each invocation hashes NPT consecutive nonces.
 //
+// Two entry points, the same search in two shapes (the host picks one, `--gpu-kernel`):
+//   search     (x1): one nonce per loop iteration;
+//   search_x2  (x2): two nonces per loop iteration, as two independent SHA-256d chains whose
+//                    lines are interleaved, for more instruction-level parallelism per thread.
+//
 // Early exit: the second hash stops once round 60's `e` is known, because the last state word
 // H7 = IV7 + e(after round 60). Only a nonce whose byte-swapped H7 is at or below target limb 7
 // (for any target at or below difficulty 1 that means H7 == 0) finishes rounds 61..63 and is
@@ -124,6 +129,53 @@ fn search(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             //@generate finish
             if (meets_target(fin_lo, fin_hi, rows[ri].target_lo, rows[ri].target_hi)) {
                 record(ri, nonce);
+            }
+        }
+    }
+}
+
+// x2: nonces k and k + 1 of the invocation in one iteration. The second of an odd count is
+// hashed but never reported.
+@compute @workgroup_size(WG)
+fn search_x2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let ri = wid.y;
+    let misc = rows[ri].misc;
+    let first = (wid.x * WG + lid) * NPT;
+    if (first >= misc.w) {
+        return;
+    }
+    let n = min(NPT, misc.w - first);
+    let base = misc.z + first;
+
+    let mid_lo = rows[ri].midstate_lo;
+    let mid_hi = rows[ri].midstate_hi;
+    let st_lo = rows[ri].state3_lo;
+    let st_hi = rows[ri].state3_hi;
+    let sched = rows[ri].sched;
+    let lim7 = rows[ri].target_hi.w;
+    let r3t1 = misc.x;
+    let r3t2 = misc.y;
+
+    //@generate prelude
+
+    for (var k = 0u; k < n; k += 2u) {
+        let nonce_a = base + k;
+        let nonce_b = nonce_a + 1u;
+        let w3_a = bswap(nonce_a);
+        let w3_b = bswap(nonce_b);
+
+        //@generate body_x2
+
+        if (may_meet(h7_a, lim7)) {
+            //@generate finish_x2_a
+            if (meets_target(fin_lo_a, fin_hi_a, rows[ri].target_lo, rows[ri].target_hi)) {
+                record(ri, nonce_a);
+            }
+        }
+        if (k + 1u < n && may_meet(h7_b, lim7)) {
+            //@generate finish_x2_b
+            if (meets_target(fin_lo_b, fin_hi_b, rows[ri].target_lo, rows[ri].target_hi)) {
+                record(ri, nonce_b);
             }
         }
     }

@@ -55,6 +55,10 @@ pub struct GpuArgs {
     /// Nonces each GPU invocation hashes.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub gpu_nonces_per_thread: Option<u32>,
+    /// Shape of the GPU kernel's nonce loop: x1 (one nonce per iteration, the default) or x2
+    /// (two interleaved nonces per iteration).
+    #[arg(long, value_name = "NAME", value_parser = parse_kernel)]
+    pub gpu_kernel: Option<wgminer::backend::gpu::KernelShape>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,6 +102,17 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
             "seconds must be greater than 0 and at most 86400, got {s}"
         ))
     }
+}
+
+fn parse_kernel(s: &str) -> Result<wgminer::backend::gpu::KernelShape, String> {
+    use wgminer::backend::gpu::KernelShape;
+    KernelShape::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = KernelShape::ALL.iter().map(|k| k.name()).collect();
+        format!(
+            "unknown GPU kernel '{s}' (expected one of: {})",
+            names.join(", ")
+        )
+    })
 }
 
 fn parse_path(s: &str) -> Result<wgminer::pow::ScanPath, String> {

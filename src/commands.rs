@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use wgminer::backend::gpu::{GpuBackend, GpuOptions, GpuTuning};
+use wgminer::backend::gpu::{kernel, GpuBackend, GpuOptions, GpuTuning};
 use wgminer::backend::{Backend, CpuBackend};
 use wgminer::bench::{self, format_rate, BenchResult};
 
@@ -25,8 +25,22 @@ struct Measured {
 }
 
 pub fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
-    let inventory = Inventory::scan()?;
+    // A CPU-only bench never touches wgpu (no Vulkan loader, no driver probing).
+    let inventory = if Inventory::cpu_only(args.backend, &args.select) {
+        Inventory::cpu()?
+    } else {
+        Inventory::scan()?
+    };
     let devices = inventory.select(args.backend, &args.select)?;
+    if let Some(probe) = kernel::PROBE {
+        if devices.iter().any(|d| matches!(d, Device::Gpu(_))) {
+            tracing::warn!(
+                "this binary's GPU kernel is the '{probe}' PROBE (WGMINER_KERNEL_PROBE at build \
+                 time): its hashes are wrong on purpose, hits are hardware errors, only the rate \
+                 means anything"
+            );
+        }
+    }
     let live = std::io::stderr().is_terminal() && !args.json;
     let progress: Arc<Vec<AtomicU64>> =
         Arc::new(devices.iter().map(|_| AtomicU64::new(0)).collect());
@@ -102,6 +116,7 @@ fn bench_device(
         Device::Gpu(adapter) => {
             let defaults = GpuOptions::default();
             let options = GpuOptions {
+                kernel: args.gpu.gpu_kernel.unwrap_or(defaults.kernel),
                 workgroup_size: args
                     .gpu
                     .gpu_workgroup_size
@@ -140,6 +155,8 @@ fn print_bench(results: &[Measured], json: bool) {
                     "backend": r.backend, "kind": m.kind, "name": m.name, "detail": m.detail,
                     "hashes": r.hashes, "seconds": r.seconds, "hashes_per_second": r.hashes_per_second,
                     "hits": r.hits, "hardware_errors": r.hardware_errors,
+                    "kernel": m.gpu.map(|g| g.kernel),
+                    "kernel_probe": m.gpu.and(kernel::PROBE),
                     "workgroup_size": m.gpu.map(|g| g.workgroup_size),
                     "nonces_per_thread": m.gpu.map(|g| g.nonces_per_thread),
                     "dispatch_nonces": m.gpu.map(|g| g.dispatch_nonces),
@@ -153,7 +170,7 @@ fn print_bench(results: &[Measured], json: bool) {
         return;
     }
     println!(
-        "{:<6} {:<34} {:<22} {:>13} {:>14} {:>7} {:>4} {:>6} {:>9} {:>10}",
+        "{:<6} {:<34} {:<22} {:>13} {:>14} {:>7} {:>4} {:>6} {:>11} {:>9} {:>10}",
         "device",
         "name",
         "detail",
@@ -162,20 +179,25 @@ fn print_bench(results: &[Measured], json: bool) {
         "seconds",
         "hits",
         "hw-err",
+        "kernel",
         "wg x npt",
         "dispatch"
     );
     for m in results {
         let r = &m.result;
-        let (geometry, dispatch) = match m.gpu {
+        let (kernel_name, geometry, dispatch) = match m.gpu {
             Some(g) => (
+                match kernel::PROBE {
+                    Some(probe) => format!("{}+{probe}", g.kernel),
+                    None => g.kernel.to_string(),
+                },
                 format!("{} x {}", g.workgroup_size, g.nonces_per_thread),
                 g.dispatch_nonces.to_string(),
             ),
-            None => ("-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into()),
         };
         println!(
-            "{:<6} {:<34} {:<22} {:>13} {:>14} {:>7.2} {:>4} {:>6} {:>9} {:>10}",
+            "{:<6} {:<34} {:<22} {:>13} {:>14} {:>7.2} {:>4} {:>6} {:>11} {:>9} {:>10}",
             r.backend,
             truncate(&m.name, 34),
             m.detail,
@@ -184,6 +206,7 @@ fn print_bench(results: &[Measured], json: bool) {
             r.seconds,
             r.hits,
             r.hardware_errors,
+            kernel_name,
             geometry,
             dispatch
         );

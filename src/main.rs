@@ -10,7 +10,19 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command};
 
+/// Mesa's Vulkan device-select layer only reorders devices (wgminer numbers and picks them
+/// itself), and probing Wayland it prints a misleading `error: XDG_RUNTIME_DIR is invalid ...`
+/// line wherever no session runs. `NODEVICE_SELECT=1` turns the layer off; a value the user set
+/// is kept. Runs first in `main`, before any thread exists or wgpu is touched.
+fn quiet_device_select() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY (set_var is unsafe from the 2024 edition): no other thread exists yet.
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_device_select();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WGMINER_LOG")

@@ -26,12 +26,31 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// The CPU and every GPU adapter (this loads the Vulkan/Metal/DX12 drivers).
     pub fn scan() -> anyhow::Result<Self> {
+        let mut inventory = Self::cpu()?;
+        inventory.gpus = gpu::enumerate();
+        Ok(inventory)
+    }
+
+    /// The CPU alone, without touching wgpu: for runs that can only select the CPU.
+    pub fn cpu() -> anyhow::Result<Self> {
         let cpu = CpuBackend::new(None, None)?.device_info();
         Ok(Inventory {
             cpu,
-            gpus: gpu::enumerate(),
+            gpus: Vec::new(),
         })
+    }
+
+    /// Whether `select` can only ever pick the CPU, whatever GPUs exist: `--backend cpu` (or
+    /// no backend) with no `--device`, or only `--device 0`. Such runs need no GPU inventory.
+    /// (`--device cpu` is a name substring that may also match a GPU, so it still looks.)
+    pub fn cpu_only(backend: Option<BackendChoice>, args: &DeviceArgs) -> bool {
+        matches!(backend, None | Some(BackendChoice::Cpu))
+            && args
+                .devices
+                .iter()
+                .all(|sel| sel.trim().parse::<usize>() == Ok(0))
     }
 
     /// "0 cpu Intel Xeon …; 1 gpu llvmpipe … (vulkan)" for error messages.

@@ -17,7 +17,16 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn bench_json_reports_a_rate() {
-    let out = wgminer(&["bench", "--backend", "cpu", "--threads", "1", "--seconds", "0.5", "--json"]);
+    let out = wgminer(&[
+        "bench",
+        "--backend",
+        "cpu",
+        "--threads",
+        "1",
+        "--seconds",
+        "0.5",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let devices = json["devices"].as_array().expect("devices array");

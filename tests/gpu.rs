@@ -1,6 +1,8 @@
 //! The GPU backend against the CPU paths and a brute-force `sha2` loop, on a real Vulkan driver
 //! (Mesa's lavapipe where there is no GPU). Under `CI=true` a missing adapter fails the tests;
 //! elsewhere they are skipped with a note.
+//!
+//! The equivalence tests run every kernel shape (`KernelShape::ALL`: x1 and x2).
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
-use wgminer::backend::gpu::{enumerate, GpuBackend, GpuOptions};
+use wgminer::backend::gpu::{enumerate, GpuBackend, GpuOptions, KernelShape};
 use wgminer::backend::Backend;
 use wgminer::pow::scan::scan;
 use wgminer::pow::{
@@ -18,8 +20,9 @@ use wgminer::pow::{
 use wgminer::work::{verify_hits, Hit, NonceRange, WorkUnit};
 
 /// Small first dispatches: lavapipe hashes a few MH/s, and the tests want several dispatches.
-fn test_options() -> GpuOptions {
+fn test_options(kernel: KernelShape) -> GpuOptions {
     GpuOptions {
+        kernel,
         initial_dispatch_nonces: 1 << 14,
         ..GpuOptions::default()
     }
@@ -39,12 +42,17 @@ fn open(options: GpuOptions) -> Option<GpuBackend> {
     }
 }
 
-/// One backend shared by the tests (building a pipeline costs lavapipe seconds); tests that
-/// need their own options or threads build their own.
-fn shared() -> Option<MutexGuard<'static, GpuBackend>> {
-    static SHARED: OnceLock<Option<Mutex<GpuBackend>>> = OnceLock::new();
-    SHARED
-        .get_or_init(|| open(test_options()).map(Mutex::new))
+/// One backend per kernel shape shared by the tests (building a pipeline costs lavapipe
+/// time); tests that need their own options or threads build their own.
+fn shared(kernel: KernelShape) -> Option<MutexGuard<'static, GpuBackend>> {
+    static SHARED: [OnceLock<Option<Mutex<GpuBackend>>>; KernelShape::ALL.len()] =
+        [const { OnceLock::new() }; KernelShape::ALL.len()];
+    let i = KernelShape::ALL
+        .iter()
+        .position(|k| *k == kernel)
+        .expect("a listed shape");
+    SHARED[i]
+        .get_or_init(|| open(test_options(kernel)).map(Mutex::new))
         .as_ref()
         .map(|m| m.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
 }
@@ -52,7 +60,7 @@ fn shared() -> Option<MutexGuard<'static, GpuBackend>> {
 fn gpu_hits(backend: &mut GpuBackend, units: &[WorkUnit]) -> Vec<Hit> {
     let report = backend
         .scan(units, &AtomicBool::new(false))
-        .expect("gpu scan");
+        .unwrap_or_else(|e| panic!("gpu scan ({}): {e}", describe(backend)));
     let requested: u64 = units.iter().map(|u| u.nonces.count).sum();
     assert_eq!(report.hashes, requested);
     assert!(!report.cancelled);
@@ -108,11 +116,21 @@ fn brute_force(units: &[WorkUnit]) -> Vec<Hit> {
     hits
 }
 
+/// "kernel x2, 256 x 8" for failure messages.
+fn describe(backend: &GpuBackend) -> String {
+    let t = backend.tuning();
+    format!(
+        "kernel {}, {} x {}",
+        t.kernel, t.workgroup_size, t.nonces_per_thread
+    )
+}
+
 /// GPU == CPU == sha2, and every hit verifies.
 fn check(backend: &mut GpuBackend, units: &[WorkUnit]) -> Vec<Hit> {
     let gpu = gpu_hits(backend, units);
-    assert_eq!(gpu, cpu_hits(units), "GPU and CPU disagree");
-    assert_eq!(gpu, brute_force(units), "GPU and sha2 disagree");
+    let what = describe(backend);
+    assert_eq!(gpu, cpu_hits(units), "GPU and CPU disagree ({what})");
+    assert_eq!(gpu, brute_force(units), "GPU and sha2 disagree ({what})");
     let verified = verify_hits(units, &gpu);
     assert!(
         verified.hardware_errors.is_empty(),
@@ -130,7 +148,15 @@ fn random_header(rng: &mut impl Rng) -> [u8; 80] {
 
 #[test]
 fn regtest_target_many_hits_in_one_dispatch() {
-    let Some(mut gpu) = shared() else { return };
+    for kernel in KernelShape::ALL {
+        regtest_target_many_hits(kernel);
+    }
+}
+
+fn regtest_target_many_hits(kernel: KernelShape) {
+    let Some(mut gpu) = shared(kernel) else {
+        return;
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(10);
     let target = target_from_bits(0x207fffff);
     let units: Vec<WorkUnit> = (0..6)
@@ -162,7 +188,15 @@ fn regtest_target_many_hits_in_one_dispatch() {
 
 #[test]
 fn pool_difficulties_below_one_and_random_targets() {
-    let Some(mut gpu) = shared() else { return };
+    for kernel in KernelShape::ALL {
+        pool_difficulties(kernel);
+    }
+}
+
+fn pool_difficulties(kernel: KernelShape) {
+    let Some(mut gpu) = shared(kernel) else {
+        return;
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut units = Vec::new();
     // Pool difficulty d is met by one nonce in 2^32 / d.
@@ -200,37 +234,47 @@ fn pool_difficulties_below_one_and_random_targets() {
 
 #[test]
 fn hard_target_no_false_hits() {
-    let Some(mut gpu) = shared() else { return };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
-    let unit = WorkUnit::new(
-        random_header(&mut rng),
-        DIFF1_TARGET,
-        NonceRange::new(rng.random(), 1 << 18),
-    );
-    let gpu_found = gpu_hits(&mut gpu, std::slice::from_ref(&unit));
-    assert_eq!(gpu_found, cpu_hits(std::slice::from_ref(&unit)));
-    assert!(
-        gpu_found.is_empty(),
-        "a difficulty-1 hit in 2^18 nonces has odds of 1 in 16,000"
-    );
+    for kernel in KernelShape::ALL {
+        let Some(mut gpu) = shared(kernel) else {
+            return;
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let unit = WorkUnit::new(
+            random_header(&mut rng),
+            DIFF1_TARGET,
+            NonceRange::new(rng.random(), 1 << 18),
+        );
+        let gpu_found = gpu_hits(&mut gpu, std::slice::from_ref(&unit));
+        assert_eq!(gpu_found, cpu_hits(std::slice::from_ref(&unit)), "{kernel}");
+        assert!(
+            gpu_found.is_empty(),
+            "a difficulty-1 hit in 2^18 nonces has odds of 1 in 16,000"
+        );
+    }
 }
 
 #[test]
 fn nonce_range_wraps_past_u32_max() {
-    let Some(mut gpu) = shared() else { return };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
-    let target = target_from_difficulty(2f64.powi(-26)).expect("positive difficulty"); // 1 in 64
-    let units: Vec<WorkUnit> = (0..3)
-        .map(|i| {
-            WorkUnit::new(
-                random_header(&mut rng),
-                target,
-                NonceRange::new(u32::MAX - 1000 * i, 2500 + 7 * u64::from(i)),
-            )
-        })
-        .collect();
-    let hits = check(&mut gpu, &units);
-    assert!(hits.iter().any(|h| h.nonce < 1000) && hits.iter().any(|h| h.nonce > u32::MAX - 3000));
+    for kernel in KernelShape::ALL {
+        let Some(mut gpu) = shared(kernel) else {
+            return;
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        let target = target_from_difficulty(2f64.powi(-26)).expect("positive difficulty"); // 1 in 64
+        let units: Vec<WorkUnit> = (0..3)
+            .map(|i| {
+                WorkUnit::new(
+                    random_header(&mut rng),
+                    target,
+                    NonceRange::new(u32::MAX - 1000 * i, 2500 + 7 * u64::from(i)),
+                )
+            })
+            .collect();
+        let hits = check(&mut gpu, &units);
+        assert!(
+            hits.iter().any(|h| h.nonce < 1000) && hits.iter().any(|h| h.nonce > u32::MAX - 3000)
+        );
+    }
 }
 
 /// Up to `per_era` headers from each era of version numbers, spread across the file.
@@ -256,7 +300,15 @@ fn headers_across_eras(per_era: usize) -> Vec<common::RealHeader> {
 
 #[test]
 fn real_headers_found_in_window() {
-    let Some(mut gpu) = shared() else { return };
+    for kernel in KernelShape::ALL {
+        real_headers_in_window(kernel);
+    }
+}
+
+fn real_headers_in_window(kernel: KernelShape) {
+    let Some(mut gpu) = shared(kernel) else {
+        return;
+    };
     let headers = headers_across_eras(16);
     assert!(headers.len() >= 50, "only {} headers", headers.len());
     let mut rng = rand::rngs::StdRng::seed_from_u64(14);
@@ -300,7 +352,11 @@ fn real_headers_found_in_window() {
             .find(|s| s.unit == unit && s.nonce == nonce);
         let found =
             found.unwrap_or_else(|| panic!("block {height:?}: real nonce {nonce:#x} not found"));
-        assert_eq!(found.hash.to_string(), hash, "block {height:?}");
+        assert_eq!(
+            found.hash.to_string(),
+            hash,
+            "block {height:?}, kernel {kernel}"
+        );
     }
     assert!(
         verified.solutions.iter().any(|s| s.unit == units.len() - 1),
@@ -310,9 +366,15 @@ fn real_headers_found_in_window() {
 
 #[test]
 fn hit_buffer_overflow_loses_nothing() {
+    for kernel in KernelShape::ALL {
+        hit_buffer_overflow(kernel);
+    }
+}
+
+fn hit_buffer_overflow(kernel: KernelShape) {
     let Some(mut gpu) = open(GpuOptions {
         hit_capacity: 4,
-        ..test_options()
+        ..test_options(kernel)
     }) else {
         return;
     };
@@ -337,13 +399,15 @@ fn hit_buffer_overflow_loses_nothing() {
 
 #[test]
 fn two_backends_on_two_threads() {
-    if open(test_options()).is_none() {
+    if enumerate().is_empty() && open(test_options(KernelShape::X1)).is_none() {
         return;
     }
+    // One thread per kernel shape.
     let workers: Vec<_> = (0..2u64)
         .map(|seed| {
             std::thread::spawn(move || {
-                let mut gpu = open(test_options()).expect("adapter seen a moment ago");
+                let kernel = KernelShape::ALL[seed as usize % KernelShape::ALL.len()];
+                let mut gpu = open(test_options(kernel)).expect("adapter seen a moment ago");
                 let mut rng = rand::rngs::StdRng::seed_from_u64(100 + seed);
                 let target = target_from_difficulty(2f64.powi(-20)).expect("positive difficulty"); // 1 in 4096
                 let units: Vec<WorkUnit> = (0..3)
@@ -369,7 +433,9 @@ fn two_backends_on_two_threads() {
 
 #[test]
 fn cancelled_scan_stops_early() {
-    let Some(mut gpu) = shared() else { return };
+    let Some(mut gpu) = shared(KernelShape::X1) else {
+        return;
+    };
     let unit = WorkUnit::new([3u8; 80], DIFF1_TARGET, NonceRange::FULL);
     let report = gpu
         .scan(std::slice::from_ref(&unit), &AtomicBool::new(true))
@@ -383,12 +449,87 @@ fn cancelled_scan_stops_early() {
 fn adapters_are_listed() {
     let all = enumerate();
     if all.is_empty() {
-        assert!(open(test_options()).is_none());
+        assert!(open(test_options(KernelShape::X1)).is_none());
         return;
     }
     for (i, a) in all.iter().enumerate() {
         let s = a.summary();
         assert_eq!(s.index, i + 1, "index 0 is the CPU");
         assert!(!s.name.is_empty() && !s.backend.is_empty());
+    }
+}
+
+/// Workgroup sizes and nonce counts that leave ragged ends: odd nonces per invocation (x2 hashes
+/// one pair too many and must not report its second nonce), one-invocation workgroups, and rows
+/// whose lengths are not a multiple of anything.
+#[test]
+fn ragged_geometries_match_the_cpu() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    let target = target_from_difficulty(2f64.powi(-25)).expect("positive difficulty"); // 1 in 128
+    let units: Vec<WorkUnit> = (0..4)
+        .map(|i| {
+            WorkUnit::new(
+                random_header(&mut rng),
+                target,
+                NonceRange::new(rng.random(), 1 + 997 * i),
+            )
+        })
+        .collect();
+    for kernel in KernelShape::ALL {
+        for (workgroup_size, nonces_per_thread) in [(1, 1), (7, 3), (64, 2)] {
+            let Some(mut gpu) = open(GpuOptions {
+                workgroup_size,
+                nonces_per_thread,
+                ..test_options(kernel)
+            }) else {
+                return;
+            };
+            let hits = check(&mut gpu, &units);
+            assert!(hits.len() > 10, "{}", describe(&gpu));
+        }
+    }
+}
+
+/// The H100 failure: 64 invocations x 1 nonce per workgroup and rows of up to 2^24 nonces asked
+/// for 65,536 workgroups along x, over the 65,535 per dimension that devices allow (lavapipe
+/// too). Each scan here is one dispatch that needs more than 65,535 workgroups' worth of nonces.
+#[test]
+fn small_workgroups_stay_within_the_dispatch_limit() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let target = target_from_difficulty(2f64.powi(-20)).expect("positive difficulty"); // 1 in 4096
+    let cases = [
+        (KernelShape::X1, 64, 1, 64 * 65_536 + 100),
+        (KernelShape::X2, 1, 1, 2 * 65_536 + 1),
+    ];
+    for (kernel, workgroup_size, nonces_per_thread, nonces) in cases {
+        let per_group = u64::from(workgroup_size * nonces_per_thread);
+        assert!(
+            nonces / per_group > 65_535,
+            "the case must need more groups"
+        );
+        let Some(mut gpu) = open(GpuOptions {
+            kernel,
+            workgroup_size,
+            nonces_per_thread,
+            initial_dispatch_nonces: nonces,
+            ..GpuOptions::default()
+        }) else {
+            return;
+        };
+        let unit = WorkUnit::new(
+            random_header(&mut rng),
+            target,
+            NonceRange::new(rng.random(), nonces),
+        );
+        let units = std::slice::from_ref(&unit);
+        let hits = gpu_hits(&mut gpu, units);
+        assert_eq!(hits, cpu_hits(units), "{}", describe(&gpu));
+        assert!(!hits.is_empty());
+        assert_eq!(
+            gpu.stats().dispatches,
+            1,
+            "one dispatch, several rows ({})",
+            describe(&gpu)
+        );
     }
 }

@@ -52,5 +52,6 @@ pub trait Backend: Send {
 
     /// Search every unit's nonce range and report hits. Checks `cancel` between slices of work
     /// (a few milliseconds apart) and returns early, with what it found so far, once it is set.
-    fn scan(&mut self, units: &[WorkUnit], cancel: &AtomicBool) -> Result<ScanReport, BackendError>;
+    fn scan(&mut self, units: &[WorkUnit], cancel: &AtomicBool)
+        -> Result<ScanReport, BackendError>;
 }

@@ -41,6 +41,8 @@ pub struct Context {
     pipeline: wgpu::ComputePipeline,
     slots: Vec<Slot>,
     hit_capacity: u32,
+    /// The device's `max_compute_workgroups_per_dimension`.
+    max_groups: u32,
     /// Errors wgpu reports outside any error scope (validation, out of memory, device loss).
     errors: Arc<Mutex<Vec<String>>>,
 }
@@ -49,6 +51,7 @@ impl Context {
     pub fn new(adapter: &GpuAdapter, options: &GpuOptions) -> Result<Self, GpuError> {
         let name = adapter.info.name.clone();
         let limits = adapter.adapter.limits();
+        let max_groups = limits.max_compute_workgroups_per_dimension;
         let wg = options.workgroup_size;
         if wg == 0
             || wg > limits.max_compute_invocations_per_workgroup
@@ -59,6 +62,15 @@ impl Context {
                 limits
                     .max_compute_invocations_per_workgroup
                     .min(limits.max_compute_workgroup_size_x)
+            )));
+        }
+        // Rows run along y: a full dispatch needs MAX_ROWS workgroups there (WebGPU guarantees
+        // 65,535 per dimension).
+        if limits.max_compute_workgroups_per_dimension < kernel::MAX_ROWS as u32 {
+            return Err(GpuError::Settings(format!(
+                "{name} allows {} workgroups per dispatch dimension, the kernel needs {}",
+                limits.max_compute_workgroups_per_dimension,
+                kernel::MAX_ROWS
             )));
         }
         if ROWS_BYTES > limits.max_uniform_buffer_binding_size {
@@ -163,6 +175,7 @@ impl Context {
             pipeline,
             slots,
             hit_capacity: options.hit_capacity,
+            max_groups,
             errors,
         };
         ctx.check_errors().map_err(|e| GpuError::Pipeline {
@@ -174,6 +187,11 @@ impl Context {
 
     pub fn hit_capacity(&self) -> u32 {
         self.hit_capacity
+    }
+
+    /// Most workgroups one dispatch may run along any dimension.
+    pub fn max_workgroups_per_dimension(&self) -> u32 {
+        self.max_groups
     }
 
     /// Queue one dispatch on `slot`: write the rows, reset the hit counter, run `grid_x`
@@ -286,7 +304,7 @@ impl Context {
     }
 }
 
-/// Compile the kernel with the workgroup size and nonces per invocation as pipeline constants.
+/// Compile the kernel's entry point for `options.kernel` with the workgroup size and nonces per invocation as pipeline constants.
 /// Shader errors are caught in error scopes and returned, not left to wgpu's default handler
 /// (which panics).
 fn build_pipeline(
@@ -307,7 +325,7 @@ fn build_pipeline(
         label: Some("sha256d"),
         layout: None,
         module: &module,
-        entry_point: Some(kernel::ENTRY_POINT),
+        entry_point: Some(options.kernel.entry_point()),
         compilation_options: wgpu::PipelineCompilationOptions {
             constants: &constants,
             // The kernel has no workgroup memory.

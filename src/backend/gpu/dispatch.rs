@@ -15,6 +15,22 @@ pub struct RowSpec {
     pub nonces: NonceRange,
 }
 
+/// Most nonces one row may hold: a row of `count` nonces runs `ceil(count / per_group)`
+/// workgroups along x, and no dispatch dimension may exceed the device's `max_groups`
+/// (`max_compute_workgroups_per_dimension`, 65,535 on most). `per_group` is the nonces one
+/// workgroup hashes (workgroup size x nonces per invocation).
+pub fn row_limit(per_group: u64, max_groups: u32) -> u64 {
+    per_group
+        .max(1)
+        .saturating_mul(u64::from(max_groups.max(1)))
+        .min(MAX_ROW_NONCES)
+}
+
+/// Workgroups along x for rows of at most `longest` nonces.
+pub fn groups_along_row(longest: u64, per_group: u64) -> u64 {
+    longest.div_ceil(per_group.max(1)).max(1)
+}
+
 /// Walks the units' nonce ranges in order and hands out dispatch-sized batches of rows.
 pub struct Planner<'a> {
     units: &'a [WorkUnit],
@@ -154,6 +170,33 @@ mod tests {
             "4 GiB of nonces in 1 GiB batches, the first batch packs the small units"
         );
         assert!(p.next_batch(100, 100).is_empty());
+    }
+
+    #[test]
+    fn rows_never_need_more_workgroups_than_the_device_allows() {
+        // The H100 failure: 64 x 1 nonces per workgroup, 2^24-nonce rows, 65,536 groups.
+        assert_eq!(row_limit(64, 65_535), 64 * 65_535);
+        assert!(groups_along_row(row_limit(64, 65_535), 64) <= 65_535);
+        assert_eq!(row_limit(256 * 8, 65_535), MAX_ROW_NONCES);
+        assert_eq!(row_limit(1024 * 1024, 65_535), MAX_ROW_NONCES);
+        assert_eq!(row_limit(0, 0), 1);
+        // Against a small limit: every row of every batch fits.
+        for (per_group, max_groups) in [(1u64, 7u32), (3, 5), (64, 100), (100, 1)] {
+            let limit = row_limit(per_group, max_groups);
+            let units = [unit(0, 1000), unit(0, 1 << 20), unit(77, 33)];
+            let mut p = Planner::new(&units);
+            let mut seen = 0u64;
+            while !p.is_done() {
+                let rows = p.next_batch(1 << 30, limit);
+                let longest = rows.iter().map(|r| r.nonces.count).max().unwrap_or(0);
+                assert!(
+                    groups_along_row(longest, per_group) <= u64::from(max_groups),
+                    "{per_group} x {max_groups}: a row of {longest}"
+                );
+                seen += rows.iter().map(|r| r.nonces.count).sum::<u64>();
+            }
+            assert_eq!(seen, 1000 + (1 << 20) + 33);
+        }
     }
 
     #[test]

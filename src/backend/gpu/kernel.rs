@@ -8,14 +8,63 @@ use crate::pow::Precomputed;
 /// The expanded kernel (build.rs unrolls the template `shaders/sha256d.wgsl` into this).
 pub const SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/sha256d.wgsl"));
 
-/// The kernel's entry point.
-pub const ENTRY_POINT: &str = "search";
+/// The build-time probe the kernel was generated with (`WGMINER_KERNEL_PROBE`, e.g. `rotshift`),
+/// or None for a normal build. A probe kernel computes WRONG hashes on purpose: it exists to
+/// measure what one kind of operation costs on a real GPU.
+pub const PROBE: Option<&str> = match env!("WGMINER_KERNEL_PROBE_BUILT").as_bytes() {
+    [] => None,
+    _ => Some(env!("WGMINER_KERNEL_PROBE_BUILT")),
+};
+
+/// The shape of the nonce loop: both entry points of the module compute the same thing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelShape {
+    /// One nonce per loop iteration (entry point `search`).
+    #[default]
+    X1,
+    /// Two nonces per loop iteration as two interleaved, independent SHA-256d chains (entry
+    /// point `search_x2`): more instruction-level parallelism, more registers.
+    X2,
+}
+
+impl KernelShape {
+    pub const ALL: [KernelShape; 2] = [KernelShape::X1, KernelShape::X2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelShape::X1 => "x1",
+            KernelShape::X2 => "x2",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The kernel's entry point for this shape.
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            KernelShape::X1 => "search",
+            KernelShape::X2 => "search_x2",
+        }
+    }
+}
+
+impl std::fmt::Display for KernelShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Rows per dispatch; `MAX_ROWS` in the shader must match.
 pub const MAX_ROWS: usize = 256;
 
-/// Most nonces in one row. Keeps the workgroup count along a row far below the 65,535 per
-/// dimension that every adapter supports, and the row arithmetic far from u32 overflow.
+/// Most nonces in one row: keeps the row arithmetic far from u32 overflow. Small workgroups
+/// lower the limit further (see [`super::dispatch::row_limit`]): a row may not need more
+/// workgroups than the device allows per dispatch dimension (65,535 on most).
 pub const MAX_ROW_NONCES: u64 = 1 << 24;
 
 /// Bytes before the hit records in the hit buffer: the atomic counter and a reserved word.
@@ -73,5 +122,26 @@ mod tests {
         );
         assert!(SOURCE.contains("let qe61"));
         assert!(!SOURCE.contains("//@generate"));
+    }
+
+    #[test]
+    fn every_shape_has_its_entry_point() {
+        for k in KernelShape::ALL {
+            assert!(SOURCE.contains(&format!("fn {}(", k.entry_point())), "{k}");
+            assert_eq!(KernelShape::from_name(k.name()), Some(k));
+        }
+        assert_eq!(KernelShape::from_name("X2"), Some(KernelShape::X2));
+        assert_eq!(KernelShape::from_name("x3"), None);
+        // The two-chain body: both chains' names, interleaved.
+        assert!(SOURCE.contains("let qe61_a") && SOURCE.contains("let qe61_b"));
+        assert!(SOURCE.contains("let fin_lo_b"));
+    }
+
+    #[test]
+    fn probe_kernel_is_labelled() {
+        match PROBE {
+            None => assert!(SOURCE.contains("| (") && !SOURCE.contains("PROBE KERNEL")),
+            Some(p) => assert!(SOURCE.contains("PROBE KERNEL") && !p.is_empty()),
+        }
     }
 }

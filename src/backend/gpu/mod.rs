@@ -20,7 +20,8 @@ use crate::work::{Hit, WorkUnit};
 
 pub use adapters::{default_selection, enumerate, AdapterSummary, GpuAdapter};
 use context::{Context, SLOTS};
-pub use dispatch::{Planner, RowSpec, Tuner};
+pub use dispatch::{groups_along_row, row_limit, Planner, RowSpec, Tuner};
+pub use kernel::KernelShape;
 
 /// Why a GPU backend could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,8 @@ pub enum GpuError {
 /// Knobs of the GPU backend. The defaults suit a large discrete GPU and work everywhere.
 #[derive(Clone, Debug)]
 pub struct GpuOptions {
+    /// Shape of the kernel's nonce loop (which entry point runs).
+    pub kernel: KernelShape,
     /// Invocations per workgroup (a pipeline constant of the kernel).
     pub workgroup_size: u32,
     /// Nonces each invocation hashes (a pipeline constant of the kernel).
@@ -63,6 +66,7 @@ pub struct GpuOptions {
 impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
+            kernel: KernelShape::X1,
             workgroup_size: 256,
             nonces_per_thread: 8,
             hit_capacity: 1 << 16,
@@ -76,6 +80,7 @@ impl Default for GpuOptions {
 /// Current dispatch geometry, for tables and logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct GpuTuning {
+    pub kernel: KernelShape,
     pub workgroup_size: u32,
     pub nonces_per_thread: u32,
     /// Nonces per dispatch, as tuned so far.
@@ -107,6 +112,8 @@ pub struct GpuBackend {
     options: GpuOptions,
     ctx: Context,
     tuner: Tuner,
+    /// Most nonces per row, so no dispatch needs more workgroups along x than the device allows.
+    row_max: u64,
     stats: GpuStats,
 }
 
@@ -124,11 +131,17 @@ impl GpuBackend {
         }
         let ctx = Context::new(adapter, &options)?;
         let quantum = u64::from(options.workgroup_size) * u64::from(options.nonces_per_thread);
+        let row_max = row_limit(quantum, ctx.max_workgroups_per_dimension());
+        // A dispatch can hold no more than MAX_ROWS full rows; a larger budget would never be
+        // filled, and the tuner would never see the dispatch it asked for.
+        let max_dispatch = options
+            .max_dispatch_nonces
+            .min(kernel::MAX_ROWS as u64 * row_max);
         let tuner = Tuner::new(
             options.initial_dispatch_nonces,
             options.target_dispatch_time,
             quantum,
-            options.max_dispatch_nonces,
+            max_dispatch,
         );
         Ok(GpuBackend {
             label: adapter.label(),
@@ -136,6 +149,7 @@ impl GpuBackend {
             options,
             ctx,
             tuner,
+            row_max,
             stats: GpuStats::default(),
         })
     }
@@ -157,6 +171,7 @@ impl GpuBackend {
 
     pub fn tuning(&self) -> GpuTuning {
         GpuTuning {
+            kernel: self.options.kernel,
             workgroup_size: self.options.workgroup_size,
             nonces_per_thread: self.options.nonces_per_thread,
             dispatch_nonces: self.tuner.nonces(),
@@ -175,7 +190,9 @@ impl GpuBackend {
         let per_group =
             u64::from(self.options.workgroup_size) * u64::from(self.options.nonces_per_thread);
         let longest = rows.iter().map(|r| r.nonces.count).max().unwrap_or(0);
-        let grid_x = longest.div_ceil(per_group).max(1) as u32;
+        let grid_x = groups_along_row(longest, per_group);
+        debug_assert!(grid_x <= u64::from(self.ctx.max_workgroups_per_dimension()));
+        let grid_x = grid_x as u32;
         let index = self.ctx.submit(slot, &params, grid_x);
         let nonces = rows.iter().map(|r| r.nonces.count).sum();
         InFlight {
@@ -249,7 +266,7 @@ impl GpuBackend {
         let mut planner = Planner::new(units);
         let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
         let mut free: Vec<usize> = (0..SLOTS).rev().collect();
-        let row_max = kernel::MAX_ROW_NONCES;
+        let row_max = self.row_max;
         // When the previous dispatch finished: the next one was already queued, so from then on
         // the GPU was working on it.
         let mut last_done: Option<Instant> = None;
