@@ -1,13 +1,20 @@
-//! Stratum V1, the pool protocol: the pure part. [`message`] parses the pool's lines into typed
+//! Stratum V1, the pool protocol. [`message`] parses the pool's lines into typed
 //! messages and turns `mining.notify` into a [`crate::work::Job`]; [`request`] writes the miner's
-//! lines. No sockets, no tokio: the connection and session that drive these live beside them and
-//! own the I/O.
+//! lines; [`codec`] frames the byte stream into lines and [`session`] is the protocol's state
+//! machine (ids, subscribe, difficulty, jobs, shares); [`pool`] names the pools and the retry
+//! policy. All of that is pure. [`client`] is the only async part: the tokio connection with
+//! reconnect, keepalive and failover that drives a session.
 
+pub mod client;
+pub mod codec;
 pub mod message;
+pub mod pool;
 pub mod request;
+pub mod session;
 
 pub use message::{
     parse_line, parse_value, ConfigureResult, Id, Message, MessageError, Notify, NotifyContext,
     Response, RpcError, ServerMethod, ServerRequest, SubscribeResult, MAX_LINE_LEN,
 };
 pub use request::{error_reply_line, reply_line, user_agent, ClientRequest};
+pub use session::{Event, Session, SessionConfig, SessionError, SubmitOutcome};

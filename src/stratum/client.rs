@@ -1,0 +1,483 @@
+//! The Stratum V1 connection: the one async part of the pool client. It owns the sockets and the
+//! timers and drives a [`Session`] (the pure protocol state machine) with the lines it reads.
+//!
+//! What it adds to the session is staying up:
+//! - connect to `stratum+tcp://host:port`, or over TLS (rustls, webpki roots) for
+//!   `stratum+ssl://` and `stratum+tls://`; subscribe (resuming the last session id), configure
+//!   (BIP310 version rolling), authorize; all of that is the session's, started on connect;
+//! - keepalive: a pool that sends no line for [`ClientConfig::keepalive`] is taken for dead and
+//!   the connection is dropped (a half-open TCP connection can otherwise stay "up" for hours);
+//! - reconnect with exponential backoff capped at [`ClientConfig::backoff_max`] (15 s);
+//! - several pools: after [`ClientConfig::failover_after`] failed attempts the next pool is
+//!   tried; while on a backup, the primary is probed every [`ClientConfig::primary_probe`] and
+//!   mining returns to it once it answers;
+//! - shares handed in while the connection is down are queued by the session and sent after the
+//!   reconnect if their job is still live;
+//! - a line over the limit (see [`LineDecoder`]) drops the connection without buffering it.
+//!
+//! The work manager calls [`run`] in a task with a channel of [`Share`]s in and one of
+//! [`ClientEvent`]s out (new jobs, share results), and a shutdown future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_rustls::rustls;
+
+use super::codec::{CodecError, LineDecoder};
+use super::pool::Retry;
+use super::session::{Event, Session, SubmitOutcome};
+use crate::work::Share;
+
+pub use super::pool::{ClientConfig, PoolConfig, PoolUrl, PoolUrlError};
+
+/// The longest pause a `client.reconnect` may impose before we reconnect.
+const MAX_REDIRECT_WAIT: Duration = Duration::from_secs(60);
+
+/// Why the client cannot start. Once running, connection trouble is reported as events and
+/// retried, never returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("no pool configured")]
+    NoPools,
+    #[error("tls setup: {0}")]
+    Tls(String),
+}
+
+/// What the client tells the work manager. `pool` indexes [`ClientConfig::pools`].
+#[derive(Clone, Debug)]
+pub enum ClientEvent {
+    /// A connection is up (the handshake follows as [`Event`]s).
+    Connected { pool: usize, url: PoolUrl },
+    /// A connection attempt failed or a connection ended.
+    Disconnected { pool: usize, reason: String },
+    /// Everything the session reports: `NewJob`, share results, difficulty, messages. A share
+    /// whose job was stale when handed in comes back as [`Event::ShareStale`].
+    Stratum { pool: usize, event: Event },
+}
+
+/// Run the client until `shutdown` completes, the share sender is dropped or the event receiver
+/// is dropped. On shutdown, shares already handed in are written to the pool before returning.
+pub async fn run(
+    config: ClientConfig,
+    events: mpsc::Sender<ClientEvent>,
+    shares: mpsc::Receiver<Share>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ClientError> {
+    if config.pools.is_empty() {
+        return Err(ClientError::NoPools);
+    }
+    let tls = if config.pools.iter().any(|p| p.url.tls) {
+        Some(tls_connector(&config.extra_tls_roots).map_err(ClientError::Tls)?)
+    } else {
+        None
+    };
+    let sessions = config
+        .pools
+        .iter()
+        .map(|p| Session::new(config.session_config(p)))
+        .collect();
+    let mut client = Client {
+        config,
+        sessions,
+        active: 0,
+        events,
+        shares,
+        shutdown: Box::pin(shutdown),
+        tls,
+    };
+    client.run().await;
+    Ok(())
+}
+
+/// Why a step of the loop ended.
+enum Flow {
+    /// Shutdown, or the manager went away: stop.
+    Stop,
+    Continue,
+}
+
+/// Why a connection ended.
+enum ConnEnd {
+    Stop,
+    /// Lost or failed; `healthy`: it had been authorized.
+    Lost {
+        reason: String,
+        healthy: bool,
+    },
+    /// The pool asked us to reconnect (perhaps to another port), after `wait`.
+    Redirect {
+        target: Option<PoolUrl>,
+        wait: Duration,
+    },
+    /// The primary pool is back: leave the backup.
+    BackToPrimary,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+struct Client<'a> {
+    config: ClientConfig,
+    /// One per pool: each keeps its own session id and jobs.
+    sessions: Vec<Session>,
+    active: usize,
+    events: mpsc::Sender<ClientEvent>,
+    shares: mpsc::Receiver<Share>,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    /// Built once, when some pool uses TLS.
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Client<'_> {
+    async fn run(&mut self) {
+        let mut retry = Retry::default();
+        let mut redirect: Option<PoolUrl> = None;
+        loop {
+            let pool = self.active;
+            let url = redirect
+                .take()
+                .unwrap_or_else(|| self.config.pools[pool].url.clone());
+            let connected = tokio::select! {
+                biased;
+                _ = &mut self.shutdown => return,
+                r = connect(&url, self.tls.as_ref(), self.config.connect_timeout) => r,
+            };
+            let end = match connected {
+                Ok(stream) => {
+                    if !self.emit(ClientEvent::Connected { pool, url }).await {
+                        return;
+                    }
+                    self.connection(stream).await
+                }
+                Err(reason) => ConnEnd::Lost {
+                    reason,
+                    healthy: false,
+                },
+            };
+            self.sessions[pool].connection_lost();
+            let delay = match end {
+                ConnEnd::Stop => return,
+                ConnEnd::Redirect { target, wait } => {
+                    if !self.disconnected(pool, "pool asked to reconnect").await {
+                        return;
+                    }
+                    redirect = target;
+                    // A pool may ask for a pause (maintenance), but not park the miner for long.
+                    wait.min(MAX_REDIRECT_WAIT)
+                }
+                ConnEnd::BackToPrimary => {
+                    if !self.disconnected(pool, "primary pool is back").await
+                        || !self.switch_pool(0).await
+                    {
+                        return;
+                    }
+                    retry = Retry::default();
+                    Duration::ZERO
+                }
+                ConnEnd::Lost { reason, healthy } => {
+                    tracing::warn!(pool = %self.config.pools[pool].url, "{reason}");
+                    if !self.disconnected(pool, &reason).await {
+                        return;
+                    }
+                    let n = self.config.pools.len();
+                    let (switch, delay) = retry.after_loss(healthy, n, &self.config);
+                    if switch && !self.switch_pool((pool + 1) % n).await {
+                        return;
+                    }
+                    delay
+                }
+            };
+            if let Flow::Stop = self.wait(delay).await {
+                return;
+            }
+        }
+    }
+
+    /// Leave the active pool for `to`: the old pool's queued shares cannot go anywhere else.
+    async fn switch_pool(&mut self, to: usize) -> bool {
+        let from = self.active;
+        if from == to {
+            return true;
+        }
+        tracing::info!(from = %self.config.pools[from].url, to = %self.config.pools[to].url, "switching pool");
+        for share in self.sessions[from].reset() {
+            let event = Event::ShareStale { share };
+            if !self.emit(ClientEvent::Stratum { pool: from, event }).await {
+                return false;
+            }
+        }
+        self.active = to;
+        true
+    }
+
+    async fn disconnected(&mut self, pool: usize, reason: &str) -> bool {
+        self.emit(ClientEvent::Disconnected {
+            pool,
+            reason: reason.to_owned(),
+        })
+        .await
+    }
+
+    /// Send an event; false when the manager is gone.
+    async fn emit(&mut self, event: ClientEvent) -> bool {
+        self.events.send(event).await.is_ok()
+    }
+
+    /// A share from the manager, to the active pool's session.
+    async fn hand_in(&mut self, share: Share) -> bool {
+        let pool = self.active;
+        match self.sessions[pool].submit(share.clone()) {
+            SubmitOutcome::Stale => {
+                let event = Event::ShareStale { share };
+                self.emit(ClientEvent::Stratum { pool, event }).await
+            }
+            SubmitOutcome::Sent | SubmitOutcome::Queued => true,
+        }
+    }
+
+    /// Sleep while still taking shares in (they queue in the session).
+    async fn wait(&mut self, delay: Duration) -> Flow {
+        let deadline = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut self.shutdown => return Flow::Stop,
+                _ = sleep_until(deadline) => return Flow::Continue,
+                share = self.shares.recv() => match share {
+                    Some(share) => {
+                        if !self.hand_in(share).await {
+                            return Flow::Stop;
+                        }
+                    }
+                    None => return Flow::Stop,
+                },
+            }
+        }
+    }
+
+    /// Drive one connection until it ends.
+    async fn connection(&mut self, mut stream: Box<dyn Io>) -> ConnEnd {
+        let pool = self.active;
+        self.sessions[pool].connection_opened();
+        let mut decoder = LineDecoder::new(self.config.max_line_len);
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut last_line = Instant::now();
+        let mut healthy = false;
+        let probe_every = self.config.primary_probe;
+        let mut next_probe = Instant::now() + probe_every;
+        let lost = |reason: String, healthy: bool| ConnEnd::Lost { reason, healthy };
+        loop {
+            let lines = self.sessions[pool].take_outgoing();
+            if let Err(e) = self.write_lines(&mut stream, &lines).await {
+                return lost(e, healthy);
+            }
+            let keepalive_deadline = last_line + self.config.keepalive;
+            tokio::select! {
+                biased;
+                _ = &mut self.shutdown => {
+                    // Hand the pool every share the manager already gave us.
+                    while let Ok(share) = self.shares.try_recv() {
+                        self.sessions[pool].submit(share);
+                    }
+                    let lines = self.sessions[pool].take_outgoing();
+                    let _ = self.write_lines(&mut stream, &lines).await;
+                    return ConnEnd::Stop;
+                }
+                // Shares before reads: a pool streaming lines must not delay a share.
+                share = self.shares.recv() => match share {
+                    Some(share) => {
+                        if !self.hand_in(share).await {
+                            return ConnEnd::Stop;
+                        }
+                    }
+                    None => return ConnEnd::Stop,
+                },
+                read = stream.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) => return lost("pool closed the connection".into(), healthy),
+                        Ok(n) => n,
+                        Err(e) => return lost(format!("read: {e}"), healthy),
+                    };
+                    decoder.extend(&buf[..n]);
+                    loop {
+                        let line = match decoder.next_line() {
+                            Ok(Some(line)) => line,
+                            Ok(None) => break,
+                            Err(e @ CodecError::LineTooLong { .. }) => {
+                                return lost(e.to_string(), healthy);
+                            }
+                            Err(e) => {
+                                last_line = Instant::now();
+                                tracing::debug!("ignoring line: {e}");
+                                continue;
+                            }
+                        };
+                        last_line = Instant::now();
+                        let events = match self.sessions[pool].handle_line(line.as_bytes()) {
+                            Ok(events) => events,
+                            Err(e) => {
+                                tracing::debug!("ignoring line from pool: {e}");
+                                continue;
+                            }
+                        };
+                        for event in events {
+                            let mut end = None;
+                            match &event {
+                                Event::Authorized(true) => healthy = true,
+                                Event::Authorized(false) => {
+                                    end = Some(lost("authorization refused".into(), false));
+                                }
+                                Event::SubscribeFailed { reason } => {
+                                    end = Some(lost(format!("subscribe failed: {reason}"), false));
+                                }
+                                Event::Reconnect { host, port, wait } => {
+                                    end = Some(ConnEnd::Redirect {
+                                        target: self.redirect_target(host.as_deref(), *port),
+                                        wait: *wait,
+                                    });
+                                }
+                                Event::ShowMessage(m) => tracing::info!("pool says: {m}"),
+                                _ => {}
+                            }
+                            if !self.emit(ClientEvent::Stratum { pool, event }).await {
+                                return ConnEnd::Stop;
+                            }
+                            if let Some(end) = end {
+                                // Answers owed to the pool (e.g. get_version) still go out.
+                                let lines = self.sessions[pool].take_outgoing();
+                                let _ = self.write_lines(&mut stream, &lines).await;
+                                return end;
+                            }
+                        }
+                    }
+                }
+                _ = sleep_until(keepalive_deadline) => {
+                    let secs = self.config.keepalive.as_secs_f64();
+                    return lost(format!("no line from the pool for {secs} s"), healthy);
+                }
+                _ = sleep_until(next_probe), if pool != 0 => {
+                    next_probe = Instant::now() + probe_every;
+                    let primary = &self.config.pools[0].url;
+                    let probe_timeout = self.config.connect_timeout.min(probe_every);
+                    if probe(primary, probe_timeout).await {
+                        return ConnEnd::BackToPrimary;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where `client.reconnect` may send us. Only to the same host: a pool (or whoever
+    /// took over its connection) must not steer the miner's hash rate elsewhere; cgminer keeps
+    /// the same rule.
+    fn redirect_target(&self, host: Option<&str>, port: Option<u16>) -> Option<PoolUrl> {
+        let current = &self.config.pools[self.active].url;
+        if let Some(h) = host {
+            if !h.eq_ignore_ascii_case(&current.host) {
+                tracing::warn!("pool asked to reconnect to {h}; reconnecting to {current} instead");
+                return None;
+            }
+        }
+        port.map(|port| PoolUrl {
+            port,
+            ..current.clone()
+        })
+    }
+
+    async fn write_lines(
+        &mut self,
+        stream: &mut Box<dyn Io>,
+        lines: &[String],
+    ) -> Result<(), String> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            for line in lines {
+                stream.write_all(line.as_bytes()).await?;
+            }
+            stream.flush().await
+        };
+        // A pool that stops reading must not hold the miner forever.
+        match timeout(self.config.keepalive, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("write: {e}")),
+            Err(_) => Err("write timed out".into()),
+        }
+    }
+}
+
+/// Open a connection (TCP, then TLS if the url asks for it).
+async fn connect(
+    url: &PoolUrl,
+    tls: Option<&tokio_rustls::TlsConnector>,
+    limit: Duration,
+) -> Result<Box<dyn Io>, String> {
+    let open = async {
+        let tcp = TcpStream::connect((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| format!("connect to {url}: {e}"))?;
+        // Stratum lines are small and latency matters (a share delayed is a share staled).
+        let _ = tcp.set_nodelay(true);
+        if !url.tls {
+            return Ok(Box::new(tcp) as Box<dyn Io>);
+        }
+        let server_name = rustls::pki_types::ServerName::try_from(url.host.clone())
+            .map_err(|e| format!("tls server name {}: {e}", url.host))?;
+        let connector = tls.ok_or_else(|| format!("{url}: no tls configuration"))?;
+        let tls = connector
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| format!("tls handshake with {url}: {e}"))?;
+        Ok(Box::new(tls) as Box<dyn Io>)
+    };
+    match timeout(limit, open).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("connect to {url}: timed out")),
+    }
+}
+
+/// A TLS client trusting the Mozilla root set (webpki-roots) and `extra_roots`, with rustls'
+/// ring provider.
+fn tls_connector(extra_roots: &[Vec<u8>]) -> Result<tokio_rustls::TlsConnector, String> {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in extra_roots {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| format!("extra root certificate: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Whether a pool accepts TCP connections again (the probe is closed at once).
+async fn probe(url: &PoolUrl, limit: Duration) -> bool {
+    matches!(
+        timeout(limit, TcpStream::connect((url.host.as_str(), url.port))).await,
+        Ok(Ok(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_config_builds() {
+        assert!(tls_connector(&[]).is_ok());
+        assert!(tls_connector(&[vec![1, 2, 3]]).is_err());
+    }
+}

@@ -1,0 +1,1056 @@
+//! The Stratum V1 session as a pure state machine: parsed pool lines in, [`Event`]s and outgoing
+//! lines out. The connection (see `client`) owns the socket and timers; this owns what the
+//! protocol means, so every rule below is tested without a network.
+//!
+//! What it tracks, and the rules it keeps:
+//! - Request ids and what each request was, so a bare `{"id": 4, "result": true}` is known to
+//!   be the answer to a share.
+//! - The subscribe result (extranonce1, extranonce2 size, and the `mining.notify` subscription
+//!   id, offered again on reconnect so pools that support it resume the session and keep the
+//!   extranonce1).
+//! - The BIP310 version-rolling mask from `mining.configure` (or `mining.set_version_mask`).
+//! - The share difficulty: `mining.set_difficulty` applies to the jobs notified *after* it and
+//!   never to a job already handed out. Applying it retroactively makes the miner check old work
+//!   against the new target, and the pool rejects those shares (it judges each share by the
+//!   difficulty in force when the job was sent). Each job carries its own share target.
+//! - `mining.set_extranonce` (the `mining.extranonce.subscribe` extension) likewise applies from
+//!   the next notify. Jobs built on the old extranonce1 stop being submittable: the pool rebuilds
+//!   the coinbase of every share with the connection's current extranonce1.
+//! - Live jobs: a clean notify makes every earlier job stale; a non-clean one keeps them.
+//! - Shares: sent ones await their answer (accepted, or rejected with the pool's reason, from
+//!   `error` or ckpool's `reject-reason`); shares found while the connection is down or not yet
+//!   authorized wait in a queue and go out once it is, if their job is still live.
+//! - `client.get_version` is answered with our user agent; unknown pool requests with an error.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::message::{
+    parse_line, Id, Message, MessageError, Response, ServerMethod, ServerRequest,
+};
+use super::request::{error_reply_line, reply_line, ClientRequest};
+use super::NotifyContext;
+use crate::work::job::DEFAULT_NTIME_ROLL;
+use crate::work::{JobError, PreparedJob, Share};
+
+/// How many live jobs are kept after non-clean notifies. Pools send a fresh job every 30-60 s and
+/// keep a few minutes of them; a share for an older one would be rejected as stale anyway.
+pub const MAX_LIVE_JOBS: usize = 16;
+
+/// How many shares wait while the connection is down. A miner finds a handful per minute at a
+/// sane difficulty; past this the oldest (most likely stale) are dropped.
+pub const MAX_QUEUED_SHARES: usize = 1024;
+
+/// Requests awaiting an answer at most: a pool that never answers must not grow the table
+/// without bound.
+pub const MAX_PENDING_REQUESTS: usize = 4096;
+
+/// BIP310's "any bits the pool allows": the pool answers with the mask it grants.
+pub const VERSION_ROLLING_ANY: u32 = 0xffff_ffff;
+
+/// What the miner asks of the pool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionConfig {
+    /// Worker name (`mining.authorize` and the first `mining.submit` parameter).
+    pub user: String,
+    pub password: String,
+    pub user_agent: String,
+    /// Ask for version rolling (BIP310) under this mask; `None`: don't send `mining.configure`.
+    pub version_rolling: Option<u32>,
+    /// Send `mining.suggest_difficulty` after authorizing.
+    pub suggest_difficulty: Option<f64>,
+    /// Send `mining.extranonce.subscribe` so the pool may use `mining.set_extranonce`.
+    pub extranonce_subscribe: bool,
+    /// How far past the pool's nTime jobs may roll.
+    pub ntime_roll: u32,
+}
+
+impl SessionConfig {
+    /// Version rolling on (any mask the pool grants), no suggested difficulty, no extranonce
+    /// subscription.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        SessionConfig {
+            user: user.into(),
+            password: password.into(),
+            user_agent: super::user_agent(),
+            version_rolling: Some(VERSION_ROLLING_ANY),
+            suggest_difficulty: None,
+            extranonce_subscribe: false,
+            ntime_roll: DEFAULT_NTIME_ROLL,
+        }
+    }
+}
+
+/// What happened, for the work manager and the status display.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The pool answered `mining.subscribe`. `resumed`: it kept the previous connection's
+    /// extranonce, so jobs from before the reconnect are still live.
+    Subscribed {
+        extranonce1: Vec<u8>,
+        extranonce2_size: usize,
+        session_id: Option<String>,
+        resumed: bool,
+    },
+    /// `mining.subscribe` failed: the connection is useless.
+    SubscribeFailed {
+        reason: String,
+    },
+    /// The pool's answer to `mining.configure`: the version-rolling mask granted, if any.
+    VersionRolling {
+        mask: Option<u32>,
+    },
+    /// The pool's answer to `mining.authorize`.
+    Authorized(bool),
+    /// The difficulty for jobs notified from now on.
+    DifficultyChanged(f64),
+    /// A job to mine. With `clean`, every earlier job is stale.
+    NewJob {
+        job: Arc<PreparedJob>,
+        clean: bool,
+    },
+    ShareAccepted {
+        share: Share,
+    },
+    ShareRejected {
+        share: Share,
+        reason: String,
+    },
+    /// A share not sent because its job is no longer live.
+    ShareStale {
+        share: Share,
+    },
+    /// `client.reconnect`: the pool asks us to reconnect, perhaps elsewhere, after `wait`.
+    Reconnect {
+        host: Option<String>,
+        port: Option<u16>,
+        wait: Duration,
+    },
+    /// `client.show_message`: text for the operator.
+    ShowMessage(String),
+}
+
+/// Why a line did not advance the session. None of these end the connection by itself.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error("bad line from pool: {0}")]
+    Message(#[from] MessageError),
+    #[error("mining.notify for job {job_id}: {source}")]
+    BadJob {
+        job_id: String,
+        #[source]
+        source: JobError,
+    },
+    #[error("mining.notify before the subscribe result")]
+    NotSubscribed,
+}
+
+/// What [`Session::submit`] did with a share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Written to the outgoing lines; the answer comes as an event.
+    Sent,
+    /// Held until the connection is up and authorized.
+    Queued,
+    /// Its job is not live: not sent (no event is emitted for it).
+    Stale,
+}
+
+/// What an outstanding request of ours was.
+#[derive(Clone, Debug)]
+enum Pending {
+    Subscribe,
+    Configure,
+    Authorize,
+    Submit(Share),
+    SuggestDifficulty,
+    ExtranonceSubscribe,
+}
+
+/// The extranonce a connection was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Extranonce {
+    extranonce1: Vec<u8>,
+    extranonce2_size: usize,
+}
+
+/// One pool's Stratum V1 session, across reconnects to that pool.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    next_id: u64,
+    /// Outstanding requests by id (ids grow, so the first entry is the oldest).
+    pending: BTreeMap<u64, Pending>,
+    outgoing: Vec<String>,
+    connected: bool,
+    authorized: bool,
+    /// The subscription id to resume with.
+    session_id: Option<String>,
+    /// The current connection's extranonce; `None` until subscribed.
+    extranonce: Option<Extranonce>,
+    /// The previous connection's, to tell a resumed session from a new one.
+    last_extranonce: Option<Extranonce>,
+    version_mask: u32,
+    difficulty: f64,
+    /// Live jobs, oldest first.
+    jobs: VecDeque<Arc<PreparedJob>>,
+    queued: VecDeque<Share>,
+}
+
+impl Session {
+    pub fn new(config: SessionConfig) -> Self {
+        Session {
+            config,
+            next_id: 1,
+            pending: BTreeMap::new(),
+            outgoing: Vec::new(),
+            connected: false,
+            authorized: false,
+            session_id: None,
+            extranonce: None,
+            last_extranonce: None,
+            version_mask: 0,
+            difficulty: 1.0,
+            jobs: VecDeque::new(),
+            queued: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// A connection is up: queue `mining.subscribe` (resuming the last session if there was one)
+    /// and, when asked for, `mining.configure`. Authorization follows the subscribe result.
+    pub fn connection_opened(&mut self) {
+        self.reset_connection();
+        self.connected = true;
+        let subscribe = ClientRequest::Subscribe {
+            user_agent: self.config.user_agent.clone(),
+            session_id: self.session_id.clone(),
+        };
+        self.send(subscribe, Pending::Subscribe);
+        // BIP310 wants the negotiation before work is handed out; sending it right after the
+        // subscribe (without waiting) gets the mask back before the pool's first notify, which
+        // pools send only after authorization.
+        if let Some(mask) = self.config.version_rolling {
+            let configure = ClientRequest::Configure {
+                version_rolling_mask: mask,
+                min_bit_count: None,
+            };
+            self.send(configure, Pending::Configure);
+        }
+    }
+
+    /// The connection is gone. Shares sent but not answered go back to the queue: the pool may
+    /// never have seen them, and they are resent after reconnect if their job is still live (a
+    /// pool that did see one answers "duplicate", which is harmless).
+    pub fn connection_lost(&mut self) {
+        let unanswered: Vec<Share> = std::mem::take(&mut self.pending)
+            .into_values()
+            .filter_map(|p| match p {
+                Pending::Submit(share) => Some(share),
+                _ => None,
+            })
+            .collect();
+        // In the order they were found, ahead of the shares queued since.
+        for share in unanswered.into_iter().rev() {
+            self.queued.push_front(share);
+        }
+        while self.queued.len() > MAX_QUEUED_SHARES {
+            self.queued.pop_front();
+        }
+        self.reset_connection();
+    }
+
+    /// Forget everything about this pool's session (switching to another pool): jobs, queued
+    /// shares, the session id to resume. Returns the queued shares, which are now stale.
+    pub fn reset(&mut self) -> Vec<Share> {
+        self.connection_lost();
+        self.session_id = None;
+        self.last_extranonce = None;
+        self.version_mask = 0;
+        self.difficulty = 1.0;
+        self.jobs.clear();
+        self.queued.drain(..).collect()
+    }
+
+    fn reset_connection(&mut self) {
+        self.pending.clear();
+        self.outgoing.clear();
+        self.connected = false;
+        self.authorized = false;
+        if let Some(en) = self.extranonce.take() {
+            self.last_extranonce = Some(en);
+        }
+    }
+
+    /// Lines to write to the pool, in order, each ending in `\n`.
+    pub fn take_outgoing(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Subscribed and authorized: shares go out at once.
+    pub fn is_ready(&self) -> bool {
+        self.connected && self.authorized && self.extranonce.is_some()
+    }
+
+    /// The difficulty the next job will carry.
+    pub fn difficulty(&self) -> f64 {
+        self.difficulty
+    }
+
+    /// The negotiated BIP310 mask (0: no version rolling).
+    pub fn version_mask(&self) -> u32 {
+        self.version_mask
+    }
+
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    pub fn extranonce1(&self) -> Option<&[u8]> {
+        self.extranonce.as_ref().map(|e| e.extranonce1.as_slice())
+    }
+
+    /// Shares waiting for the connection.
+    pub fn queued_shares(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// The live job with this id, if any.
+    pub fn job(&self, job_id: &str) -> Option<&Arc<PreparedJob>> {
+        self.jobs.iter().rev().find(|j| j.job().id == job_id)
+    }
+
+    /// Whether a share for this job would still be accepted by the pool as far as we know: the
+    /// job is live (no clean notify since) and built on the extranonce the pool now uses for us.
+    pub fn is_job_live(&self, job_id: &str) -> bool {
+        self.job(job_id).is_some_and(|j| self.extranonce_matches(j))
+    }
+
+    fn extranonce_matches(&self, job: &PreparedJob) -> bool {
+        // While disconnected, judge by the last extranonce we had: if the pool resumes the
+        // session the jobs stay good, and the subscribe result decides otherwise.
+        let current = self.extranonce.as_ref().or(self.last_extranonce.as_ref());
+        current.is_some_and(|en| {
+            let cb = &job.job().coinbase;
+            cb.extranonce1 == en.extranonce1 && cb.extranonce2_size == en.extranonce2_size
+        })
+    }
+
+    /// Hand in a share found by the miner.
+    pub fn submit(&mut self, share: Share) -> SubmitOutcome {
+        if !self.is_job_live(&share.job_id) {
+            return SubmitOutcome::Stale;
+        }
+        if self.is_ready() {
+            self.send_share(share);
+            SubmitOutcome::Sent
+        } else {
+            if self.queued.len() >= MAX_QUEUED_SHARES {
+                self.queued.pop_front();
+            }
+            self.queued.push_back(share);
+            SubmitOutcome::Queued
+        }
+    }
+
+    fn send_share(&mut self, share: Share) {
+        let request = ClientRequest::Submit {
+            worker: self.config.user.clone(),
+            share: share.clone(),
+        };
+        self.send(request, Pending::Submit(share));
+    }
+
+    fn send(&mut self, request: ClientRequest, what: Pending) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.outgoing.push(request.to_line(id));
+        // A pool that never answers must not grow this without bound; the oldest request is
+        // long lost by then.
+        if self.pending.len() >= MAX_PENDING_REQUESTS {
+            self.pending.pop_first();
+        }
+        self.pending.insert(id, what);
+    }
+
+    /// Send the queued shares whose job is still live; the others are reported stale.
+    fn flush_queue(&mut self, events: &mut Vec<Event>) {
+        for share in std::mem::take(&mut self.queued) {
+            if self.is_job_live(&share.job_id) {
+                self.send_share(share);
+            } else {
+                events.push(Event::ShareStale { share });
+            }
+        }
+    }
+
+    /// Feed one line from the pool (without its newline).
+    pub fn handle_line(&mut self, line: &[u8]) -> Result<Vec<Event>, SessionError> {
+        let message = parse_line(line)?;
+        let mut events = Vec::new();
+        match message {
+            Message::Response(r) => self.handle_response(r, &mut events)?,
+            Message::Request(r) => self.handle_request(r, &mut events)?,
+        }
+        Ok(events)
+    }
+
+    fn handle_response(
+        &mut self,
+        r: Response,
+        events: &mut Vec<Event>,
+    ) -> Result<(), SessionError> {
+        // Responses to requests we did not make (or made on an earlier connection) are ignored.
+        let Some(Id::Number(id)) = r.id else {
+            return Ok(());
+        };
+        let Some(what) = self.pending.remove(&id) else {
+            return Ok(());
+        };
+        match what {
+            Pending::Subscribe => self.on_subscribed(&r, events),
+            Pending::Configure => {
+                // A pool that does not know `mining.configure` answers with an error: no rolling.
+                let granted = match r.configure_result() {
+                    Ok(c) if r.error.is_none() => c.version_rolling_mask,
+                    _ => None,
+                };
+                // BIP310: the pool's mask is a subset of ours; AND them in case it is not.
+                let requested = self.config.version_rolling.unwrap_or(0);
+                let mask = granted.map(|m| m & requested).filter(|m| *m != 0);
+                self.version_mask = mask.unwrap_or(0);
+                events.push(Event::VersionRolling { mask });
+            }
+            Pending::Authorize => {
+                let ok = r.is_accepted();
+                self.authorized = ok;
+                events.push(Event::Authorized(ok));
+                if ok {
+                    if self.config.extranonce_subscribe {
+                        self.send(
+                            ClientRequest::ExtranonceSubscribe,
+                            Pending::ExtranonceSubscribe,
+                        );
+                    }
+                    if let Some(d) = self.config.suggest_difficulty {
+                        self.send(
+                            ClientRequest::SuggestDifficulty(d),
+                            Pending::SuggestDifficulty,
+                        );
+                    }
+                    self.flush_queue(events);
+                }
+            }
+            Pending::Submit(share) => {
+                if r.is_accepted() {
+                    events.push(Event::ShareAccepted { share });
+                } else {
+                    events.push(Event::ShareRejected {
+                        share,
+                        reason: reject_reason(&r),
+                    });
+                }
+            }
+            // Pools answer these with true, false, null or an error; none of it changes anything.
+            Pending::SuggestDifficulty | Pending::ExtranonceSubscribe => {}
+        }
+        Ok(())
+    }
+
+    fn on_subscribed(&mut self, r: &Response, events: &mut Vec<Event>) {
+        let result = match &r.error {
+            Some(e) => Err(e.to_string()),
+            None => r.subscribe_result().map_err(|e| e.to_string()),
+        };
+        let sub = match result {
+            Ok(sub) => sub,
+            Err(reason) => {
+                events.push(Event::SubscribeFailed { reason });
+                return;
+            }
+        };
+        let en = Extranonce {
+            extranonce1: sub.extranonce1.clone(),
+            extranonce2_size: sub.extranonce2_size,
+        };
+        let resumed = self.last_extranonce.as_ref() == Some(&en);
+        if !resumed {
+            // A new session: old jobs were built on an extranonce the pool no longer gives us,
+            // and its difficulty starts from the protocol default until it says otherwise.
+            self.jobs.clear();
+            self.difficulty = 1.0;
+        }
+        if let Some(id) = sub.session_id() {
+            self.session_id = Some(id.to_owned());
+        }
+        self.extranonce = Some(en);
+        events.push(Event::Subscribed {
+            extranonce1: sub.extranonce1,
+            extranonce2_size: sub.extranonce2_size,
+            session_id: self.session_id.clone(),
+            resumed,
+        });
+        let authorize = ClientRequest::Authorize {
+            user: self.config.user.clone(),
+            password: self.config.password.clone(),
+        };
+        self.send(authorize, Pending::Authorize);
+    }
+
+    fn handle_request(
+        &mut self,
+        r: ServerRequest,
+        events: &mut Vec<Event>,
+    ) -> Result<(), SessionError> {
+        match r.method {
+            ServerMethod::Notify(n) => {
+                let en = self
+                    .extranonce
+                    .as_ref()
+                    .ok_or(SessionError::NotSubscribed)?;
+                let ctx = NotifyContext {
+                    extranonce1: en.extranonce1.clone(),
+                    extranonce2_size: en.extranonce2_size,
+                    difficulty: self.difficulty,
+                    version_mask: self.version_mask,
+                    ntime_roll: self.config.ntime_roll,
+                };
+                let bad_job = |source| SessionError::BadJob {
+                    job_id: n.job_id.clone(),
+                    source,
+                };
+                let job = n.to_job(&ctx).map_err(bad_job)?;
+                let job = Arc::new(job.prepare().map_err(bad_job)?);
+                if n.clean {
+                    self.jobs.clear();
+                }
+                // A pool reusing a job id replaces the job.
+                self.jobs.retain(|j| j.job().id != n.job_id);
+                if self.jobs.len() >= MAX_LIVE_JOBS {
+                    self.jobs.pop_front();
+                }
+                self.jobs.push_back(Arc::clone(&job));
+                events.push(Event::NewJob {
+                    job,
+                    clean: n.clean,
+                });
+            }
+            ServerMethod::SetDifficulty(d) => {
+                // Only the next notify uses it: jobs already out keep their share target.
+                self.difficulty = d;
+                events.push(Event::DifficultyChanged(d));
+            }
+            ServerMethod::SetExtranonce {
+                extranonce1,
+                extranonce2_size,
+            } => {
+                self.extranonce = Some(Extranonce {
+                    extranonce1,
+                    extranonce2_size,
+                });
+            }
+            ServerMethod::SetVersionMask(mask) => {
+                let requested = self.config.version_rolling.unwrap_or(0);
+                self.version_mask = mask & requested;
+                let mask = Some(self.version_mask).filter(|m| *m != 0);
+                events.push(Event::VersionRolling { mask });
+            }
+            ServerMethod::Reconnect {
+                host,
+                port,
+                wait_secs,
+            } => events.push(Event::Reconnect {
+                host,
+                port,
+                wait: Duration::from_secs(wait_secs.unwrap_or(0)),
+            }),
+            ServerMethod::ShowMessage(text) => events.push(Event::ShowMessage(text)),
+            ServerMethod::GetVersion => {
+                if let Some(id) = &r.id {
+                    let line = reply_line(id, Value::from(self.config.user_agent.as_str()));
+                    self.outgoing.push(line);
+                }
+            }
+            ServerMethod::Other { method, .. } => {
+                if let Some(id) = &r.id {
+                    // Some pools ping to check the miner is alive.
+                    let line = if method == "mining.ping" {
+                        reply_line(id, Value::from("pong"))
+                    } else {
+                        // 20: "Other/Unknown" in the original Stratum V1 error codes.
+                        error_reply_line(id, 20, "Method not found")
+                    };
+                    self.outgoing.push(line);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The pool's reason for rejecting a share: ckpool's `reject-reason`, the error message, or a
+/// plain word when the pool gives none.
+fn reject_reason(r: &Response) -> String {
+    if let Some(reason) = r.reject_reason.as_deref().filter(|s| !s.is_empty()) {
+        return reason.to_owned();
+    }
+    match &r.error {
+        Some(e) if !e.message.is_empty() => e.message.clone(),
+        Some(e) => e.to_string(),
+        None => "rejected".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pow::target_from_difficulty;
+    use crate::work::Extranonce2;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::json;
+
+    // The slush documentation session (tests/data/stratum.json).
+    const SLUSH_SUBSCRIBE: &str = r#"[[["mining.set_difficulty","b4b6693b72a50c7116db18d6497cac52"],["mining.notify","ae6812eb4cd7735a302a8a9dd95cf71f"]],"08000002",4]"#;
+    const SLUSH_NOTIFY_PARAMS: &str = r#"["bf","4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000","01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008","072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000",[],"00000002","1c2ac4af","504e86b9",false]"#;
+
+    fn notify_line(job_id: &str, clean: bool) -> String {
+        let mut params: Value = serde_json::from_str(SLUSH_NOTIFY_PARAMS).unwrap();
+        params[0] = json!(job_id);
+        params[8] = json!(clean);
+        json!({"id": null, "method": "mining.notify", "params": params}).to_string()
+    }
+
+    fn sent(s: &mut Session) -> Vec<Value> {
+        s.take_outgoing()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn feed(s: &mut Session, line: &str) -> Vec<Event> {
+        s.handle_line(line.as_bytes()).unwrap()
+    }
+
+    fn reply(s: &mut Session, id: &Value, result: &str) -> Vec<Event> {
+        feed(
+            s,
+            &format!(r#"{{"id":{id},"result":{result},"error":null}}"#),
+        )
+    }
+
+    fn share(job_id: &str) -> Share {
+        Share {
+            job_id: job_id.into(),
+            extranonce2: Extranonce2::from_hex("00000001").unwrap(),
+            ntime: 0x504e86ed,
+            nonce: 0xb2957c02,
+            version_bits: None,
+        }
+    }
+
+    /// A session through subscribe and authorize, no version rolling.
+    fn ready() -> Session {
+        let mut config = SessionConfig::new("slush.miner1", "password");
+        config.version_rolling = None;
+        let mut s = Session::new(config);
+        s.connection_opened();
+        let out = sent(&mut s);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["method"], "mining.subscribe");
+        let ev = reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
+        assert!(matches!(ev[..], [Event::Subscribed { resumed: false, .. }]));
+        let out = sent(&mut s);
+        assert_eq!(out[0]["method"], "mining.authorize");
+        assert_eq!(out[0]["params"], json!(["slush.miner1", "password"]));
+        let ev = reply(&mut s, &out[0]["id"], "true");
+        assert!(matches!(ev[..], [Event::Authorized(true)]));
+        assert!(s.is_ready());
+        s
+    }
+
+    fn new_job(ev: &[Event]) -> Arc<PreparedJob> {
+        match ev {
+            [Event::NewJob { job, .. }] => Arc::clone(job),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn slush_session_share_is_accepted() {
+        let mut s = ready();
+        let job = new_job(&feed(&mut s, &notify_line("bf", false)));
+        assert_eq!(job.job().coinbase.extranonce1, vec![8, 0, 0, 2]);
+        assert_eq!(job.check_share(&share("bf")).map(|_| ()), Ok(()));
+        assert_eq!(s.submit(share("bf")), SubmitOutcome::Sent);
+        let out = sent(&mut s);
+        assert_eq!(
+            out[0]["params"],
+            json!(["slush.miner1", "bf", "00000001", "504e86ed", "b2957c02"])
+        );
+        let ev = reply(&mut s, &out[0]["id"], "true");
+        assert!(matches!(&ev[..], [Event::ShareAccepted { share: sh }] if sh.job_id == "bf"));
+    }
+
+    #[test]
+    fn rejections_carry_the_pools_reason() {
+        let mut s = ready();
+        feed(&mut s, &notify_line("bf", false));
+        for (answer, want) in [
+            (
+                r#""result":null,"error":[21,"Job not found",null]"#,
+                "Job not found",
+            ),
+            (
+                r#""result":false,"error":null,"reject-reason":"Above target""#,
+                "Above target",
+            ),
+            (r#""result":false,"error":null"#, "rejected"),
+            (
+                r#""result":null,"error":{"code":23,"message":"Low difficulty share"}"#,
+                "Low difficulty share",
+            ),
+        ] {
+            s.submit(share("bf"));
+            let id = &sent(&mut s)[0]["id"];
+            let ev = feed(&mut s, &format!(r#"{{"id":{id},{answer}}}"#));
+            match &ev[..] {
+                [Event::ShareRejected { reason, .. }] => assert_eq!(reason, want),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn difficulty_applies_to_the_next_job_only() {
+        let mut s = ready();
+        let a = new_job(&feed(&mut s, &notify_line("a", false)));
+        let ev = feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.set_difficulty","params":[512]}"#,
+        );
+        assert!(matches!(ev[..], [Event::DifficultyChanged(d)] if d == 512.0));
+        assert_eq!(s.difficulty(), 512.0);
+        let b = new_job(&feed(&mut s, &notify_line("b", false)));
+        assert_eq!(a.job().share_target, target_from_difficulty(1.0).unwrap());
+        assert_eq!(b.job().share_target, target_from_difficulty(512.0).unwrap());
+        // Not clean: both jobs stay submittable.
+        assert!(s.is_job_live("a") && s.is_job_live("b"));
+    }
+
+    #[test]
+    fn clean_notify_makes_earlier_jobs_stale() {
+        let mut s = ready();
+        feed(&mut s, &notify_line("a", false));
+        feed(&mut s, &notify_line("b", true));
+        assert!(!s.is_job_live("a"));
+        assert_eq!(s.submit(share("a")), SubmitOutcome::Stale);
+        assert!(s.take_outgoing().is_empty());
+        assert_eq!(s.submit(share("b")), SubmitOutcome::Sent);
+        assert!(!s.is_job_live("nope"));
+    }
+
+    #[test]
+    fn unanswered_requests_and_queued_shares_are_bounded() {
+        let mut s = ready();
+        feed(&mut s, &notify_line("bf", false));
+        for _ in 0..MAX_PENDING_REQUESTS + 10 {
+            assert_eq!(s.submit(share("bf")), SubmitOutcome::Sent);
+        }
+        assert_eq!(s.pending.len(), MAX_PENDING_REQUESTS);
+        s.take_outgoing();
+        s.connection_lost();
+        assert_eq!(s.queued_shares(), MAX_QUEUED_SHARES);
+        for _ in 0..10 {
+            assert_eq!(s.submit(share("bf")), SubmitOutcome::Queued);
+        }
+        assert_eq!(s.queued_shares(), MAX_QUEUED_SHARES);
+    }
+
+    #[test]
+    fn live_jobs_are_bounded() {
+        let mut s = ready();
+        for i in 0..MAX_LIVE_JOBS + 3 {
+            feed(&mut s, &notify_line(&i.to_string(), false));
+        }
+        assert!(!s.is_job_live("0"));
+        assert!(s.is_job_live(&(MAX_LIVE_JOBS + 2).to_string()));
+    }
+
+    #[test]
+    fn set_extranonce_applies_to_later_jobs() {
+        let mut s = ready();
+        let a = new_job(&feed(&mut s, &notify_line("a", false)));
+        feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.set_extranonce","params":["0a0b0c0d0e",3]}"#,
+        );
+        assert_eq!(a.job().coinbase.extranonce1, vec![8, 0, 0, 2]);
+        // The pool now builds coinbases with the new extranonce1: old work is stale.
+        assert!(!s.is_job_live("a"));
+        let b = new_job(&feed(&mut s, &notify_line("b", false)));
+        assert_eq!(b.job().coinbase.extranonce1, vec![10, 11, 12, 13, 14]);
+        assert_eq!(b.job().coinbase.extranonce2_size, 3);
+        assert!(s.is_job_live("b"));
+    }
+
+    #[test]
+    fn version_rolling_is_negotiated_and_used() {
+        let mut s = Session::new(SessionConfig::new("w", "x"));
+        s.connection_opened();
+        let out = sent(&mut s);
+        assert_eq!(out[1]["method"], "mining.configure");
+        assert_eq!(
+            out[1]["params"],
+            json!([["version-rolling"], {"version-rolling.mask": "ffffffff"}])
+        );
+        let ev = reply(
+            &mut s,
+            &out[1]["id"],
+            r#"{"version-rolling":true,"version-rolling.mask":"1fffe000"}"#,
+        );
+        assert!(matches!(
+            ev[..],
+            [Event::VersionRolling {
+                mask: Some(0x1fffe000)
+            }]
+        ));
+        reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
+        let job = new_job(&feed(&mut s, &notify_line("v", false)));
+        assert_eq!(job.job().version_mask, 0x1fffe000);
+        feed(
+            &mut s,
+            r#"{"method":"mining.set_version_mask","params":["00ffe000"]}"#,
+        );
+        assert_eq!(s.version_mask(), 0x00ffe000);
+        // A pool that does not know mining.configure: no rolling, nothing breaks.
+        let mut s = Session::new(SessionConfig::new("w", "x"));
+        s.connection_opened();
+        let out = sent(&mut s);
+        let ev = feed(
+            &mut s,
+            &format!(
+                r#"{{"id":{},"result":null,"error":[20,"Method not found",null]}}"#,
+                out[1]["id"]
+            ),
+        );
+        assert!(matches!(ev[..], [Event::VersionRolling { mask: None }]));
+        assert_eq!(s.version_mask(), 0);
+    }
+
+    #[test]
+    fn shares_wait_for_authorization_and_survive_a_resumed_reconnect() {
+        let mut s = ready();
+        feed(&mut s, &notify_line("bf", false));
+        s.submit(share("bf"));
+        let first = sent(&mut s);
+        s.connection_lost();
+        assert_eq!(s.queued_shares(), 1);
+        // Found while down: queued too.
+        let mut later = share("bf");
+        later.nonce = 7;
+        assert_eq!(s.submit(later.clone()), SubmitOutcome::Queued);
+        s.connection_opened();
+        let out = sent(&mut s);
+        assert_eq!(
+            out[0]["params"],
+            json!([
+                crate::stratum::user_agent(),
+                "ae6812eb4cd7735a302a8a9dd95cf71f"
+            ])
+        );
+        let ev = reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
+        assert!(matches!(ev[..], [Event::Subscribed { resumed: true, .. }]));
+        let auth = sent(&mut s);
+        assert!(s.take_outgoing().is_empty());
+        reply(&mut s, &auth[0]["id"], "true");
+        let resent = sent(&mut s);
+        assert_eq!(resent.len(), 2);
+        assert_eq!(resent[0]["params"], first[0]["params"]);
+        assert_eq!(resent[1]["params"][4], "00000007");
+        assert_eq!(s.queued_shares(), 0);
+    }
+
+    #[test]
+    fn a_new_session_after_reconnect_makes_queued_shares_stale() {
+        let mut s = ready();
+        feed(&mut s, &notify_line("bf", false));
+        s.connection_lost();
+        assert_eq!(s.submit(share("bf")), SubmitOutcome::Queued);
+        s.connection_opened();
+        let out = sent(&mut s);
+        let other = r#"[[["mining.notify","x"]],"01020304",4]"#;
+        let ev = reply(&mut s, &out[0]["id"], other);
+        assert!(matches!(ev[..], [Event::Subscribed { resumed: false, .. }]));
+        let auth = sent(&mut s);
+        let ev = reply(&mut s, &auth[0]["id"], "true");
+        assert!(matches!(
+            ev[..],
+            [Event::Authorized(true), Event::ShareStale { .. }]
+        ));
+        assert!(s.take_outgoing().is_empty());
+    }
+
+    #[test]
+    fn suggested_difficulty_and_extranonce_subscription_follow_authorization() {
+        let mut config = SessionConfig::new("w", "x");
+        config.version_rolling = None;
+        config.suggest_difficulty = Some(512.0);
+        config.extranonce_subscribe = true;
+        let mut s = Session::new(config);
+        s.connection_opened();
+        let out = sent(&mut s);
+        reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
+        let auth = sent(&mut s);
+        assert_eq!(auth.len(), 1);
+        reply(&mut s, &auth[0]["id"], "true");
+        let out = sent(&mut s);
+        let methods: Vec<&Value> = out.iter().map(|m| &m["method"]).collect();
+        assert_eq!(
+            methods,
+            [
+                &json!("mining.extranonce.subscribe"),
+                &json!("mining.suggest_difficulty")
+            ]
+        );
+        assert_eq!(out[1]["params"], json!([512]));
+        // Their answers, whatever they are, change nothing.
+        let ev = feed(
+            &mut s,
+            &format!(
+                r#"{{"id":{},"result":null,"error":[20,"no",null]}}"#,
+                out[1]["id"]
+            ),
+        );
+        assert!(ev.is_empty());
+        assert!(s.is_ready());
+    }
+
+    #[test]
+    fn pool_requests_are_answered() {
+        let mut s = ready();
+        assert!(feed(
+            &mut s,
+            r#"{"id":9,"method":"client.get_version","params":[]}"#
+        )
+        .is_empty());
+        let out = sent(&mut s);
+        assert_eq!(out[0]["id"], 9);
+        assert_eq!(out[0]["result"], json!(crate::stratum::user_agent()));
+        feed(&mut s, r#"{"id":"p","method":"mining.ping","params":[]}"#);
+        assert_eq!(sent(&mut s)[0]["result"], "pong");
+        feed(
+            &mut s,
+            r#"{"id":10,"method":"mining.frobnicate","params":[]}"#,
+        );
+        assert_eq!(sent(&mut s)[0]["error"][0], 20);
+        // Notifications of unknown methods get no answer.
+        feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.frobnicate","params":[]}"#,
+        );
+        assert!(s.take_outgoing().is_empty());
+        let ev = feed(
+            &mut s,
+            r#"{"id":null,"method":"client.reconnect","params":["pool.example",3334,5]}"#,
+        );
+        assert!(
+            matches!(&ev[..], [Event::Reconnect { host: Some(h), port: Some(3334), wait }]
+            if h == "pool.example" && *wait == Duration::from_secs(5))
+        );
+        let ev = feed(
+            &mut s,
+            r#"{"id":null,"method":"client.show_message","params":["hello"]}"#,
+        );
+        assert!(matches!(&ev[..], [Event::ShowMessage(m)] if m == "hello"));
+    }
+
+    #[test]
+    fn subscribe_failure_and_bad_lines() {
+        let mut s = Session::new(SessionConfig::new("w", "x"));
+        // Notify before subscribe: an error, not a panic.
+        assert_eq!(
+            s.handle_line(notify_line("a", true).as_bytes())
+                .unwrap_err(),
+            SessionError::NotSubscribed
+        );
+        s.connection_opened();
+        let out = sent(&mut s);
+        let ev = reply(&mut s, &out[0]["id"], r#"[[],"zz",4]"#);
+        assert!(matches!(ev[..], [Event::SubscribeFailed { .. }]));
+        assert!(s.handle_line(b"garbage").is_err());
+        // Answers to unknown ids are ignored.
+        assert!(reply(&mut s, &json!(999), "true").is_empty());
+    }
+
+    #[test]
+    fn reset_forgets_the_pool() {
+        let mut s = ready();
+        feed(&mut s, &notify_line("bf", false));
+        s.connection_lost();
+        s.submit(share("bf"));
+        assert_eq!(s.reset().len(), 1);
+        assert!(!s.is_job_live("bf"));
+        assert_eq!(s.session_id(), None);
+    }
+
+    /// No sequence of lines, valid, mutated or random, panics the session.
+    #[test]
+    fn random_lines_never_panic() {
+        let seeds = [
+            notify_line("a", false),
+            notify_line("b", true),
+            format!(r#"{{"id":1,"result":{SLUSH_SUBSCRIBE},"error":null}}"#),
+            r#"{"id":2,"result":true,"error":null}"#.to_string(),
+            r#"{"id":3,"result":{"version-rolling":true,"version-rolling.mask":"1fffe000"},"error":null}"#.to_string(),
+            r#"{"id":4,"result":false,"error":[21,"Job not found",null],"reject-reason":"x"}"#.to_string(),
+            r#"{"id":null,"method":"mining.set_difficulty","params":[0.001]}"#.to_string(),
+            r#"{"id":null,"method":"mining.set_extranonce","params":["08",8]}"#.to_string(),
+            r#"{"id":null,"method":"mining.set_version_mask","params":["ffffffff"]}"#.to_string(),
+            r#"{"id":5,"method":"client.get_version","params":[]}"#.to_string(),
+            r#"{"id":null,"method":"client.reconnect","params":["h",1,99999999]}"#.to_string(),
+        ];
+        let mut rng = StdRng::seed_from_u64(0x5747_4d49);
+        for round in 0..1000 {
+            let mut s = Session::new(SessionConfig::new("w", "x"));
+            s.connection_opened();
+            for _ in 0..50 {
+                let mut line = seeds[rng.random_range(0..seeds.len())].clone().into_bytes();
+                match rng.random_range(0..4) {
+                    0 => {}
+                    1 => {
+                        for _ in 0..rng.random_range(1..4) {
+                            let i = rng.random_range(0..line.len());
+                            line[i] = rng.random();
+                        }
+                    }
+                    2 => line.truncate(rng.random_range(0..line.len())),
+                    _ => {
+                        line = (0..rng.random_range(0..64)).map(|_| rng.random()).collect();
+                    }
+                }
+                let _ = s.handle_line(&line);
+                if rng.random_range(0..10) == 0 {
+                    s.submit(share("a"));
+                }
+                if rng.random_range(0..20) == 0 {
+                    s.connection_lost();
+                    s.connection_opened();
+                }
+                s.take_outgoing();
+            }
+            assert!(s.queued_shares() <= MAX_QUEUED_SHARES, "round {round}");
+        }
+    }
+}
