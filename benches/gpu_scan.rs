@@ -1,6 +1,6 @@
-//! GPU hashing throughput per kernel shape (x1, x2): one `scan` call over a difficulty-1 unit on
-//! the first GPU adapter (lavapipe where there is no GPU), counted in hashes. Skipped, with a
-//! note, when wgpu finds no adapter.
+//! GPU hashing throughput per kernel (x1, x2, m1..m4, m1x2..m4x2): one `scan` call over a
+//! difficulty-1 unit on the first GPU adapter (lavapipe where there is no GPU), counted in
+//! hashes. Skipped, with a note, when wgpu finds no adapter.
 //!
 //! `cargo bench --bench gpu_scan`; results are recorded in BENCHMARKS.md.
 

@@ -14,6 +14,11 @@
 //   search_x2  (x2): two nonces per loop iteration, as two independent SHA-256d chains whose
 //                    lines are interleaved, for more instruction-level parallelism per thread.
 //
+// build.rs also writes the multiply-add variants sha256d_m1.wgsl .. sha256d_m4.wgsl from this
+// template: the same entry points with some additions written `x * one + y` (`one` being
+// knobs.x of the row, always 1), so that NVIDIA compilers emit IMAD on the FMA pipe for them
+// instead of IADD3 on the integer ALU pipe. Same hashes, different instruction mix.
+//
 // Early exit: the second hash stops once round 60's `e` is known, because the last state word
 // H7 = IV7 + e(after round 60). Only a nonce whose byte-swapped H7 is at or below target limb 7
 // (for any target at or below difficulty 1 that means H7 == 0) finishes rounds 61..63 and is
@@ -41,6 +46,9 @@ struct Row {
     sched: vec4<u32>,
     // Round 3's nonce-independent halves of T1 and T2, then the row's first nonce and length.
     misc: vec4<u32>,
+    // x: always 1, the runtime `one` of the multiply-add variants (the generated prelude of
+    // sha256d_m*.wgsl reads it), which no compiler can fold; y, z, w: reserved, 0.
+    knobs: vec4<u32>,
 }
 
 // Hits: an atomic counter and (row, nonce) pairs. The counter keeps counting past the

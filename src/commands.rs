@@ -114,7 +114,7 @@ fn bench_device(
             })
         }
         Device::Gpu(adapter) => {
-            let defaults = GpuOptions::default();
+            let defaults = GpuOptions::for_adapter(&adapter);
             let options = GpuOptions {
                 kernel: args.gpu.gpu_kernel.unwrap_or(defaults.kernel),
                 workgroup_size: args

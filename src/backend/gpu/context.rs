@@ -315,7 +315,7 @@ fn build_pipeline(
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("sha256d"),
-        source: wgpu::ShaderSource::Wgsl(kernel::SOURCE.into()),
+        source: wgpu::ShaderSource::Wgsl(options.kernel.source().into()),
     });
     let constants = [
         ("WG", f64::from(options.workgroup_size)),

@@ -8,6 +8,16 @@ use crate::pow::Precomputed;
 /// The expanded kernel (build.rs unrolls the template `shaders/sha256d.wgsl` into this).
 pub const SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/sha256d.wgsl"));
 
+/// The multiply-add variants of the kernel, m1..m4 (see `Mad` in build/wgsl_gen.rs): the same
+/// module with more and more additions written `x * one + y`, `one` a runtime 1 from the row
+/// (`Row::knobs`), so NVIDIA compilers can put them on the FMA pipe as IMAD.
+pub const SOURCE_MAD: [&str; 4] = [
+    include_str!(concat!(env!("OUT_DIR"), "/sha256d_m1.wgsl")),
+    include_str!(concat!(env!("OUT_DIR"), "/sha256d_m2.wgsl")),
+    include_str!(concat!(env!("OUT_DIR"), "/sha256d_m3.wgsl")),
+    include_str!(concat!(env!("OUT_DIR"), "/sha256d_m4.wgsl")),
+];
+
 /// The build-time probe the kernel was generated with (`WGMINER_KERNEL_PROBE`, e.g. `rotshift`),
 /// or None for a normal build. A probe kernel computes WRONG hashes on purpose: it exists to
 /// measure what one kind of operation costs on a real GPU.
@@ -16,7 +26,8 @@ pub const PROBE: Option<&str> = match env!("WGMINER_KERNEL_PROBE_BUILT").as_byte
     _ => Some(env!("WGMINER_KERNEL_PROBE_BUILT")),
 };
 
-/// The shape of the nonce loop: both entry points of the module compute the same thing.
+/// The kernel to run: the shape of the nonce loop (x1 or x2, the module's two entry points) and
+/// the module (the normal kernel, or a multiply-add variant m1..m4). All compute the same thing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KernelShape {
@@ -26,15 +37,83 @@ pub enum KernelShape {
     /// Two nonces per loop iteration as two interleaved, independent SHA-256d chains (entry
     /// point `search_x2`): more instruction-level parallelism, more registers.
     X2,
+    /// x1 with one of T1's additions as a multiply-add: T1 = Σ1 * one + (Ch + h + W + K).
+    M1,
+    /// m1, and a = Σ0 * one + (T1 + Maj).
+    M2,
+    /// m2, and each message word σ1 * one + (W[t-7] + σ0 + W[t-16]).
+    M3,
+    /// Every round and schedule addition of a computed per-nonce term as a multiply-add:
+    /// T1 = Σ1 * one + (Ch * one + (h + W + K)), e = T1 * one + d,
+    /// a = Σ0 * one + (Maj * one + T1), W = σ1 * one + (σ0 * one + (W[t-7] * one + W[t-16])).
+    M4,
+    /// m1 with the x2 loop.
+    M1X2,
+    /// m2 with the x2 loop.
+    M2X2,
+    /// m3 with the x2 loop.
+    M3X2,
+    /// m4 with the x2 loop.
+    M4X2,
 }
 
 impl KernelShape {
-    pub const ALL: [KernelShape; 2] = [KernelShape::X1, KernelShape::X2];
+    pub const ALL: [KernelShape; 10] = [
+        KernelShape::X1,
+        KernelShape::X2,
+        KernelShape::M1,
+        KernelShape::M2,
+        KernelShape::M3,
+        KernelShape::M4,
+        KernelShape::M1X2,
+        KernelShape::M2X2,
+        KernelShape::M3X2,
+        KernelShape::M4X2,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             KernelShape::X1 => "x1",
             KernelShape::X2 => "x2",
+            KernelShape::M1 => "m1",
+            KernelShape::M2 => "m2",
+            KernelShape::M3 => "m3",
+            KernelShape::M4 => "m4",
+            KernelShape::M1X2 => "m1x2",
+            KernelShape::M2X2 => "m2x2",
+            KernelShape::M3X2 => "m3x2",
+            KernelShape::M4X2 => "m4x2",
+        }
+    }
+
+    /// Two nonces per loop iteration (entry point `search_x2`).
+    pub fn is_x2(self) -> bool {
+        matches!(
+            self,
+            KernelShape::X2
+                | KernelShape::M1X2
+                | KernelShape::M2X2
+                | KernelShape::M3X2
+                | KernelShape::M4X2
+        )
+    }
+
+    /// Which multiply-add variant (1..=4), or None for the normal kernel.
+    pub fn mad_level(self) -> Option<usize> {
+        match self {
+            KernelShape::X1 | KernelShape::X2 => None,
+            KernelShape::M1 | KernelShape::M1X2 => Some(1),
+            KernelShape::M2 | KernelShape::M2X2 => Some(2),
+            KernelShape::M3 | KernelShape::M3X2 => Some(3),
+            KernelShape::M4 | KernelShape::M4X2 => Some(4),
+        }
+    }
+
+    /// The WGSL module holding this kernel's entry point.
+    pub fn source(self) -> &'static str {
+        match self.mad_level() {
+            None => SOURCE,
+            Some(m) => SOURCE_MAD[m - 1],
         }
     }
 
@@ -46,9 +125,10 @@ impl KernelShape {
 
     /// The kernel's entry point for this shape.
     pub fn entry_point(self) -> &'static str {
-        match self {
-            KernelShape::X1 => "search",
-            KernelShape::X2 => "search_x2",
+        if self.is_x2() {
+            "search_x2"
+        } else {
+            "search"
         }
     }
 }
@@ -74,7 +154,7 @@ pub const HITS_HEADER_BYTES: u64 = 8;
 pub const HIT_BYTES: u64 = 8;
 
 /// One row of a dispatch: a run of nonces of one work unit and everything about it that does
-/// not depend on the nonce. Field order and size match the shader's `struct Row` (8 x vec4<u32>).
+/// not depend on the nonce. Field order and size match the shader's `struct Row` (9 x vec4<u32>).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Row {
@@ -85,6 +165,8 @@ pub struct Row {
     pub sched: [u32; 4],
     /// Round 3's T1 and T2 without W3, the first nonce, the nonce count.
     pub misc: [u32; 4],
+    /// Always [1, 0, 0, 0]: the runtime 1 (`one`) of the multiply-add kernels, then reserved.
+    pub knobs: [u32; 4],
 }
 
 impl Row {
@@ -95,6 +177,7 @@ impl Row {
             target: pre.target_limbs,
             sched: [pre.w16, pre.w17, pre.w18_base, pre.w19_base],
             misc: [pre.round3_t1, pre.round3_t2, start, count],
+            knobs: [1, 0, 0, 0],
         }
     }
 }
@@ -107,8 +190,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn row_is_eight_vec4() {
-        assert_eq!(std::mem::size_of::<Row>(), 128);
+    fn row_is_nine_vec4() {
+        assert_eq!(std::mem::size_of::<Row>(), 144);
         assert!(SOURCE.contains(&format!("const MAX_ROWS: u32 = {MAX_ROWS}u;")));
     }
 
@@ -127,14 +210,32 @@ mod tests {
     #[test]
     fn every_shape_has_its_entry_point() {
         for k in KernelShape::ALL {
-            assert!(SOURCE.contains(&format!("fn {}(", k.entry_point())), "{k}");
+            assert!(
+                k.source().contains(&format!("fn {}(", k.entry_point())),
+                "{k}"
+            );
             assert_eq!(KernelShape::from_name(k.name()), Some(k));
         }
         assert_eq!(KernelShape::from_name("X2"), Some(KernelShape::X2));
         assert_eq!(KernelShape::from_name("x3"), None);
+        assert_eq!(KernelShape::from_name("M4x2"), Some(KernelShape::M4X2));
         // The two-chain body: both chains' names, interleaved.
         assert!(SOURCE.contains("let qe61_a") && SOURCE.contains("let qe61_b"));
         assert!(SOURCE.contains("let fin_lo_b"));
+    }
+
+    #[test]
+    fn mad_variants_multiply_by_the_runtime_one() {
+        // The normal kernel mentions the form only in comments.
+        assert!(!SOURCE.contains("let one"));
+        let mut previous = SOURCE.matches("* one +").count();
+        for (i, src) in SOURCE_MAD.iter().enumerate() {
+            assert!(src.contains("let one = rows[ri].knobs.x;"), "m{}", i + 1);
+            // Each level writes more additions as multiply-adds than the one before.
+            let mads = src.matches("* one +").count();
+            assert!(mads > previous, "m{}: {mads} multiply-adds", i + 1);
+            previous = mads;
+        }
     }
 
     #[test]
