@@ -154,7 +154,7 @@ pub const HITS_HEADER_BYTES: u64 = 8;
 pub const HIT_BYTES: u64 = 8;
 
 /// One row of a dispatch: a run of nonces of one work unit and everything about it that does
-/// not depend on the nonce. Field order and size match the shader's `struct Row` (9 x vec4<u32>).
+/// not depend on the nonce. Field order and size match the shader's `struct Row` (9 x `vec4<u32>`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Row {
