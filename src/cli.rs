@@ -9,10 +9,47 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "GPU-accelerated SHA-256d (Bitcoin) proof-of-work miner"
 )]
-#[command(arg_required_else_help = true)]
+#[command(arg_required_else_help = true, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Pool mining (`-o stratum+tcp://host:port -u user.worker -p x`) when no command is given.
+    #[command(flatten)]
+    pub mine: MineArgs,
+}
+
+/// Mining on a Stratum pool: the flags every miner user knows (cpuminer, cgminer, xmrig).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct MineArgs {
+    /// Pool url: stratum+tcp://host:port (or stratum+ssl:// / stratum+tls://). Repeat for
+    /// failover pools, in order of preference.
+    #[arg(short = 'o', long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Pool user, usually `address.worker` (one for every pool, or one per -o, in order).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// Pool password (most pools ignore it; default x).
+    #[arg(short = 'p', long = "pass", value_name = "PASS")]
+    pub passwords: Vec<String>,
+    /// Ask the pool for this share difficulty (mining.suggest_difficulty).
+    #[arg(long, value_name = "D", value_parser = parse_difficulty)]
+    pub suggest_diff: Option<f64>,
+    /// Which backend mines (default: cpu, or the kinds of the devices named by --device).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+    #[command(flatten)]
+    pub select: DeviceArgs,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    /// CPU worker threads (default: one per logical core).
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+    /// CPU hashing path (default: the fastest this CPU has): sha-ni, avx512, avx2, portable.
+    #[arg(long, value_parser = parse_path)]
+    pub cpu_path: Option<wgminer::pow::ScanPath>,
+    /// One JSON object per line for every event and status report, instead of text.
+    #[arg(long)]
+    pub json_log: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,7 +84,7 @@ pub struct DeviceArgs {
 }
 
 /// Kernel geometry for GPUs (defaults suit a large discrete GPU).
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct GpuArgs {
     /// Invocations per workgroup.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -55,8 +92,9 @@ pub struct GpuArgs {
     /// Nonces each GPU invocation hashes.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub gpu_nonces_per_thread: Option<u32>,
-    /// Shape of the GPU kernel's nonce loop: x1 (one nonce per iteration, the default) or x2
-    /// (two interleaved nonces per iteration).
+    /// GPU kernel: x1 (one nonce per loop iteration, the default) or x2 (two interleaved
+    /// nonces per iteration); m1, m2, m3, m4 (x1 with more and more additions written as
+    /// multiply-adds by a runtime 1, for NVIDIA's FMA pipe) and m1x2 .. m4x2 (the same with x2).
     #[arg(long, value_name = "NAME", value_parser = parse_kernel)]
     pub gpu_kernel: Option<wgminer::backend::gpu::KernelShape>,
 }
@@ -101,6 +139,13 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
         Err(format!(
             "seconds must be greater than 0 and at most 86400, got {s}"
         ))
+    }
+}
+
+fn parse_difficulty(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive difficulty")),
     }
 }
 

@@ -1,8 +1,9 @@
-//! The `wgminer` binary: parse the command line, run the command, map failures to exit codes
-//! (2 for bad usage, 1 for everything else).
+//! The `wgminer` binary: parse the command line, run the command (or mine on a pool with `-o`),
+//! map failures to exit codes (2 for bad usage, 1 for everything else).
 
 mod cli;
 mod commands;
+mod mine;
 mod select;
 
 use std::process::ExitCode;
@@ -32,8 +33,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Bench(args) => commands::run_bench(&args),
-        Command::Devices(args) => commands::run_devices(&args),
+        Some(Command::Bench(args)) => commands::run_bench(&args),
+        Some(Command::Devices(args)) => commands::run_devices(&args),
+        None => mine::run_mine(&cli.mine),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

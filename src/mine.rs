@@ -1,0 +1,367 @@
+//! `wgminer -o stratum+tcp://host:port -u user.worker -p x`: check the pool flags, build the
+//! selected devices, run the Stratum client and the work manager until Ctrl-C, and show what
+//! happens: a status line redrawn every second on a terminal, plain log lines (every 30 s and one
+//! per share result) otherwise, or one JSON object per line with `--json-log`.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+use wgminer::backend::gpu::{GpuBackend, GpuOptions};
+use wgminer::backend::{Backend, CpuBackend};
+use wgminer::bench::format_rate;
+use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
+use wgminer::work::{run_pool, Manager, MinerEvent, MiningStats, StatsSnapshot};
+
+use crate::cli::MineArgs;
+use crate::select::{Device, Inventory, UsageError};
+
+/// Plain log lines (no terminal): a status line this often.
+const LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// After Ctrl-C, how long the pool gets to answer the shares just submitted.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// How the run is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Display {
+    /// A status line on stderr, redrawn every second.
+    Terminal,
+    /// Text lines on stdout.
+    Log,
+    /// JSON lines on stdout.
+    Json,
+}
+
+/// Turn the pool flags into the client's configuration: every url must parse, and every pool
+/// needs a user (one `-u` for all, or one per `-o`).
+pub fn client_config(args: &MineArgs) -> Result<ClientConfig, UsageError> {
+    if args.urls.is_empty() {
+        return Err(UsageError(
+            "no pool given: use -o stratum+tcp://host:port -u user.worker -p x".into(),
+        ));
+    }
+    let per_pool = |list: &[String], what: &str| -> Result<Vec<Option<String>>, UsageError> {
+        match list.len() {
+            0 => Ok(vec![None; args.urls.len()]),
+            1 => Ok(vec![Some(list[0].clone()); args.urls.len()]),
+            n if n == args.urls.len() => Ok(list.iter().cloned().map(Some).collect()),
+            n => Err(UsageError(format!(
+                "{n} {what} values for {} pools: give one for all or one per -o",
+                args.urls.len()
+            ))),
+        }
+    };
+    let users = per_pool(&args.users, "-u")?;
+    let passwords = per_pool(&args.passwords, "-p")?;
+    let mut pools = Vec::with_capacity(args.urls.len());
+    for ((url, user), password) in args.urls.iter().zip(users).zip(passwords) {
+        let url: PoolUrl = url.parse().map_err(|e| UsageError(format!("{e}")))?;
+        let user = match user {
+            Some(u) if !u.trim().is_empty() => u,
+            _ => return Err(UsageError(format!("no user for {url}: use -u user.worker"))),
+        };
+        pools.push(PoolConfig {
+            url,
+            user,
+            password: password.unwrap_or_else(|| "x".into()),
+        });
+    }
+    let mut config = ClientConfig::new(pools);
+    config.suggest_difficulty = args.suggest_diff;
+    Ok(config)
+}
+
+/// Build one backend per selected device.
+fn backends(args: &MineArgs) -> anyhow::Result<Vec<Box<dyn Backend>>> {
+    let inventory = if Inventory::cpu_only(args.backend, &args.select) {
+        Inventory::cpu()?
+    } else {
+        Inventory::scan()?
+    };
+    let devices = inventory.select(args.backend, &args.select)?;
+    let mut out: Vec<Box<dyn Backend>> = Vec::with_capacity(devices.len());
+    for device in devices {
+        match device {
+            Device::Cpu => {
+                let cpu = CpuBackend::new(args.threads.map(|t| t as usize), args.cpu_path)?;
+                out.push(Box::new(cpu));
+            }
+            Device::Gpu(adapter) => {
+                let defaults = GpuOptions::for_adapter(&adapter);
+                let options = GpuOptions {
+                    kernel: args.gpu.gpu_kernel.unwrap_or(defaults.kernel),
+                    workgroup_size: args
+                        .gpu
+                        .gpu_workgroup_size
+                        .unwrap_or(defaults.workgroup_size),
+                    nonces_per_thread: args
+                        .gpu
+                        .gpu_nonces_per_thread
+                        .unwrap_or(defaults.nonces_per_thread),
+                    ..defaults
+                };
+                let gpu = GpuBackend::new(&adapter, options)
+                    .with_context(|| format!("GPU {}", adapter.index))?;
+                out.push(Box::new(gpu));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Mine until Ctrl-C.
+pub fn run_mine(args: &MineArgs) -> anyhow::Result<()> {
+    let config = client_config(args)?;
+    let backends = backends(args)?;
+    let display = if args.json_log {
+        Display::Json
+    } else if std::io::stderr().is_terminal() {
+        Display::Terminal
+    } else {
+        Display::Log
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let manager = Manager::start(backends, events_tx)?;
+        let stats = manager.stats();
+        let labels: Vec<String> = stats.devices.iter().map(|d| d.label.clone()).collect();
+        let pools: Vec<String> = config.pools.iter().map(|p| p.url.to_string()).collect();
+        show(
+            display,
+            &serde_json::json!({"event": "start", "devices": labels, "pools": pools}),
+            &format!("mining on {} with {}", pools.join(", "), labels.join(", ")),
+        );
+        let ui = tokio::spawn(render(display, Arc::clone(&stats), events_rx));
+        let shutdown = stop_signal();
+        let result = run_pool(config, manager, shutdown, DRAIN).await;
+        ui.abort();
+        let stats = result?;
+        let snap = stats.snapshot();
+        if display == Display::Terminal {
+            eprint!("\r\x1b[2K");
+        }
+        show(
+            display,
+            &serde_json::json!({"event": "exit", "status": &snap}),
+            &format!("stopped: {}", status_text(&snap)),
+        );
+        anyhow::Ok(())
+    })
+}
+
+/// Print one event: text (stdout for logs, stderr above the status line on a terminal) or JSON.
+fn show(display: Display, json: &serde_json::Value, text: &str) {
+    match display {
+        Display::Json => println!("{json}"),
+        Display::Log => println!("{text}"),
+        Display::Terminal => {
+            eprint!("\r\x1b[2K");
+            eprintln!("{text}");
+        }
+    }
+    let _ = std::io::stdout().flush();
+}
+
+/// Draw events and the periodic status until the run ends.
+async fn render(
+    display: Display,
+    stats: Arc<MiningStats>,
+    mut events: mpsc::UnboundedReceiver<MinerEvent>,
+) {
+    let every = match display {
+        Display::Terminal => Duration::from_secs(1),
+        Display::Log | Display::Json => LOG_EVERY,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => {
+                    let uptime = stats.uptime().as_secs_f64();
+                    let (json, text) = describe(&ev);
+                    let mut json = json;
+                    json["uptime_s"] = serde_json::json!(uptime);
+                    show(display, &json, &format!("[{uptime:>8.1}s] {text}"));
+                    if display == Display::Terminal {
+                        draw_status(&stats.snapshot());
+                    }
+                }
+                None => return,
+            },
+            _ = tick.tick() => {
+                let snap = stats.snapshot();
+                match display {
+                    Display::Terminal => draw_status(&snap),
+                    Display::Json => show(display, &serde_json::json!({"event": "status", "status": snap}), ""),
+                    Display::Log => show(display, &serde_json::Value::Null, &format!("[{:>8.1}s] {}", snap.uptime_s, status_text(&snap))),
+                }
+            }
+        }
+    }
+}
+
+fn draw_status(snap: &StatsSnapshot) {
+    eprint!("\r\x1b[2K{}", status_text(snap));
+    let _ = std::io::stderr().flush();
+}
+
+/// "cpu 12.3 MH/s (5s) 11.9 MH/s (60s) | A 10 R 1 (low difficulty) S 0 | diff 0.001 | pool … | up 1m02s"
+fn status_text(snap: &StatsSnapshot) -> String {
+    let devices: Vec<String> = snap
+        .devices
+        .iter()
+        .map(|d| {
+            let hw = if d.hardware_errors > 0 {
+                format!(" HW {}", d.hardware_errors)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {} (5s) {} (60s){hw}",
+                d.label,
+                format_rate(d.rate_5s),
+                format_rate(d.rate_60s)
+            )
+        })
+        .collect();
+    let reject = snap
+        .last_reject
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    let diff = snap
+        .difficulty
+        .map(|d| format!("{d}"))
+        .unwrap_or_else(|| "-".into());
+    let pool = match (&snap.pool, snap.connected) {
+        (Some(p), true) => p.clone(),
+        (Some(p), false) => format!("{p} (down)"),
+        (None, _) => "connecting".into(),
+    };
+    let up = snap.uptime_s as u64;
+    format!(
+        "{} | A {} R {}{reject} S {} | diff {diff} | {pool} | up {}h{:02}m{:02}s",
+        devices.join(", "),
+        snap.accepted,
+        snap.rejected,
+        snap.stale,
+        up / 3600,
+        up / 60 % 60,
+        up % 60
+    )
+}
+
+/// An event as JSON and as a text line.
+fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
+    use serde_json::json;
+    let share_json = |s: &wgminer::work::Share| {
+        json!({
+            "job_id": s.job_id, "extranonce2": s.extranonce2.to_hex(),
+            "ntime": format!("{:08x}", s.ntime), "nonce": format!("{:08x}", s.nonce),
+            "version_bits": s.version_bits.map(|v| format!("{v:08x}")),
+        })
+    };
+    match ev {
+        MinerEvent::Connected { pool } => (
+            json!({"event": "connected", "pool": pool}),
+            format!("connected to {pool}"),
+        ),
+        MinerEvent::Disconnected { reason } => (
+            json!({"event": "disconnected", "reason": reason}),
+            format!("disconnected: {reason}"),
+        ),
+        MinerEvent::NewJob {
+            job_id,
+            clean,
+            difficulty,
+        } => (
+            json!({"event": "job", "job_id": job_id, "clean": clean, "difficulty": difficulty}),
+            format!("new job {job_id} (clean: {clean}, difficulty {difficulty})"),
+        ),
+        MinerEvent::DifficultyChanged(d) => (
+            json!({"event": "difficulty", "difficulty": d}),
+            format!("difficulty {d} for the next job"),
+        ),
+        MinerEvent::Submitted { device, share } => (
+            json!({"event": "submitted", "device": device, "share": share_json(share)}),
+            format!(
+                "submitted share job {} nonce {:08x} (device {device})",
+                share.job_id, share.nonce
+            ),
+        ),
+        MinerEvent::Accepted { share } => (
+            json!({"event": "accepted", "share": share_json(share)}),
+            format!(
+                "accepted share job {} nonce {:08x}",
+                share.job_id, share.nonce
+            ),
+        ),
+        MinerEvent::Rejected { share, reason } => (
+            json!({"event": "rejected", "reason": reason, "share": share_json(share)}),
+            format!(
+                "rejected share job {} nonce {:08x}: {reason}",
+                share.job_id, share.nonce
+            ),
+        ),
+        MinerEvent::Stale { share } => (
+            json!({"event": "stale", "share": share_json(share)}),
+            format!(
+                "stale share job {} nonce {:08x} (not sent)",
+                share.job_id, share.nonce
+            ),
+        ),
+        MinerEvent::HardwareError { device, error } => (
+            json!({"event": "hardware_error", "device": device, "error": error}),
+            format!("hardware error on device {device}: {error}"),
+        ),
+        MinerEvent::JobSwitch { job_id, latency } => {
+            let ms = latency.as_secs_f64() * 1e3;
+            (
+                json!({"event": "job_switch", "job_id": job_id, "latency_ms": ms}),
+                format!("every device on clean job {job_id} after {ms:.1} ms"),
+            )
+        }
+        MinerEvent::DeviceFailed { device, error } => (
+            json!({"event": "device_error", "device": device, "error": error}),
+            format!("device {device}: {error}"),
+        ),
+        MinerEvent::PoolMessage(m) => (
+            json!({"event": "pool_message", "message": m}),
+            format!("pool says: {m}"),
+        ),
+    }
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix (what systemd and container runtimes send). If no
+/// handler can be installed, mining goes on until the process is killed.
+async fn stop_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}

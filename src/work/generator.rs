@@ -1,0 +1,270 @@
+//! [`WorkGenerator`]: turns one [`PreparedJob`] into a stream of [`WorkUnit`]s that never
+//! overlap, however many devices draw from it. Pure: the work manager holds one behind a lock and
+//! every device worker takes its next batch from it, so the extranonce2 counter is shared and two
+//! devices can never hash the same header and nonce.
+//!
+//! Order of rolling, cheapest first: the nonce range of one header is cut into pieces as large as
+//! the caller asks for; once a header's 2^32 nonces are handed out, the next version bits under the
+//! job's mask (BIP310/BIP320: only the header's midstate changes); once the mask is spent, the next
+//! extranonce2 (one coinbase hash and the merkle branch). nTime follows the clock through
+//! [`NtimeWindow::at_elapsed`](super::NtimeWindow::at_elapsed) as each unit is made; that changes only the header's tail, so pieces
+//! of one header made at different seconds still never overlap (their nonce ranges differ).
+
+use std::sync::Arc;
+
+use super::job::{CoinbaseRoot, JobError, PreparedJob};
+use super::rolling::{Extranonce2Roller, Roll, VersionRoller};
+use super::unit::{NonceRange, WorkUnit};
+
+/// Nonces in one header.
+const NONCES_PER_HEADER: u64 = 1 << 32;
+
+/// The most nonces one batch may ask for: 64 headers, seconds of work for the fastest GPUs.
+/// More would only delay how soon a device sees a fresh nTime.
+pub const MAX_BATCH_NONCES: u64 = 64 * NONCES_PER_HEADER;
+
+/// Why no more work can be made from a job: every extranonce2 and version value is spent (with a
+/// 4-byte extranonce2 that is 2^64 headers, so in practice only tiny test sizes reach it).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GeneratorError {
+    #[error("every extranonce2 of job {job_id} is spent")]
+    Exhausted { job_id: String },
+    #[error("job {job_id}: {source}")]
+    Job {
+        job_id: String,
+        #[source]
+        source: JobError,
+    },
+}
+
+/// A unit and the rolled fields it was made from (the share for a hit needs them).
+#[derive(Clone, Debug)]
+pub struct RolledUnit {
+    pub unit: WorkUnit,
+    pub roll: Roll,
+}
+
+/// The header being cut into nonce ranges.
+#[derive(Clone, Debug)]
+struct Cursor {
+    root: CoinbaseRoot,
+    version_bits: u32,
+    /// Nonces of this header already handed out, from 0.
+    next_nonce: u64,
+}
+
+/// Non-overlapping work units from one job.
+#[derive(Clone, Debug)]
+pub struct WorkGenerator {
+    job: Arc<PreparedJob>,
+    extranonce2: Extranonce2Roller,
+    versions: VersionRoller,
+    cursor: Option<Cursor>,
+    /// Headers started so far (for logs and tests).
+    headers: u64,
+}
+
+impl WorkGenerator {
+    pub fn new(job: Arc<PreparedJob>) -> Result<Self, GeneratorError> {
+        let j = job.job();
+        let extranonce2 =
+            Extranonce2Roller::new(j.coinbase.extranonce2_size).map_err(|source| {
+                GeneratorError::Job {
+                    job_id: j.id.clone(),
+                    source,
+                }
+            })?;
+        let versions = VersionRoller::new(j.version_mask);
+        Ok(WorkGenerator {
+            job,
+            extranonce2,
+            versions,
+            cursor: None,
+            headers: 0,
+        })
+    }
+
+    pub fn job(&self) -> &Arc<PreparedJob> {
+        &self.job
+    }
+
+    /// Headers started so far.
+    pub fn headers_started(&self) -> u64 {
+        self.headers
+    }
+
+    /// Units covering `nonces` nonces (at least one unit; at most [`MAX_BATCH_NONCES`]), with
+    /// nTime for `elapsed_secs` after the job arrived.
+    pub fn take(
+        &mut self,
+        nonces: u64,
+        elapsed_secs: u64,
+    ) -> Result<Vec<RolledUnit>, GeneratorError> {
+        let mut wanted = nonces.clamp(1, MAX_BATCH_NONCES);
+        let ntime = self.job.job().ntime_window().at_elapsed(elapsed_secs);
+        let mut out = Vec::new();
+        while wanted > 0 {
+            let spent = self
+                .cursor
+                .as_ref()
+                .is_none_or(|c| c.next_nonce >= NONCES_PER_HEADER);
+            if spent {
+                let next = self.next_header()?;
+                self.cursor = Some(next);
+            }
+            let Some(cursor) = self.cursor.as_mut() else {
+                break;
+            };
+            let count = wanted.min(NONCES_PER_HEADER - cursor.next_nonce);
+            let range = NonceRange::new(cursor.next_nonce as u32, count);
+            let (root, bits) = (cursor.root, cursor.version_bits);
+            cursor.next_nonce += count;
+            wanted -= count;
+            let unit = self
+                .job
+                .work_unit_for(&root, ntime, bits, range)
+                .map_err(|source| self.job_error(source))?;
+            out.push(RolledUnit {
+                unit,
+                roll: PreparedJob::roll_for(&root, ntime, bits),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The next header to cut: the next version bits under the current extranonce2, else the
+    /// next extranonce2 with the mask started over.
+    fn next_header(&mut self) -> Result<Cursor, GeneratorError> {
+        let root = match (&self.cursor, self.versions.next()) {
+            (Some(c), Some(bits)) => {
+                self.headers += 1;
+                return Ok(Cursor {
+                    root: c.root,
+                    version_bits: bits,
+                    next_nonce: 0,
+                });
+            }
+            _ => {
+                let e2 = self
+                    .extranonce2
+                    .next()
+                    .ok_or_else(|| GeneratorError::Exhausted {
+                        job_id: self.job.job().id.clone(),
+                    })?;
+                self.job
+                    .coinbase_root(&e2)
+                    .map_err(|source| self.job_error(source))?
+            }
+        };
+        self.versions = VersionRoller::new(self.job.job().version_mask);
+        // The roller's first value is 0: the pool's own version.
+        let bits = self.versions.next().unwrap_or(0);
+        self.headers += 1;
+        Ok(Cursor {
+            root,
+            version_bits: bits,
+            next_nonce: 0,
+        })
+    }
+
+    fn job_error(&self, source: JobError) -> GeneratorError {
+        GeneratorError::Job {
+            job_id: self.job.job().id.clone(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use bitcoin::block::Version;
+    use bitcoin::hashes::Hash;
+    use bitcoin::pow::CompactTarget;
+    use bitcoin::{BlockHash, TxMerkleNode};
+
+    use super::*;
+    use crate::pow::DIFF1_TARGET;
+    use crate::work::job::{CoinbaseTemplate, Job};
+
+    pub(crate) fn job(mask: u32, extranonce2_size: usize) -> Arc<PreparedJob> {
+        let job = Job {
+            id: "g1".into(),
+            prev_hash: BlockHash::from_byte_array([3; 32]),
+            version: Version::from_consensus(0x2000_0000),
+            version_mask: mask,
+            bits: CompactTarget::from_consensus(0x1d00_ffff),
+            ntime: 1_700_000_000,
+            ntime_roll: 600,
+            coinbase: CoinbaseTemplate {
+                prefix: (0..70u8).collect(),
+                extranonce1: vec![1, 2, 3, 4],
+                extranonce2_size,
+                suffix: (0..40u8).collect(),
+            },
+            merkle_branch: vec![TxMerkleNode::from_byte_array([9; 32])],
+            share_target: DIFF1_TARGET,
+            clean: true,
+        };
+        Arc::new(job.prepare().expect("valid job"))
+    }
+
+    /// Every (header, nonce) handed out is distinct, across batch sizes and nTime changes, and
+    /// every unit's header is what the reference path builds for its roll.
+    #[test]
+    fn units_never_overlap_and_match_their_rolls() {
+        let prepared = job(0b1_0000_0000_0000_0000_0000, 4);
+        let mut g = WorkGenerator::new(Arc::clone(&prepared)).unwrap();
+        let mut seen: HashSet<([u8; 76], u32)> = HashSet::new();
+        let mut total = 0u64;
+        for (i, size) in [1u64 << 30, 3 << 31, 1 << 32, 5 << 32, 7]
+            .iter()
+            .enumerate()
+        {
+            let batch = g.take(*size, i as u64).unwrap();
+            let covered: u64 = batch.iter().map(|u| u.unit.nonces.count).sum();
+            assert_eq!(covered, *size);
+            total += covered;
+            for RolledUnit { unit, roll } in &batch {
+                let reference = prepared.job().header(roll, unit.nonces.start).unwrap();
+                assert_eq!(
+                    unit.header_with_nonce(unit.nonces.start),
+                    crate::pow::header_bytes(&reference)
+                );
+                // Header without nTime and nonce: (root, version) identifies the header.
+                let mut key = [0u8; 76];
+                key[..68].copy_from_slice(&unit.header[..68]);
+                key[68..72].copy_from_slice(&unit.header[72..76]);
+                // Sample the range's ends: overlapping ranges would share one of them.
+                for nonce in [
+                    unit.nonces.start,
+                    unit.nonces
+                        .start
+                        .wrapping_add((unit.nonces.count - 1) as u32),
+                ] {
+                    assert!(
+                        seen.insert((key, nonce)),
+                        "nonce {nonce:#x} handed out twice"
+                    );
+                }
+            }
+        }
+        // With a 1-bit mask, each extranonce2 gives two headers.
+        assert_eq!(g.headers_started(), total.div_ceil(1 << 32));
+    }
+
+    #[test]
+    fn a_tiny_extranonce2_space_runs_out_as_an_error() {
+        let mut g = WorkGenerator::new(job(0, 1)).unwrap();
+        // 256 extranonce2 values, one header each: four of the largest batches.
+        for _ in 0..4 {
+            assert!(g.take(MAX_BATCH_NONCES, 0).is_ok());
+        }
+        assert!(matches!(
+            g.take(1, 0),
+            Err(GeneratorError::Exhausted { .. })
+        ));
+    }
+}

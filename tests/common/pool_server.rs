@@ -1,0 +1,336 @@
+//! A small Stratum V1 pool for end-to-end mining tests, on 127.0.0.1.
+//!
+//! No real pool server can be installed from the package registries here (ckpool, public-pool
+//! and the like are not packaged on crates.io, PyPI, npm or Debian), which is why this pool lives
+//! in tests/. Its jobs are the real ones from the slush documentation session in
+//! tests/data/stratum.json (testnet3 block 25096: prevhash, coinb1/coinb2, nBits, nTime), each new
+//! job with its nTime moved on by its number so no two jobs share a header. It grants BIP310
+//! version rolling (mask 1fffe000), sets any difficulty the test asks for, and checks every
+//! `mining.submit` independently of the miner's fast paths: it rebuilds the header with the
+//! reference [`Job`] path (rust-bitcoin's coinbase txid, merkle fold and header hash) and compares
+//! it with the share target the job was *sent* with. Shares for unknown or replaced jobs are
+//! rejected as stale, like a real pool does.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bitcoin::block::Version;
+use bitcoin::hashes::Hash;
+use bitcoin::hex::FromHex;
+use bitcoin::pow::CompactTarget;
+use bitcoin::{BlockHash, TxMerkleNode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use wgminer::pow::target_from_difficulty;
+use wgminer::work::{CoinbaseTemplate, Extranonce2, Job, Share};
+
+/// The version-rolling mask this pool grants (BIP320's general-purpose bits).
+pub const MASK: u32 = 0x1fff_e000;
+const EXTRANONCE1: &str = "08000002";
+const EXTRANONCE2_SIZE: usize = 4;
+
+/// One `mining.submit` as the pool judged it.
+#[derive(Clone, Debug)]
+pub struct Submit {
+    pub job_id: String,
+    pub share: Option<Share>,
+    pub accepted: bool,
+    pub reason: Option<String>,
+    /// The difficulty the share's job was sent with.
+    pub job_difficulty: Option<f64>,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// Every job sent, with its difficulty, and whether it still takes shares.
+    jobs: HashMap<String, (Job, f64, bool)>,
+    difficulty: f64,
+    next_job: u32,
+    submits: Vec<Submit>,
+    authorized: Vec<String>,
+}
+
+/// The pool: the test drives it (`set_difficulty`, `notify`) and reads `submits`.
+pub struct TestPool {
+    pub port: u16,
+    state: Arc<Mutex<PoolState>>,
+    lines: broadcast::Sender<String>,
+    /// The notify fields from the recorded session.
+    template: Value,
+}
+
+impl TestPool {
+    /// Listen on 127.0.0.1 (a free port) with `difficulty` for the first job.
+    pub async fn start(difficulty: f64) -> TestPool {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(Mutex::new(PoolState {
+            difficulty,
+            ..PoolState::default()
+        }));
+        let (lines, _) = broadcast::channel(1024);
+        let pool = TestPool {
+            port,
+            state: Arc::clone(&state),
+            lines: lines.clone(),
+            template: recorded_notify(),
+        };
+        let first = pool.make_job(true);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let state = Arc::clone(&state);
+                let rx = lines.subscribe();
+                let first = first.clone();
+                tokio::spawn(serve(socket, state, rx, first));
+            }
+        });
+        pool
+    }
+
+    pub fn url(&self) -> String {
+        format!("stratum+tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// The difficulty for jobs sent from now on (sent to the miner at once, as pools do).
+    pub fn set_difficulty(&self, d: f64) {
+        self.lock().difficulty = d;
+        let _ = self.lines.send(
+            json!({"id": null, "method": "mining.set_difficulty", "params": [d]}).to_string(),
+        );
+    }
+
+    /// Send a new job; with `clean`, every earlier job stops taking shares. Returns its id.
+    pub fn notify(&self, clean: bool) -> String {
+        let line = self.make_job(clean);
+        let id = serde_json::from_str::<Value>(&line).expect("json")["params"][0]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let _ = self.lines.send(line);
+        id
+    }
+
+    pub fn submits(&self) -> Vec<Submit> {
+        self.lock().submits.clone()
+    }
+
+    pub fn accepted_for(&self, job_id: &str) -> usize {
+        self.lock()
+            .submits
+            .iter()
+            .filter(|s| s.accepted && s.job_id == job_id)
+            .count()
+    }
+
+    pub fn authorized(&self) -> Vec<String> {
+        self.lock().authorized.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().expect("pool state")
+    }
+
+    /// Build the next job (the recorded one, nTime moved on) and its notify line.
+    fn make_job(&self, clean: bool) -> String {
+        let mut st = self.lock();
+        let n = st.next_job;
+        st.next_job += 1;
+        let id = format!("job{n}");
+        let t = &self.template;
+        let ntime = u32::from_str_radix(t[7].as_str().expect("ntime"), 16).expect("hex") + n;
+        let version = u32::from_str_radix(t[5].as_str().expect("version"), 16).expect("hex");
+        let bits = u32::from_str_radix(t[6].as_str().expect("nbits"), 16).expect("hex");
+        let prev = t[1].as_str().expect("prevhash");
+        let coinb1 = t[2].as_str().expect("coinb1");
+        let coinb2 = t[3].as_str().expect("coinb2");
+        let branch: Vec<String> = t[4]
+            .as_array()
+            .expect("branch")
+            .iter()
+            .map(|b| b.as_str().expect("hex").to_owned())
+            .collect();
+        let job = Job {
+            id: id.clone(),
+            prev_hash: stratum_prevhash(prev),
+            version: Version::from_consensus(version as i32),
+            version_mask: MASK,
+            bits: CompactTarget::from_consensus(bits),
+            ntime,
+            ntime_roll: 7000,
+            coinbase: CoinbaseTemplate {
+                prefix: Vec::from_hex(coinb1).expect("hex"),
+                extranonce1: Vec::from_hex(EXTRANONCE1).expect("hex"),
+                extranonce2_size: EXTRANONCE2_SIZE,
+                suffix: Vec::from_hex(coinb2).expect("hex"),
+            },
+            merkle_branch: branch
+                .iter()
+                .map(|b| {
+                    let bytes: [u8; 32] = <[u8; 32]>::from_hex(b).expect("32 bytes");
+                    TxMerkleNode::from_byte_array(bytes)
+                })
+                .collect(),
+            share_target: target_from_difficulty(st.difficulty).expect("difficulty"),
+            clean,
+        };
+        if clean {
+            for j in st.jobs.values_mut() {
+                j.2 = false;
+            }
+        }
+        let d = st.difficulty;
+        st.jobs.insert(id.clone(), (job, d, true));
+        json!({"id": null, "method": "mining.notify", "params": [
+            id, prev, coinb1, coinb2, branch, t[5], t[6], format!("{ntime:08x}"), clean
+        ]})
+        .to_string()
+    }
+}
+
+/// The notify params of the slush documentation session.
+fn recorded_notify() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/stratum.json"
+    ))
+    .expect("tests/data/stratum.json");
+    let all: Value = serde_json::from_str(&text).expect("json");
+    let v = all
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|v| v["id"] == "slush-docs-testnet3-block-25096")
+        })
+        .expect("slush vector");
+    v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m.as_str()?).ok())
+        .find(|m| m["method"] == "mining.notify")
+        .map(|m| m["params"].clone())
+        .expect("a notify")
+}
+
+/// Stratum's prevhash: each 4-byte word of the internal byte order is byte-swapped.
+fn stratum_prevhash(s: &str) -> BlockHash {
+    let mut b = <[u8; 32]>::from_hex(s).expect("prevhash hex");
+    for w in b.chunks_exact_mut(4) {
+        w.reverse();
+    }
+    BlockHash::from_byte_array(b)
+}
+
+async fn serve(
+    socket: tokio::net::TcpStream,
+    state: Arc<Mutex<PoolState>>,
+    mut pushed: broadcast::Receiver<String>,
+    first_job: String,
+) {
+    let (read, mut write) = socket.into_split();
+    let mut lines = BufReader::new(read).lines();
+    loop {
+        let out: Vec<String> = tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => answer(&line, &state, &first_job),
+                _ => return,
+            },
+            p = pushed.recv() => match p {
+                Ok(p) => vec![p],
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+        };
+        for l in out {
+            if write.write_all(format!("{l}\n").as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The pool's lines in answer to one miner line.
+fn answer(line: &str, state: &Mutex<PoolState>, first_job: &str) -> Vec<String> {
+    let Ok(msg) = serde_json::from_str::<Value>(line) else {
+        return Vec::new();
+    };
+    let id = msg["id"].clone();
+    let ok = |result: Value| json!({"id": id, "result": result, "error": null}).to_string();
+    match msg["method"].as_str() {
+        Some("mining.subscribe") => vec![ok(json!([
+            [["mining.notify", "s1"]],
+            EXTRANONCE1,
+            EXTRANONCE2_SIZE
+        ]))],
+        Some("mining.configure") => vec![ok(
+            json!({"version-rolling": true, "version-rolling.mask": format!("{MASK:08x}")}),
+        )],
+        Some("mining.authorize") => {
+            let mut st = state.lock().expect("state");
+            if let Some(u) = msg["params"][0].as_str() {
+                st.authorized.push(u.to_owned());
+            }
+            let d = st.difficulty;
+            drop(st);
+            vec![
+                ok(json!(true)),
+                json!({"id": null, "method": "mining.set_difficulty", "params": [d]}).to_string(),
+                first_job.to_owned(),
+            ]
+        }
+        Some("mining.submit") => {
+            let (accepted, reason) = judge(&msg["params"], state);
+            if accepted {
+                vec![ok(json!(true))]
+            } else {
+                let reason = reason.unwrap_or_default();
+                vec![json!({"id": id, "result": null, "error": [23, reason, null]}).to_string()]
+            }
+        }
+        Some(_) => vec![ok(json!(true))],
+        None => Vec::new(),
+    }
+}
+
+/// Check one submit and record the verdict.
+fn judge(params: &Value, state: &Mutex<PoolState>) -> (bool, Option<String>) {
+    let p = |i: usize| params[i].as_str().unwrap_or("");
+    let job_id = p(1).to_owned();
+    let share = (|| {
+        Some(Share {
+            job_id: job_id.clone(),
+            extranonce2: Extranonce2::from_hex(p(2)).ok()?,
+            ntime: u32::from_str_radix(p(3), 16).ok()?,
+            nonce: u32::from_str_radix(p(4), 16).ok()?,
+            version_bits: match params.get(5).and_then(Value::as_str) {
+                Some(v) => Some(u32::from_str_radix(v, 16).ok()?),
+                None => None,
+            },
+        })
+    })();
+    let mut st = state.lock().expect("state");
+    let job = st.jobs.get(&job_id).cloned();
+    let (accepted, reason, job_difficulty) = match (&share, job) {
+        (None, _) => (false, Some("malformed submit".to_owned()), None),
+        (Some(_), None) => (false, Some("Job not found".to_owned()), None),
+        (Some(_), Some((_, d, false))) => (false, Some("Stale".to_owned()), Some(d)),
+        (Some(share), Some((job, d, true))) => match job.check_share(share) {
+            Ok(_) => (true, None, Some(d)),
+            Err(e) => (false, Some(format!("Low difficulty share ({e})")), Some(d)),
+        },
+    };
+    st.submits.push(Submit {
+        job_id,
+        share,
+        accepted,
+        reason: reason.clone(),
+        job_difficulty,
+        at: Instant::now(),
+    });
+    (accepted, reason)
+}
