@@ -34,7 +34,8 @@ pub struct MineArgs {
     /// Ask the pool for this share difficulty (mining.suggest_difficulty).
     #[arg(long, value_name = "D", value_parser = parse_difficulty)]
     pub suggest_diff: Option<f64>,
-    /// Which backend mines (default: cpu, or the kinds of the devices named by --device).
+    /// Which backend mines (default: every real GPU, or the CPU when there is none; with
+    /// --device, the kinds of the devices named).
     #[arg(long, value_enum)]
     pub backend: Option<BackendChoice>,
     #[command(flatten)]

@@ -15,7 +15,7 @@ use wgminer::bench::format_rate;
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
 use wgminer::work::{run_pool, Manager, MinerEvent, MiningStats, StatsSnapshot};
 
-use crate::cli::MineArgs;
+use crate::cli::{BackendChoice, MineArgs};
 use crate::select::{Device, Inventory, UsageError};
 
 /// Plain log lines (no terminal): a status line this often.
@@ -76,12 +76,23 @@ pub fn client_config(args: &MineArgs) -> Result<ClientConfig, UsageError> {
 
 /// Build one backend per selected device.
 fn backends(args: &MineArgs) -> anyhow::Result<Vec<Box<dyn Backend>>> {
-    let inventory = if Inventory::cpu_only(args.backend, &args.select) {
-        Inventory::cpu()?
+    let (inventory, backend) = if args.backend.is_none() && args.select.devices.is_empty() {
+        // Nothing chosen: every real GPU, or the CPU when there is none (a software adapter
+        // would only compete with the CPU backend for the same cores).
+        let inventory = Inventory::scan()?;
+        let real_gpu = inventory.gpus.iter().any(|g| !g.is_software());
+        let choice = if real_gpu {
+            BackendChoice::Gpu
+        } else {
+            BackendChoice::Cpu
+        };
+        (inventory, Some(choice))
+    } else if Inventory::cpu_only(args.backend, &args.select) {
+        (Inventory::cpu()?, args.backend)
     } else {
-        Inventory::scan()?
+        (Inventory::scan()?, args.backend)
     };
-    let devices = inventory.select(args.backend, &args.select)?;
+    let devices = inventory.select(backend, &args.select)?;
     let mut out: Vec<Box<dyn Backend>> = Vec::with_capacity(devices.len());
     for device in devices {
         match device {
