@@ -42,12 +42,8 @@ pub struct MineArgs {
     pub select: DeviceArgs,
     #[command(flatten)]
     pub gpu: GpuArgs,
-    /// CPU worker threads (default: one per logical core).
-    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub threads: Option<u32>,
-    /// CPU hashing path (default: the fastest this CPU has): sha-ni, avx512, avx2, portable.
-    #[arg(long, value_parser = parse_path)]
-    pub cpu_path: Option<wgminer::pow::ScanPath>,
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     /// One JSON object per line for every event and status report, instead of text.
     #[arg(long)]
     pub json_log: bool,
@@ -100,6 +96,45 @@ pub struct GpuArgs {
     pub gpu_kernel: Option<wgminer::backend::gpu::KernelShape>,
 }
 
+/// CPU backend settings, shared by mining and the benchmark.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CpuArgs {
+    /// CPU worker threads (default: one per logical core).
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+    /// CPU hashing path (default: the fastest this CPU has): sha-ni, avx512, avx2, portable.
+    #[arg(long, value_parser = parse_path)]
+    pub cpu_path: Option<wgminer::pow::ScanPath>,
+}
+
+impl CpuArgs {
+    /// The CPU backend these flags ask for.
+    pub fn backend(
+        &self,
+    ) -> Result<wgminer::backend::CpuBackend, wgminer::backend::cpu::CpuBackendError> {
+        wgminer::backend::CpuBackend::new(self.threads.map(|t| t as usize), self.cpu_path)
+    }
+}
+
+impl GpuArgs {
+    /// The adapter's default GPU options (the kernel measured fastest on its vendor), with
+    /// whatever these flags override.
+    pub fn options_for(
+        &self,
+        adapter: &wgminer::backend::gpu::GpuAdapter,
+    ) -> wgminer::backend::gpu::GpuOptions {
+        let defaults = wgminer::backend::gpu::GpuOptions::for_adapter(adapter);
+        wgminer::backend::gpu::GpuOptions {
+            kernel: self.gpu_kernel.unwrap_or(defaults.kernel),
+            workgroup_size: self.gpu_workgroup_size.unwrap_or(defaults.workgroup_size),
+            nonces_per_thread: self
+                .gpu_nonces_per_thread
+                .unwrap_or(defaults.nonces_per_thread),
+            ..defaults
+        }
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Which backend to measure (default: cpu, or the kinds of the devices named by --device).
@@ -109,12 +144,8 @@ pub struct BenchArgs {
     pub select: DeviceArgs,
     #[command(flatten)]
     pub gpu: GpuArgs,
-    /// CPU worker threads (default: one per logical core).
-    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub threads: Option<u32>,
-    /// CPU hashing path (default: the fastest this CPU has): sha-ni, avx512, avx2, portable.
-    #[arg(long, value_parser = parse_path)]
-    pub cpu_path: Option<wgminer::pow::ScanPath>,
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     /// How long to run, in seconds.
     #[arg(short = 's', long, default_value = "10", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub seconds: f64,

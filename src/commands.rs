@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use wgminer::backend::gpu::{kernel, GpuBackend, GpuOptions, GpuTuning};
-use wgminer::backend::{Backend, CpuBackend};
+use wgminer::backend::gpu::{kernel, GpuBackend, GpuTuning};
+use wgminer::backend::Backend;
 use wgminer::bench::{self, format_rate, BenchResult};
 
 use crate::cli::{BenchArgs, DevicesArgs};
@@ -101,7 +101,7 @@ fn bench_device(
 ) -> anyhow::Result<Measured> {
     match device {
         Device::Cpu => {
-            let mut cpu = CpuBackend::new(args.threads.map(|t| t as usize), args.cpu_path)?;
+            let mut cpu = args.cpu.backend()?;
             let detail = format!("{} threads, {} path", cpu.threads(), cpu.path());
             let name = cpu.device_info().name;
             let result = bench::run(&mut cpu, args.seconds, |h, _| progress(h))?;
@@ -114,19 +114,7 @@ fn bench_device(
             })
         }
         Device::Gpu(adapter) => {
-            let defaults = GpuOptions::for_adapter(&adapter);
-            let options = GpuOptions {
-                kernel: args.gpu.gpu_kernel.unwrap_or(defaults.kernel),
-                workgroup_size: args
-                    .gpu
-                    .gpu_workgroup_size
-                    .unwrap_or(defaults.workgroup_size),
-                nonces_per_thread: args
-                    .gpu
-                    .gpu_nonces_per_thread
-                    .unwrap_or(defaults.nonces_per_thread),
-                ..defaults
-            };
+            let options = args.gpu.options_for(&adapter);
             let mut gpu = GpuBackend::new(&adapter, options)
                 .with_context(|| format!("GPU {}", adapter.index))?;
             let s = gpu.adapter().clone();

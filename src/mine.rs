@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
-use wgminer::backend::gpu::{GpuBackend, GpuOptions};
-use wgminer::backend::{Backend, CpuBackend};
+use wgminer::backend::gpu::GpuBackend;
+use wgminer::backend::Backend;
 use wgminer::bench::format_rate;
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
 use wgminer::work::{run_pool, Manager, MinerEvent, MiningStats, StatsSnapshot};
@@ -97,23 +97,11 @@ fn backends(args: &MineArgs) -> anyhow::Result<Vec<Box<dyn Backend>>> {
     for device in devices {
         match device {
             Device::Cpu => {
-                let cpu = CpuBackend::new(args.threads.map(|t| t as usize), args.cpu_path)?;
+                let cpu = args.cpu.backend()?;
                 out.push(Box::new(cpu));
             }
             Device::Gpu(adapter) => {
-                let defaults = GpuOptions::for_adapter(&adapter);
-                let options = GpuOptions {
-                    kernel: args.gpu.gpu_kernel.unwrap_or(defaults.kernel),
-                    workgroup_size: args
-                        .gpu
-                        .gpu_workgroup_size
-                        .unwrap_or(defaults.workgroup_size),
-                    nonces_per_thread: args
-                        .gpu
-                        .gpu_nonces_per_thread
-                        .unwrap_or(defaults.nonces_per_thread),
-                    ..defaults
-                };
+                let options = args.gpu.options_for(&adapter);
                 let gpu = GpuBackend::new(&adapter, options)
                     .with_context(|| format!("GPU {}", adapter.index))?;
                 out.push(Box::new(gpu));
