@@ -8,6 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use sha2::digest::generic_array::GenericArray;
 use std::hint::black_box;
 use wgminer::pow::scan::scan;
+use wgminer::pow::sha256::IV;
 use wgminer::pow::{target_from_bits, target_limbs, Precomputed, ScanPath};
 use wgminer::work::{NonceRange, WorkUnit};
 
@@ -25,16 +26,7 @@ fn header() -> [u8; 80] {
 /// The baseline: sha256d of each nonce with the `sha2` crate's compression function (which uses
 /// SHA-NI itself where the CPU has it), resuming from a midstate, with a full target compare.
 fn sha2_loop(header: &[u8; 80], start: u32, count: u64, limbs: &[u32; 8]) -> usize {
-    let mut mid = [
-        0x6a09e667u32,
-        0xbb67ae85,
-        0x3c6ef372,
-        0xa54ff53a,
-        0x510e527f,
-        0x9b05688c,
-        0x1f83d9ab,
-        0x5be0cd19,
-    ];
+    let mut mid = IV;
     sha2::compress256(&mut mid, &[*GenericArray::from_slice(&header[..64])]);
     let mut block = [0u8; 64];
     block[..16].copy_from_slice(&header[64..80]);
@@ -52,16 +44,7 @@ fn sha2_loop(header: &[u8; 80], start: u32, count: u64, limbs: &[u32; 8]) -> usi
         for (j, w) in s.iter().enumerate() {
             second[4 * j..4 * j + 4].copy_from_slice(&w.to_be_bytes());
         }
-        let mut s2 = [
-            0x6a09e667u32,
-            0xbb67ae85,
-            0x3c6ef372,
-            0xa54ff53a,
-            0x510e527f,
-            0x9b05688c,
-            0x1f83d9ab,
-            0x5be0cd19,
-        ];
+        let mut s2 = IV;
         sha2::compress256(&mut s2, &[*GenericArray::from_slice(&second)]);
         if wgminer::pow::target::state_meets_limbs(&s2, limbs) {
             found += 1;
