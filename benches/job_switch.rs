@@ -11,34 +11,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde_json::Value;
 use tokio::sync::mpsc;
 use wgminer::backend::gpu::{GpuBackend, GpuOptions};
 use wgminer::backend::{Backend, CpuBackend};
-use wgminer::stratum::{parse_line, Message, NotifyContext, ServerMethod};
+use wgminer::stratum::NotifyContext;
 use wgminer::work::{Manager, MinerEvent, PreparedJob};
 
+#[path = "../tests/common/vectors.rs"]
+mod vectors;
+
 fn bitaxe_job(id: &str, difficulty: f64) -> Arc<PreparedJob> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/stratum.json"
-    ))
-    .expect("tests/data/stratum.json");
-    let all: Value = serde_json::from_str(&text).expect("json");
-    let v = all
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|v| v["id"] == "bitaxe-publicpool-mainnet-2025-06-19")
-        })
-        .expect("the bitaxe vector");
-    let line = v["messages"][0].as_str().expect("the notify line");
-    let Ok(Message::Request(req)) = parse_line(line.as_bytes()) else {
-        panic!("notify parses")
-    };
-    let ServerMethod::Notify(mut notify) = req.method else {
-        panic!("a notify")
-    };
+    let mut notify = vectors::recorded_notify("bitaxe-publicpool-mainnet-2025-06-19");
     notify.job_id = id.into();
     let mut ctx = NotifyContext::new(vec![0x41, 0x28, 0x06, 0x4f], 4);
     ctx.difficulty = difficulty;

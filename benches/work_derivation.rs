@@ -8,33 +8,16 @@
 //! at least 100,000 units/s on one core.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use serde_json::Value;
 use std::hint::black_box;
 use wgminer::pow::header_bytes;
-use wgminer::stratum::{parse_line, Message, NotifyContext, ServerMethod};
+use wgminer::stratum::NotifyContext;
 use wgminer::work::{Extranonce2Roller, Job, NonceRange, Roll, VersionRoller, WorkUnit};
 
+#[path = "../tests/common/vectors.rs"]
+mod vectors;
+
 fn bitaxe_job() -> Job {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/stratum.json"
-    ))
-    .expect("tests/data/stratum.json");
-    let all: Value = serde_json::from_str(&text).expect("json");
-    let v = all
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|v| v["id"] == "bitaxe-publicpool-mainnet-2025-06-19")
-        })
-        .expect("the bitaxe vector");
-    let line = v["messages"][0].as_str().expect("the notify line");
-    let Ok(Message::Request(req)) = parse_line(line.as_bytes()) else {
-        panic!("notify parses")
-    };
-    let ServerMethod::Notify(notify) = req.method else {
-        panic!("a notify")
-    };
+    let notify = vectors::recorded_notify("bitaxe-publicpool-mainnet-2025-06-19");
     assert_eq!(notify.merkle_branch.len(), 12);
     let mut ctx = NotifyContext::new(vec![0x41, 0x28, 0x06, 0x4f], 4);
     ctx.difficulty = 8192.0;

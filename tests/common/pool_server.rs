@@ -25,6 +25,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+
+#[path = "vectors.rs"]
+mod vectors;
 use wgminer::pow::target_from_difficulty;
 use wgminer::work::{CoinbaseTemplate, Extranonce2, Job, Share};
 
@@ -194,27 +197,8 @@ impl TestPool {
 
 /// The notify params of the slush documentation session.
 fn recorded_notify() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/stratum.json"
-    ))
-    .expect("tests/data/stratum.json");
-    let all: Value = serde_json::from_str(&text).expect("json");
-    let v = all
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|v| v["id"] == "slush-docs-testnet3-block-25096")
-        })
-        .expect("slush vector");
-    v["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| serde_json::from_str::<Value>(m.as_str()?).ok())
-        .find(|m| m["method"] == "mining.notify")
-        .map(|m| m["params"].clone())
-        .expect("a notify")
+    let line = vectors::recorded_notify_line("slush-docs-testnet3-block-25096");
+    serde_json::from_str::<Value>(&line).expect("notify JSON")["params"].clone()
 }
 
 /// Stratum's prevhash: each 4-byte word of the internal byte order is byte-swapped.
