@@ -12,6 +12,7 @@ pub mod pool_mining;
 pub mod rolling;
 pub mod share;
 pub mod stats;
+pub mod template;
 mod unit;
 
 pub use generator::{GeneratorError, RolledUnit, WorkGenerator};
@@ -21,4 +22,5 @@ pub use pool_mining::run_pool;
 pub use rolling::{Extranonce2, Extranonce2Roller, NtimeWindow, Roll, VersionRoller};
 pub use share::Share;
 pub use stats::{MiningStats, RateMeter, StatsSnapshot};
+pub use template::{BlockTemplate, SoloJob, SolvedBlock, TemplateError, TemplateTx};
 pub use unit::{verify_hits, Hit, HitError, NonceRange, Solution, Verified, WorkUnit};
