@@ -9,22 +9,30 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "GPU-accelerated SHA-256d (Bitcoin) proof-of-work miner"
 )]
-#[command(arg_required_else_help = true, args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true)]
+#[command(
+    after_help = "With no command and no -o, wgminer mines on its embedded node core \
+(a regtest chain in --datadir) with every usable device."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Pool mining (`-o stratum+tcp://host:port -u user.worker -p x`) when no command is given.
+    /// Mining, when no command is given: on the embedded node core (no -o), on a node
+    /// (`-o http://host:port`) or on a pool (`-o stratum+tcp://host:port -u user.worker`).
     #[command(flatten)]
     pub mine: MineArgs,
 }
 
-/// Mining on a Stratum pool: the flags every miner user knows (cpuminer, cgminer, xmrig).
+/// Mining: the flags every miner user knows (cpuminer, cgminer, xmrig), plus solo mining's.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct MineArgs {
-    /// Pool url: stratum+tcp://host:port (or stratum+ssl:// / stratum+tls://). Repeat for
-    /// failover pools, in order of preference.
+    /// Where the work comes from: a pool, stratum+tcp://host:port (or stratum+ssl:// /
+    /// stratum+tls://; repeat for failover pools, in order of preference), or a node's JSON-RPC,
+    /// http://host:port (solo mining with getblocktemplate). None: the embedded node core.
     #[arg(short = 'o', long = "url", value_name = "URL")]
     pub urls: Vec<String>,
+    #[command(flatten)]
+    pub solo: SoloArgs,
     /// Pool user, usually `address.worker` (one for every pool, or one per -o, in order).
     #[arg(short = 'u', long = "user", value_name = "USER")]
     pub users: Vec<String>,
@@ -49,8 +57,42 @@ pub struct MineArgs {
     pub json_log: bool,
 }
 
+/// Solo mining: the node's credentials, the payout address, the embedded node core's place.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SoloArgs {
+    /// Node RPC user (with --rpc-pass), as in the node's rpcuser.
+    #[arg(long, value_name = "USER", requires = "rpc_pass")]
+    pub rpc_user: Option<String>,
+    /// Node RPC password, as in the node's rpcpassword.
+    #[arg(long, value_name = "PASS", requires = "rpc_user")]
+    pub rpc_pass: Option<String>,
+    /// The node's cookie file (bitcoind writes DATADIR/.cookie, or DATADIR/<chain>/.cookie).
+    #[arg(long, value_name = "FILE", conflicts_with = "rpc_user")]
+    pub rpc_cookie: Option<std::path::PathBuf>,
+    /// Address every block pays: checked against the node's network before mining starts.
+    /// The embedded node core generates and keeps one when none is given.
+    #[arg(long, value_name = "ADDRESS")]
+    pub coinbase_addr: Option<String>,
+    /// Embedded node core: where its chain lives (default: the platform data dir, e.g.
+    /// ~/.local/share/wgminer).
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<std::path::PathBuf>,
+    /// Embedded node core: a fixed block difficulty instead of regtest's (which makes about
+    /// every other hash a block). 1 is Bitcoin's minimum: about 4.3 billion hashes a block.
+    #[arg(long, value_name = "D", value_parser = parse_difficulty)]
+    pub difficulty: Option<f64>,
+    /// Embedded node core: also serve its JSON-RPC (getblocktemplate, submitblock, …) here,
+    /// with cookie auth (DATADIR/regtest/.cookie).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub rpc_bind: Option<std::net::SocketAddr>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the embedded node core without mining: serve its JSON-RPC for other miners and
+    /// tools (getblocktemplate, submitblock, getblockcount, getbestblockhash, getblockheader,
+    /// getblock).
+    Node(NodeArgs),
     /// Measure hash rate with no network (a fixed header at difficulty 1).
     Bench(BenchArgs),
     /// List the devices that can mine.
@@ -152,6 +194,19 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// Where the chain lives (default: the platform data dir).
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<std::path::PathBuf>,
+    /// Fixed block difficulty instead of regtest's.
+    #[arg(long, value_name = "D", value_parser = parse_difficulty)]
+    pub difficulty: Option<f64>,
+    /// Address to serve JSON-RPC on (cookie auth: DATADIR/regtest/.cookie).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:18443")]
+    pub rpc_bind: std::net::SocketAddr,
 }
 
 #[derive(clap::Args, Debug)]

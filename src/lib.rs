@@ -7,6 +7,8 @@
 
 pub mod backend;
 pub mod bench;
+pub mod node;
 pub mod pow;
+pub mod rpc;
 pub mod stratum;
 pub mod work;

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod mine;
 mod select;
+mod solo;
 
 use std::process::ExitCode;
 
@@ -37,12 +38,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Bench(args)) => commands::run_bench(&args),
         Some(Command::Devices(args)) => commands::run_devices(&args),
+        Some(Command::Node(args)) => solo::run_node_server(&args),
         None => mine::run_mine(&cli.mine),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             if e.downcast_ref::<select::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -50,4 +52,18 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes on one line, each cause only if the message does not already say
+/// it (many of our errors include their source's text).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }

@@ -26,7 +26,7 @@ const DRAIN: Duration = Duration::from_secs(3);
 
 /// How the run is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Display {
+pub(crate) enum Display {
     /// A status line on stderr, redrawn every second.
     Terminal,
     /// Text lines on stdout.
@@ -75,7 +75,7 @@ pub fn client_config(args: &MineArgs) -> Result<ClientConfig, UsageError> {
 }
 
 /// Build one backend per selected device.
-fn backends(args: &MineArgs) -> anyhow::Result<Vec<Box<dyn Backend>>> {
+pub(crate) fn backends(args: &MineArgs) -> anyhow::Result<Vec<Box<dyn Backend>>> {
     let (inventory, backend) = if args.backend.is_none() && args.select.devices.is_empty() {
         // Nothing chosen: every real GPU, or the CPU when there is none (a software adapter
         // would only compete with the CPU backend for the same cores).
@@ -111,22 +111,19 @@ fn backends(args: &MineArgs) -> anyhow::Result<Vec<Box<dyn Backend>>> {
     Ok(out)
 }
 
-/// Mine until Ctrl-C.
+/// Mine until Ctrl-C: on a pool, on a node (`-o http://…`), or on the embedded node core.
 pub fn run_mine(args: &MineArgs) -> anyhow::Result<()> {
+    match args.urls.first() {
+        None => return crate::solo::run_embedded(args),
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            return crate::solo::run_node(args)
+        }
+        Some(_) => {}
+    }
     let config = client_config(args)?;
     let backends = backends(args)?;
-    let display = if args.json_log {
-        Display::Json
-    } else if std::io::stderr().is_terminal() {
-        Display::Terminal
-    } else {
-        Display::Log
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let display = Display::for_args(args);
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let manager = Manager::start(backends, events_tx)?;
@@ -156,8 +153,29 @@ pub fn run_mine(args: &MineArgs) -> anyhow::Result<()> {
     })
 }
 
+impl Display {
+    pub(crate) fn for_args(args: &MineArgs) -> Self {
+        if args.json_log {
+            Display::Json
+        } else if std::io::stderr().is_terminal() {
+            Display::Terminal
+        } else {
+            Display::Log
+        }
+    }
+}
+
+/// The async runtime for the network side (mining itself runs on its own threads).
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Print one event: text (stdout for logs, stderr above the status line on a terminal) or JSON.
-fn show(display: Display, json: &serde_json::Value, text: &str) {
+pub(crate) fn show(display: Display, json: &serde_json::Value, text: &str) {
     match display {
         Display::Json => println!("{json}"),
         Display::Log => println!("{text}"),
@@ -170,7 +188,7 @@ fn show(display: Display, json: &serde_json::Value, text: &str) {
 }
 
 /// Draw events and the periodic status until the run ends.
-async fn render(
+pub(crate) async fn render(
     display: Display,
     stats: Arc<MiningStats>,
     mut events: mpsc::UnboundedReceiver<MinerEvent>,
@@ -185,6 +203,11 @@ async fn render(
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(ev) => {
+                    let solo = stats.snapshot().solo;
+                    if solo && display != Display::Json && matches!(ev, MinerEvent::JobSwitch { .. }) {
+                        // Every block makes a clean job in solo mining: not worth a line each.
+                        continue;
+                    }
                     let uptime = stats.uptime().as_secs_f64();
                     let (json, text) = describe(&ev);
                     let mut json = json;
@@ -239,7 +262,7 @@ fn status_text(snap: &StatsSnapshot) -> String {
         .unwrap_or_default();
     let diff = snap
         .difficulty
-        .map(|d| format!("{d}"))
+        .map(format_difficulty)
         .unwrap_or_else(|| "-".into());
     let pool = match (&snap.pool, snap.connected) {
         (Some(p), true) => p.clone(),
@@ -247,16 +270,33 @@ fn status_text(snap: &StatsSnapshot) -> String {
         (None, _) => "connecting".into(),
     };
     let up = snap.uptime_s as u64;
+    let counts = if snap.solo {
+        format!(
+            "blocks {} (R {}{reject} S {})",
+            snap.blocks, snap.rejected, snap.stale
+        )
+    } else {
+        format!(
+            "A {} R {}{reject} S {}",
+            snap.accepted, snap.rejected, snap.stale
+        )
+    };
     format!(
-        "{} | A {} R {}{reject} S {} | diff {diff} | {pool} | up {}h{:02}m{:02}s",
+        "{} | {counts} | diff {diff} | {pool} | up {}h{:02}m{:02}s",
         devices.join(", "),
-        snap.accepted,
-        snap.rejected,
-        snap.stale,
         up / 3600,
         up / 60 % 60,
         up % 60
     )
+}
+
+/// A difficulty with a few significant digits (regtest's is about 4.66e-10).
+pub(crate) fn format_difficulty(d: f64) -> String {
+    if d != 0.0 && d.abs() < 1e-3 {
+        format!("{d:.3e}")
+    } else {
+        format!("{}", (d * 1000.0).round() / 1000.0)
+    }
 }
 
 /// An event as JSON and as a text line.
@@ -337,12 +377,66 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
             json!({"event": "pool_message", "message": m}),
             format!("pool says: {m}"),
         ),
+        MinerEvent::NewTemplate {
+            height,
+            prev_hash,
+            transactions,
+            clean,
+            difficulty,
+        } => (
+            json!({"event": "template", "height": height, "prev_hash": prev_hash.to_string(),
+                   "transactions": transactions, "clean": clean, "difficulty": difficulty}),
+            if *clean {
+                format!("mining height {height} on {prev_hash} ({transactions} transactions, difficulty {})", format_difficulty(*difficulty))
+            } else {
+                format!("template refreshed: height {height}, {transactions} transactions")
+            },
+        ),
+        MinerEvent::BlockFound {
+            device,
+            height,
+            hash,
+            after,
+        } => (
+            json!({"event": "block_found", "device": device, "height": height,
+                   "hash": hash.to_string(), "time_to_find_s": after.as_secs_f64()}),
+            format!(
+                "BLOCK FOUND height {height} hash {hash} after {:.1} s (device {device}), submitting",
+                after.as_secs_f64()
+            ),
+        ),
+        MinerEvent::BlockResult {
+            height,
+            hash,
+            verdict,
+        } => {
+            use wgminer::work::Verdict;
+            let (status, why) = match verdict {
+                Verdict::Accepted => ("accepted", None),
+                Verdict::Stale(w) => ("stale", Some(w)),
+                Verdict::Rejected(w) => ("rejected", Some(w)),
+                Verdict::Failed(w) => ("not delivered", Some(w)),
+            };
+            let text = match why {
+                None => format!("block {height} {hash} accepted"),
+                Some(w) => format!("block {height} {hash} {status}: {w}"),
+            };
+            (
+                json!({"event": "block_result", "height": height, "hash": hash.to_string(),
+                       "status": status, "reason": why}),
+                text,
+            )
+        }
+        MinerEvent::SourceDown(why) => (
+            json!({"event": "source_down", "reason": why}),
+            format!("work source unavailable: {why}"),
+        ),
     }
 }
 
 /// Resolves on Ctrl-C, or SIGTERM on Unix (what systemd and container runtimes send). If no
 /// handler can be installed, mining goes on until the process is killed.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

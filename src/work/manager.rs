@@ -38,6 +38,13 @@ const TARGET_SCAN: Duration = Duration::from_secs(1);
 /// Nonces in a worker's first batch, before its speed is known (a few ms on any device).
 const FIRST_BATCH_NONCES: u64 = 1 << 18;
 
+/// Expected hits per batch at most: at regtest's difficulty every other hash is a block, and a
+/// batch sized for speed alone would return millions of hits (and overflow a GPU's hit buffer).
+const MAX_EXPECTED_HITS: f64 = 64.0;
+
+/// The smallest batch, however easy the target.
+const MIN_BATCH_NONCES: u64 = 256;
+
 /// Jobs kept valid after non-clean notifies (the session keeps as many; older ones are stale).
 const MAX_LIVE_JOBS: usize = 16;
 
@@ -109,6 +116,30 @@ pub enum MinerEvent {
         error: String,
     },
     PoolMessage(String),
+    /// Solo mining: a template from the node (`clean`: it builds on a new previous block).
+    NewTemplate {
+        height: u32,
+        prev_hash: bitcoin::BlockHash,
+        transactions: usize,
+        clean: bool,
+        difficulty: f64,
+    },
+    /// Solo mining: a solution assembled into a block and sent to the node, `after` mining on
+    /// its tip for this long.
+    BlockFound {
+        device: usize,
+        height: u32,
+        hash: bitcoin::BlockHash,
+        after: Duration,
+    },
+    /// Solo mining: what the node made of a block.
+    BlockResult {
+        height: u32,
+        hash: bitcoin::BlockHash,
+        verdict: super::solo_mining::Verdict,
+    },
+    /// The work source (pool or node) cannot be used right now, and why.
+    SourceDown(String),
 }
 
 /// The batch a worker scans next.
@@ -133,6 +164,8 @@ struct State {
     /// When the current job arrived: nTime is rolled from here.
     arrived: Instant,
     cancel: Arc<AtomicBool>,
+    /// The largest batch for the current job's share target (see [`MAX_EXPECTED_HITS`]).
+    max_batch: u64,
     switch: Option<Switch>,
     /// Workers still running (a failed device drops out and no longer holds up a switch).
     alive: Vec<bool>,
@@ -169,6 +202,7 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner().0);
         }
         let elapsed = state.arrived.elapsed().as_secs();
+        let nonces = nonces.min(state.max_batch);
         let cancel = Arc::clone(&state.cancel);
         let generator = state.generator.as_mut()?;
         let job = Arc::clone(generator.job());
@@ -247,6 +281,7 @@ impl Manager {
                 generator: None,
                 arrived: Instant::now(),
                 cancel: Arc::new(AtomicBool::new(false)),
+                max_batch: MAX_BATCH_NONCES,
                 switch: None,
                 alive: vec![true; n],
                 stop: false,
@@ -308,6 +343,7 @@ impl Manager {
         let first = state.generator.is_none();
         state.generator = Some(generator);
         state.arrived = Instant::now();
+        state.max_batch = max_batch_for(&job.job().share_target);
         if clean && !first {
             // Tell every device to drop its batch, then give the new epoch a fresh flag.
             state.cancel.store(true, Ordering::Relaxed);
@@ -375,6 +411,18 @@ impl Drop for Manager {
     fn drop(&mut self) {
         // Threads left running would keep hashing: always tell them to stop.
         self.stop_workers();
+    }
+}
+
+/// The most nonces a batch may hold so that it yields about [`MAX_EXPECTED_HITS`] hits at most:
+/// a hash meets difficulty `d` with probability about 1 / (d * 2^32).
+fn max_batch_for(target: &bitcoin::pow::Target) -> u64 {
+    let difficulty = crate::pow::difficulty_of_target(target);
+    let nonces = MAX_EXPECTED_HITS * difficulty * 4_294_967_296.0;
+    if nonces >= MAX_BATCH_NONCES as f64 {
+        MAX_BATCH_NONCES
+    } else {
+        (nonces as u64).max(MIN_BATCH_NONCES)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod manager;
 pub mod pool_mining;
 pub mod rolling;
 pub mod share;
+pub mod solo_mining;
 pub mod stats;
 pub mod template;
 mod unit;
@@ -21,6 +22,9 @@ pub use manager::{Found, Manager, ManagerError, MinerEvent};
 pub use pool_mining::run_pool;
 pub use rolling::{Extranonce2, Extranonce2Roller, NtimeWindow, Roll, VersionRoller};
 pub use share::Share;
+pub use solo_mining::{
+    run_solo, solo_link, BlockResult, SoloConfig, SoloLink, SourceLink, TemplateUpdate, Verdict,
+};
 pub use stats::{MiningStats, RateMeter, StatsSnapshot};
 pub use template::{BlockTemplate, SoloJob, SolvedBlock, TemplateError, TemplateTx};
 pub use unit::{verify_hits, Hit, HitError, NonceRange, Solution, Verified, WorkUnit};

@@ -27,6 +27,8 @@ pub struct MiningStats {
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
     pub stale: AtomicU64,
+    /// Blocks the node accepted (solo mining).
+    pub blocks: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -37,6 +39,7 @@ struct Inner {
     difficulty: Option<f64>,
     pool: Option<String>,
     connected: bool,
+    solo: bool,
     last_switch: Option<Duration>,
     max_switch: Option<Duration>,
     meters: Vec<RateMeter>,
@@ -51,6 +54,9 @@ pub struct StatsSnapshot {
     pub accepted: u64,
     pub rejected: u64,
     pub stale: u64,
+    pub blocks: u64,
+    /// Whether this run mines blocks (solo) rather than pool shares.
+    pub solo: bool,
     pub hardware_errors: u64,
     pub reject_reasons: BTreeMap<String, u64>,
     pub last_reject: Option<String>,
@@ -97,6 +103,7 @@ impl MiningStats {
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             stale: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
             inner: Mutex::new(inner),
         }
     }
@@ -127,6 +134,11 @@ impl MiningStats {
             inner.pool = pool;
         }
         inner.connected = connected;
+    }
+
+    /// Mark the run as solo mining (counts are blocks, not shares).
+    pub fn set_solo(&self) {
+        self.inner().solo = true;
     }
 
     pub fn record_switch(&self, latency: Duration) {
@@ -175,6 +187,8 @@ impl MiningStats {
             accepted: self.accepted.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
+            blocks: self.blocks.load(Ordering::Relaxed),
+            solo: inner.solo,
             reject_reasons: inner.reject_reasons.clone(),
             last_reject: inner.last_reject.clone(),
             difficulty: inner.difficulty,

@@ -191,6 +191,56 @@ impl BlockTemplate {
         })
     }
 
+    /// The template as `getblocktemplate` answers (BIP22/23, Bitcoin Core's field names), for the
+    /// embedded node core's JSON-RPC. [`Self::from_gbt`] reads it back.
+    pub fn to_gbt(&self) -> serde_json::Value {
+        let mut rules = vec!["csv"];
+        if self.segwit {
+            rules.push("segwit");
+        }
+        let transactions: Vec<serde_json::Value> = self
+            .transactions
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "data": t.data.to_lower_hex_string(),
+                    "txid": t.txid.to_string(),
+                    "hash": t.wtxid.to_string(),
+                    "depends": [],
+                    "fee": t.fee,
+                })
+            })
+            .collect();
+        let mut v = serde_json::json!({
+            "capabilities": ["proposal"],
+            "version": self.version.to_consensus(),
+            "rules": rules,
+            "vbavailable": {},
+            "vbrequired": 0,
+            "previousblockhash": self.prev_hash.to_string(),
+            "transactions": transactions,
+            "coinbaseaux": {"flags": self.coinbase_aux.to_lower_hex_string()},
+            "coinbasevalue": self.coinbase_value.to_sat(),
+            "target": self.target.to_be_bytes().to_lower_hex_string(),
+            "mintime": self.min_time,
+            "mutable": ["time", "transactions", "prevblock"],
+            "noncerange": "00000000ffffffff",
+            "sigoplimit": 80_000,
+            "sizelimit": 4_000_000,
+            "weightlimit": 4_000_000,
+            "curtime": self.cur_time,
+            "bits": format!("{:08x}", self.bits.to_consensus()),
+            "height": self.height,
+        });
+        if let Some(id) = &self.longpoll_id {
+            v["longpollid"] = id.clone().into();
+        }
+        if let Some(c) = self.witness_commitment() {
+            v["default_witness_commitment"] = c.as_bytes().to_lower_hex_string().into();
+        }
+        v
+    }
+
     /// The coinbase's witness commitment output script, when the block needs one: the node's
     /// own, or computed from the wtxids.
     pub fn witness_commitment(&self) -> Option<ScriptBuf> {

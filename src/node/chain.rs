@@ -1,0 +1,392 @@
+//! The chain: regtest rules, one chain from the regtest genesis block, kept in the
+//! [block store](super::store).
+//!
+//! All headers live in memory (80 bytes a block: a million blocks is 80 MB); block bodies are
+//! read from the database on demand. The in-memory index changes only after the block's write
+//! transaction has committed, so memory never runs ahead of disk.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bitcoin::block::{Header, Version};
+use bitcoin::pow::{CompactTarget, Target};
+use bitcoin::{Block, BlockHash, Network};
+
+use super::store::Store;
+use super::validate::{self, BlockContext, RejectReason};
+use super::NodeError;
+use crate::work::BlockTemplate;
+
+/// The version templates ask for: BIP9's top bits with no deployment signalled.
+pub const TEMPLATE_VERSION: i32 = 0x2000_0000;
+
+/// The consensus parameters this core enforces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainParams {
+    /// The nBits every new block must carry (there is no retargeting: regtest's
+    /// `fPowNoRetargeting`, with a target of the user's choosing).
+    pub bits: CompactTarget,
+    /// The target `bits` encode, the one block hashes are held to.
+    pub target: Target,
+    /// The easiest target allowed: regtest's proof-of-work limit.
+    pub pow_limit: Target,
+    /// Blocks between subsidy halvings (150 on regtest).
+    pub halving_interval: u32,
+}
+
+impl ChainParams {
+    /// Bitcoin Core's regtest: nBits 0x207fffff (the proof-of-work limit, about every other hash
+    /// solves a block), halving every 150 blocks.
+    pub fn regtest() -> ChainParams {
+        let bits = CompactTarget::from_consensus(0x207f_ffff);
+        ChainParams {
+            bits,
+            target: Target::from_compact(bits),
+            pow_limit: Target::MAX_ATTAINABLE_REGTEST,
+            halving_interval: validate::REGTEST_HALVING_INTERVAL,
+        }
+    }
+
+    /// Regtest with a fixed target for pool difficulty `difficulty` (so `--difficulty 1` is
+    /// mainnet's difficulty 1). The target goes through compact nBits, which keep 23 bits of
+    /// mantissa, so [`Self::target`] is at most 2^-15 harder than asked. Refuses difficulties
+    /// that are not finite and positive, easier than the regtest limit (about 4.66e-10), or so
+    /// hard that no nBits encode them.
+    pub fn with_difficulty(difficulty: f64) -> Result<ChainParams, NodeError> {
+        let bad = |why: String| NodeError::BadDifficulty {
+            value: difficulty,
+            why,
+        };
+        let wanted = crate::pow::target_from_difficulty(difficulty)
+            .map_err(|_| bad("the difficulty must be a finite number greater than zero".into()))?;
+        let mut params = ChainParams::regtest();
+        if wanted > params.pow_limit {
+            let min = crate::pow::difficulty_of_target(&params.pow_limit);
+            return Err(bad(format!(
+                "it is easier than regtest's proof-of-work limit allows; the lowest difficulty is {min:e}"
+            )));
+        }
+        let bits = wanted.to_compact_lossy();
+        let target = validate::target_of_bits(bits, params.pow_limit)
+            .ok_or_else(|| bad("it is too high: no nBits encode a target that small".into()))?;
+        params.bits = bits;
+        params.target = target;
+        Ok(params)
+    }
+
+    /// The pool difficulty of [`Self::target`].
+    pub fn difficulty(&self) -> f64 {
+        crate::pow::difficulty_of_target(&self.target)
+    }
+
+    /// The network addresses and keys use: always regtest.
+    pub fn network(&self) -> Network {
+        Network::Regtest
+    }
+}
+
+/// A block taken into the chain as its new tip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub height: u32,
+    pub hash: BlockHash,
+}
+
+/// A block the chain refused, and why. The chain is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("block {hash} rejected: {reason}")]
+pub struct BlockRejected {
+    /// The refused block's hash.
+    pub hash: BlockHash,
+    pub reason: RejectReason,
+}
+
+/// The node core's chain, opened on a directory.
+///
+/// One chain only: a block must extend the tip, and a block on any other known block is
+/// refused as stale (`stale-prevblk`) rather than kept as a side chain, since a single local
+/// miner has nobody to race. Reopening with other [`ChainParams`] (another `--difficulty`) is
+/// allowed: the blocks already stored stay valid, and blocks accepted from then on must carry
+/// the new params' nBits.
+pub struct Chain {
+    params: ChainParams,
+    store: Store,
+    dir: PathBuf,
+    /// Headers by height, genesis first.
+    headers: Vec<Header>,
+    /// Their hashes, by height.
+    hashes: Vec<BlockHash>,
+    /// Height by hash.
+    index: HashMap<BlockHash, u32>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("dir", &self.dir)
+            .field("params", &self.params)
+            .field("tip", &self.tip())
+            .finish()
+    }
+}
+
+impl Chain {
+    /// Open the chain in `dir`, creating the directory and a chain holding only the regtest
+    /// genesis block if there is none. On reopen the stored headers are checked (genesis, links,
+    /// proof of work, the recorded tip); any mismatch is [`NodeError::Corrupt`] naming the file.
+    pub fn open(dir: &Path, params: ChainParams) -> Result<Chain, NodeError> {
+        match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(NodeError::NotADirectory {
+                    path: dir.to_owned(),
+                })
+            }
+            Ok(_) => {}
+            Err(_) => std::fs::create_dir_all(dir)
+                .map_err(|e| NodeError::io("create the data directory", dir, e))?,
+        }
+        let store = Store::open(dir)?;
+        let genesis = bitcoin::blockdata::constants::genesis_block(Network::Regtest);
+        let headers = match store.load()? {
+            Some(loaded) => {
+                let tip = loaded.tip;
+                let headers = loaded.headers;
+                let last = headers.len().checked_sub(1).map(|h| h as u32);
+                let last_hash = headers.last().map(Header::block_hash);
+                if Some(tip.0) != last || Some(tip.1) != last_hash {
+                    return Err(store.corrupt(format!(
+                        "its recorded tip {} at height {} is not its last header",
+                        tip.1, tip.0
+                    )));
+                }
+                headers
+            }
+            None => {
+                let hash = genesis.block_hash();
+                store.append(
+                    0,
+                    &genesis.header,
+                    &hash,
+                    &bitcoin::consensus::serialize(&genesis),
+                )?;
+                vec![genesis.header]
+            }
+        };
+
+        let mut hashes = Vec::with_capacity(headers.len());
+        let mut index = HashMap::with_capacity(headers.len());
+        for (height, header) in headers.iter().enumerate() {
+            let hash = header.block_hash();
+            let linked = match hashes.last() {
+                None => hash == genesis.block_hash(),
+                Some(prev) => header.prev_blockhash == *prev,
+            };
+            if !linked {
+                return Err(store.corrupt(format!(
+                    "the block {hash} at height {height} does not follow the block before it (or is not the regtest genesis block)"
+                )));
+            }
+            if validate::check_pow(header, params.pow_limit).is_err() {
+                return Err(store.corrupt(format!(
+                    "the block {hash} at height {height} fails its proof of work"
+                )));
+            }
+            hashes.push(hash);
+            index.insert(hash, height as u32);
+        }
+
+        Ok(Chain {
+            params,
+            store,
+            dir: dir.to_owned(),
+            headers,
+            hashes,
+            index,
+        })
+    }
+
+    /// The parameters blocks are accepted under.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// The chain directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The database file.
+    pub fn db_file(&self) -> &Path {
+        self.store.file()
+    }
+
+    /// Height and hash of the tip.
+    pub fn tip(&self) -> (u32, BlockHash) {
+        let height = self.height();
+        (height, self.hashes[height as usize])
+    }
+
+    /// Height of the tip (0: only the genesis block).
+    pub fn height(&self) -> u32 {
+        // Never empty: open() always has the genesis block.
+        (self.hashes.len() - 1) as u32
+    }
+
+    /// The hash of the block at `height`, if the chain is that long.
+    pub fn block_hash_at(&self, height: u32) -> Option<BlockHash> {
+        self.hashes.get(height as usize).copied()
+    }
+
+    /// A block's header and height.
+    pub fn header(&self, hash: &BlockHash) -> Option<(Header, u32)> {
+        let height = *self.index.get(hash)?;
+        Some((self.headers[height as usize], height))
+    }
+
+    /// A whole block, read from the database. `Ok(None)` for a block not in the chain.
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, NodeError> {
+        if !self.index.contains_key(hash) {
+            return Ok(None);
+        }
+        let bytes = self.store.block_bytes(hash)?.ok_or_else(|| {
+            self.store
+                .corrupt(format!("the body of block {hash} is missing"))
+        })?;
+        let block: Block = bitcoin::consensus::deserialize(&bytes).map_err(|e| {
+            self.store
+                .corrupt(format!("block {hash} does not decode: {e}"))
+        })?;
+        if block.block_hash() != *hash {
+            return Err(self.store.corrupt(format!(
+                "the body stored for block {hash} has another header"
+            )));
+        }
+        Ok(Some(block))
+    }
+
+    /// Median time past of the tip: the median of its last 11 block times. A new block's time
+    /// must be above it.
+    pub fn median_time_past(&self) -> u32 {
+        self.median_time_past_at(self.height())
+    }
+
+    /// Median time past of the block at `height` (it and up to 10 ancestors).
+    fn median_time_past_at(&self, height: u32) -> u32 {
+        let end = (height as usize + 1).min(self.headers.len());
+        let start = end.saturating_sub(validate::MEDIAN_TIME_SPAN);
+        let times: Vec<u32> = self.headers[start..end].iter().map(|h| h.time).collect();
+        validate::median_time_past(&times)
+    }
+
+    /// What to mine next: a coinbase-only block on the tip at the params' nBits, its time at
+    /// least the median time past + 1, paying the subsidy. Segwit is on, so the coinbase built
+    /// from it ([`BlockTemplate::solo_job`]) carries a witness commitment.
+    pub fn template(&self, now_unix: u32) -> BlockTemplate {
+        let (tip_height, tip) = self.tip();
+        let height = tip_height.saturating_add(1);
+        let min_time = self.median_time_past().saturating_add(1);
+        BlockTemplate {
+            version: Version::from_consensus(TEMPLATE_VERSION),
+            prev_hash: tip,
+            height,
+            bits: self.params.bits,
+            target: self.params.target,
+            cur_time: now_unix.max(min_time),
+            min_time,
+            coinbase_value: validate::subsidy(height, self.params.halving_interval),
+            coinbase_aux: Vec::new(),
+            transactions: Vec::new(),
+            segwit: true,
+            default_witness_commitment: None,
+            longpoll_id: Some(tip.to_string()),
+        }
+    }
+
+    /// Validate `block` against the tip and, if it passes, store it durably as the new tip.
+    /// `now_unix` is the node's clock, for the two-hour future limit. On refusal nothing
+    /// changes; [`RejectReason::StoreFailed`] means the block was valid but the disk refused it.
+    pub fn submit_block(
+        &mut self,
+        block: &Block,
+        now_unix: u32,
+    ) -> Result<Accepted, BlockRejected> {
+        let hash = block.block_hash();
+        let reject = |reason| BlockRejected { hash, reason };
+        if self.index.contains_key(&hash) {
+            return Err(reject(RejectReason::Duplicate));
+        }
+        validate::check_pow(&block.header, self.params.pow_limit).map_err(reject)?;
+        let (tip_height, tip) = self.tip();
+        let prev = block.header.prev_blockhash;
+        if prev != tip {
+            return Err(reject(match self.index.get(&prev) {
+                None => RejectReason::BadPrevBlock(prev),
+                Some(&prev_height) => RejectReason::StalePrevBlock {
+                    prev,
+                    prev_height,
+                    tip_height,
+                },
+            }));
+        }
+        let ctx = BlockContext {
+            height: tip_height.saturating_add(1),
+            median_time_past: self.median_time_past(),
+            required_bits: Some(self.params.bits),
+            now: Some(now_unix),
+            halving_interval: self.params.halving_interval,
+        };
+        validate::check_block(block, &ctx).map_err(reject)?;
+
+        let bytes = bitcoin::consensus::serialize(block);
+        self.store
+            .append(ctx.height, &block.header, &hash, &bytes)
+            .map_err(|e| reject(RejectReason::StoreFailed(e.to_string())))?;
+        self.headers.push(block.header);
+        self.hashes.push(hash);
+        self.index.insert(hash, ctx.height);
+        Ok(Accepted {
+            height: ctx.height,
+            hash,
+        })
+    }
+
+    /// Re-read every stored block from genesis to the tip and check it again: it decodes, its
+    /// header is the indexed one, it links to its parent, and it passes every consensus check
+    /// with its own nBits (blocks stored under an earlier difficulty stay valid). Returns the
+    /// number of blocks checked. For `wgminer` self-checks and the crash tests.
+    pub fn verify_stored(&self) -> Result<u32, NodeError> {
+        let genesis = bitcoin::blockdata::constants::genesis_block(Network::Regtest);
+        for (height, hash) in self.hashes.iter().enumerate() {
+            let block = self.block(hash)?.ok_or_else(|| {
+                self.store
+                    .corrupt(format!("block {hash} at height {height} is missing"))
+            })?;
+            if height == 0 {
+                if block != genesis {
+                    return Err(self
+                        .store
+                        .corrupt("the genesis block is not regtest's".into()));
+                }
+                continue;
+            }
+            let height = height as u32;
+            if block.header.prev_blockhash != self.hashes[height as usize - 1] {
+                return Err(self.store.corrupt(format!(
+                    "block {hash} at height {height} does not link to its parent"
+                )));
+            }
+            let ctx = BlockContext {
+                height,
+                median_time_past: self.median_time_past_at(height - 1),
+                required_bits: None,
+                now: None,
+                halving_interval: self.params.halving_interval,
+            };
+            validate::check_block(&block, &ctx).map_err(|r| {
+                self.store
+                    .corrupt(format!("block {hash} at height {height} is invalid: {r}"))
+            })?;
+        }
+        Ok(self.height() + 1)
+    }
+}

@@ -1,0 +1,415 @@
+//! The node core's JSON-RPC, in Bitcoin Core's dialect so other miners and tools can use it:
+//! `getblocktemplate` (with longpoll), `submitblock`, `getblockcount`, `getbestblockhash`,
+//! `getblockhash`, `getblockheader`, `getblock`, `getblockchaininfo`, `getmininginfo`.
+//! Cookie auth as bitcoind does it: a fresh `__cookie__:<random>` in `<chain dir>/.cookie`
+//! (mode 0600) for each run, removed on stop. One request per connection.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::hex::{DisplayHex, FromHex};
+use bitcoin::{Block, BlockHash};
+use serde_json::{json, Value};
+use tokio::io::BufReader;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::service::NodeCore;
+use crate::rpc::http::{self, Message};
+
+/// The name bitcoind's cookie uses as its user.
+pub const COOKIE_USER: &str = "__cookie__";
+
+/// The cookie file's name in the chain directory.
+pub const COOKIE_FILE: &str = ".cookie";
+
+/// How long a longpoll waits for a new tip before answering with the current template.
+const LONGPOLL_WAIT: Duration = Duration::from_secs(120);
+
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcServerError {
+    #[error("cannot serve JSON-RPC on {addr}: {source} (is another node or wgminer using that port? choose another --rpc-bind)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write the RPC cookie {}: {why}", path.display())]
+    Cookie { path: PathBuf, why: String },
+}
+
+/// A running server.
+pub struct RpcServer {
+    addr: SocketAddr,
+    cookie_file: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RpcServer {
+    /// Bind `bind`, write the cookie, and serve `core` until [`Self::stop`].
+    pub async fn start(core: Arc<NodeCore>, bind: SocketAddr) -> Result<RpcServer, RpcServerError> {
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| RpcServerError::Bind { addr: bind, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| RpcServerError::Bind { addr: bind, source })?;
+        let cookie_file = core.dir().join(COOKIE_FILE);
+        let password = write_cookie(&cookie_file)?;
+        let password: Arc<str> = password.into();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let core = Arc::clone(&core);
+                let password = Arc::clone(&password);
+                tokio::spawn(async move { serve(core, &password, stream).await });
+            }
+        });
+        Ok(RpcServer {
+            addr,
+            cookie_file,
+            task,
+        })
+    }
+
+    /// Where it listens (the real port when bound to port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn cookie_file(&self) -> &Path {
+        &self.cookie_file
+    }
+
+    /// Stop accepting and remove the cookie.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        let _ = std::fs::remove_file(&self.cookie_file);
+    }
+}
+
+/// A new random cookie, written readable by this user only; returns the password.
+fn write_cookie(path: &Path) -> Result<String, RpcServerError> {
+    let err = |why: String| RpcServerError::Cookie {
+        path: path.to_owned(),
+        why,
+    };
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| err(e.to_string()))?;
+    let password = secret.to_lower_hex_string();
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(|e| err(e.to_string()))?;
+    std::io::Write::write_all(&mut file, format!("{COOKIE_USER}:{password}").as_bytes())
+        .map_err(|e| err(e.to_string()))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))?;
+    Ok(password)
+}
+
+/// One connection: one request, one response.
+async fn serve(core: Arc<NodeCore>, password: &str, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let request =
+        match tokio::time::timeout(REQUEST_TIMEOUT, http::read_message(&mut reader, false)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let body = format!("bad request: {e}");
+                let _ = http::write_response(
+                    &mut write,
+                    400,
+                    "Bad Request",
+                    "text/plain",
+                    &[],
+                    body.as_bytes(),
+                )
+                .await;
+                return;
+            }
+            Err(_) => return,
+        };
+    let (status, body) = answer(&core, password, &request).await;
+    let extra: &[(&str, &str)] = if status == 401 {
+        &[("WWW-Authenticate", "Basic realm=\"jsonrpc\"")]
+    } else {
+        &[]
+    };
+    let reason = match status {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Internal Server Error",
+    };
+    let _ =
+        http::write_response(&mut write, status, reason, "application/json", extra, &body).await;
+}
+
+/// The HTTP status and body for a request.
+async fn answer(core: &Arc<NodeCore>, password: &str, request: &Message) -> (u16, Vec<u8>) {
+    if request.start.first().map(String::as_str) != Some("POST") {
+        return (405, b"JSON-RPC wants POST".to_vec());
+    }
+    let authorized = request.basic_auth().is_some_and(|(u, p)| {
+        u == COOKIE_USER && constant_time_eq(p.as_bytes(), password.as_bytes())
+    });
+    if !authorized {
+        return (401, Vec::new());
+    }
+    let parsed: Result<Value, _> = serde_json::from_slice(&request.body);
+    let reply = match parsed {
+        Err(_) => return (500, error_reply(&Value::Null, -32700, "Parse error")),
+        Ok(Value::Array(calls)) => {
+            let mut out = Vec::with_capacity(calls.len());
+            for call in &calls {
+                out.push(reply_for(core, call).await.1);
+            }
+            return (200, serde_json::to_vec(&out).unwrap_or_default());
+        }
+        Ok(call) => reply_for(core, &call).await,
+    };
+    (reply.0, serde_json::to_vec(&reply.1).unwrap_or_default())
+}
+
+fn error_reply(id: &Value, code: i64, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&error_value(id, code, message)).unwrap_or_default()
+}
+
+fn error_value(id: &Value, code: i64, message: &str) -> Value {
+    json!({"result": null, "error": {"code": code, "message": message}, "id": id})
+}
+
+/// One JSON-RPC call's status and reply object (HTTP statuses as bitcoind uses them).
+async fn reply_for(core: &Arc<NodeCore>, call: &Value) -> (u16, Value) {
+    let id = call.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = call.get("method").and_then(Value::as_str) else {
+        return (400, error_value(&id, -32600, "Invalid Request: no method"));
+    };
+    let params = match call.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return (500, error_value(&id, -32602, "params must be an array")),
+    };
+    match dispatch(core, method, &params).await {
+        Ok(result) => (200, json!({"result": result, "error": null, "id": id})),
+        Err((code, message)) => {
+            let status = if code == -32601 { 404 } else { 500 };
+            (status, error_value(&id, code, &message))
+        }
+    }
+}
+
+type RpcResult = Result<Value, (i64, String)>;
+
+async fn dispatch(core: &Arc<NodeCore>, method: &str, params: &[Value]) -> RpcResult {
+    match method {
+        "getblocktemplate" => get_block_template(core, params.first()).await,
+        "submitblock" => {
+            let hex = param_str(params, 0, "hexdata")?.to_owned();
+            let core = Arc::clone(core);
+            blocking(move || submit_block(&core, &hex)).await
+        }
+        "getblockcount" => Ok(json!(core.tip().0)),
+        "getbestblockhash" => Ok(json!(core.tip().1.to_string())),
+        "getblockhash" => {
+            let height = params
+                .first()
+                .and_then(Value::as_u64)
+                .ok_or((-8, "height must be a non-negative integer".to_owned()))?;
+            let hash = u32::try_from(height)
+                .ok()
+                .and_then(|h| core.with_chain(|c| c.block_hash_at(h)));
+            hash.map(|h| json!(h.to_string()))
+                .ok_or((-8, "Block height out of range".into()))
+        }
+        "getblockheader" => {
+            let hash = param_hash(params, 0)?;
+            let verbose = params.get(1).and_then(Value::as_bool).unwrap_or(true);
+            let (header, height) = core
+                .with_chain(|c| c.header(&hash))
+                .ok_or((-5, "Block not found".to_owned()))?;
+            if !verbose {
+                return Ok(json!(serialize(&header).to_lower_hex_string()));
+            }
+            Ok(header_json(core, &header, height))
+        }
+        "getblock" => {
+            let hash = param_hash(params, 0)?;
+            let verbosity = match params.get(1) {
+                None | Some(Value::Null) => 1,
+                Some(Value::Bool(b)) => u64::from(*b),
+                Some(v) => v
+                    .as_u64()
+                    .ok_or((-8, "verbosity must be 0, 1 or 2".to_owned()))?,
+            };
+            let c = Arc::clone(core);
+            let block = blocking(move || {
+                c.with_chain(|chain| chain.block(&hash))
+                    .map_err(|e| (-1, e.to_string()))
+            })
+            .await?
+            .ok_or((-5, "Block not found".to_owned()))?;
+            block_json(core, &block, verbosity)
+        }
+        "getblockchaininfo" => {
+            let (height, tip) = core.tip();
+            let mtp = core.with_chain(|c| c.median_time_past());
+            Ok(json!({
+                "chain": "regtest", "blocks": height, "headers": height,
+                "bestblockhash": tip.to_string(), "difficulty": core.difficulty(),
+                "mediantime": mtp, "initialblockdownload": false, "warnings": "",
+            }))
+        }
+        "getmininginfo" => {
+            let (height, _) = core.tip();
+            Ok(
+                json!({"blocks": height, "difficulty": core.difficulty(), "chain": "regtest", "warnings": ""}),
+            )
+        }
+        _ => Err((-32601, "Method not found".into())),
+    }
+}
+
+/// Run chain work that touches the disk off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, (i64, String)> + Send + 'static,
+) -> Result<T, (i64, String)> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err((-1, format!("internal error: {e}"))))
+}
+
+/// BIP22/23 `getblocktemplate`; with a `longpollid` naming the current tip, waits until the tip
+/// moves (or [`LONGPOLL_WAIT`] passes).
+async fn get_block_template(core: &Arc<NodeCore>, request: Option<&Value>) -> RpcResult {
+    if let Some(mode) = request.and_then(|r| r.get("mode")).and_then(Value::as_str) {
+        if mode != "template" {
+            return Err((
+                -8,
+                format!("mode {mode:?} is not supported; only \"template\""),
+            ));
+        }
+    }
+    let longpoll = request
+        .and_then(|r| r.get("longpollid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(id) = longpoll {
+        let mut tips = core.subscribe();
+        if tips.borrow_and_update().1.to_string() == id {
+            let _ = tokio::time::timeout(LONGPOLL_WAIT, tips.changed()).await;
+        }
+    }
+    let c = Arc::clone(core);
+    let template = blocking(move || Ok(c.template())).await?;
+    Ok(template.to_gbt())
+}
+
+/// `submitblock`: null when accepted, else Bitcoin Core's reason code.
+fn submit_block(core: &NodeCore, hex: &str) -> RpcResult {
+    let bytes = Vec::<u8>::from_hex(hex).map_err(|_| (-22, "Block decode failed".to_owned()))?;
+    let block: Block = deserialize(&bytes).map_err(|_| (-22, "Block decode failed".to_owned()))?;
+    match core.submit(&block) {
+        Ok(accepted) => {
+            tracing::info!(
+                "block {} accepted at height {} over RPC",
+                accepted.hash,
+                accepted.height
+            );
+            Ok(Value::Null)
+        }
+        Err(rejected) => {
+            tracing::info!("{rejected}");
+            Ok(json!(rejected.reason.code()))
+        }
+    }
+}
+
+fn header_json(core: &NodeCore, header: &bitcoin::block::Header, height: u32) -> Value {
+    let (tip_height, _) = core.tip();
+    let next = core.with_chain(|c| c.block_hash_at(height + 1));
+    let mut v = json!({
+        "hash": header.block_hash().to_string(),
+        "confirmations": i64::from(tip_height) - i64::from(height) + 1,
+        "height": height,
+        "version": header.version.to_consensus(),
+        "versionHex": format!("{:08x}", header.version.to_consensus()),
+        "merkleroot": header.merkle_root.to_string(),
+        "time": header.time,
+        "nonce": header.nonce,
+        "bits": format!("{:08x}", header.bits.to_consensus()),
+        "difficulty": crate::pow::difficulty_of_target(&header.target()),
+    });
+    if height > 0 {
+        v["previousblockhash"] = json!(header.prev_blockhash.to_string());
+    }
+    if let Some(n) = next {
+        v["nextblockhash"] = json!(n.to_string());
+    }
+    v
+}
+
+fn block_json(core: &NodeCore, block: &Block, verbosity: u64) -> RpcResult {
+    if verbosity == 0 {
+        return Ok(json!(serialize(block).to_lower_hex_string()));
+    }
+    let hash = block.block_hash();
+    let (_, height) = core
+        .with_chain(|c| c.header(&hash))
+        .ok_or((-5, "Block not found".to_owned()))?;
+    let mut v = header_json(core, &block.header, height);
+    v["size"] = json!(block.total_size());
+    v["weight"] = json!(block.weight().to_wu());
+    v["nTx"] = json!(block.txdata.len());
+    v["tx"] = if verbosity >= 2 {
+        block
+            .txdata
+            .iter()
+            .map(|t| {
+                json!({"txid": t.compute_txid().to_string(), "hash": t.compute_wtxid().to_string(),
+                       "hex": serialize(t).to_lower_hex_string()})
+            })
+            .collect()
+    } else {
+        block
+            .txdata
+            .iter()
+            .map(|t| json!(t.compute_txid().to_string()))
+            .collect()
+    };
+    Ok(v)
+}
+
+fn param_str<'a>(params: &'a [Value], index: usize, name: &str) -> Result<&'a str, (i64, String)> {
+    params
+        .get(index)
+        .and_then(Value::as_str)
+        .ok_or((-8, format!("{name} (string) is required")))
+}
+
+fn param_hash(params: &[Value], index: usize) -> Result<BlockHash, (i64, String)> {
+    param_str(params, index, "blockhash")?
+        .parse()
+        .map_err(|_| (-8, "blockhash must be 64 hex digits".to_owned()))
+}
+
+/// Compare secrets without an early exit that would leak how many bytes matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,346 @@
+//! Solo mining from the command line: `wgminer -o http://host:port --rpc-cookie FILE
+//! --coinbase-addr ADDR` mines on a node over JSON-RPC; plain `wgminer` mines on the embedded
+//! node core; `wgminer node` serves the core's JSON-RPC without mining. Everything that can be
+//! checked is checked before any device starts (flags, credentials, the node's network against
+//! the payout address); then [`run_solo`] runs with the status display of [`crate::mine`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use wgminer::node::{self, rpc_server, Chain, ChainParams, NodeCore};
+use wgminer::rpc::{node_network, Auth, NodeSource, RpcClient, RpcError};
+use wgminer::work::solo_mining::instance_extranonce1;
+use wgminer::work::template::payout_script;
+use wgminer::work::{run_solo, solo_link, Manager, MinerEvent, SoloConfig, SourceLink};
+
+use crate::cli::{MineArgs, NodeArgs};
+use crate::mine::{backends, format_difficulty, render, runtime, show, stop_signal, Display};
+use crate::select::UsageError;
+
+/// After Ctrl-C, how long the node gets to answer the blocks just submitted.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Waits between attempts while the node is unreachable at start.
+const BACKOFF: [u64; 5] = [1, 2, 4, 8, 15];
+
+/// The node's credentials from the flags.
+fn node_auth(args: &MineArgs, url: &str) -> Result<Auth, UsageError> {
+    let s = &args.solo;
+    match (&s.rpc_user, &s.rpc_pass, &s.rpc_cookie) {
+        (Some(user), Some(password), None) => Ok(Auth::UserPass {
+            user: user.clone(),
+            password: password.clone(),
+        }),
+        (None, None, Some(cookie)) => Ok(Auth::Cookie(cookie.clone())),
+        _ => Err(UsageError(format!(
+            "the node at {url} needs credentials: --rpc-cookie FILE (bitcoind's DATADIR/.cookie) or --rpc-user USER --rpc-pass PASS"
+        ))),
+    }
+}
+
+/// `wgminer -o http://host:port …`: solo mining on a node.
+pub fn run_node(args: &MineArgs) -> anyhow::Result<()> {
+    if args.urls.len() > 1 {
+        return Err(usage(
+            "solo mining uses one node: give a single -o http://host:port",
+        ));
+    }
+    if !args.users.is_empty() || !args.passwords.is_empty() {
+        return Err(usage(
+            "-u/-p are pool flags; a node takes --rpc-user/--rpc-pass or --rpc-cookie",
+        ));
+    }
+    if args.solo.datadir.is_some() || args.solo.difficulty.is_some() || args.solo.rpc_bind.is_some()
+    {
+        return Err(usage(
+            "--datadir, --difficulty and --rpc-bind belong to the embedded node core; a node given with -o keeps its own chain",
+        ));
+    }
+    let url = &args.urls[0];
+    let auth = node_auth(args, url)?;
+    let Some(addr) = args.solo.coinbase_addr.clone() else {
+        return Err(usage(
+            "solo mining on a node needs --coinbase-addr ADDRESS: the block reward is paid there",
+        ));
+    };
+    let client = RpcClient::new(url, auth).map_err(|e| UsageError(e.to_string()))?;
+    let display = Display::for_args(args);
+    runtime()?.block_on(async move {
+        let stop = stop_signal();
+        tokio::pin!(stop);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        // The network and whether segwit is enforced decide which addresses are safe to pay.
+        let network = until_ready(display, stop.as_mut(), || {
+            let c = client.clone();
+            async move { node_network(&c).await }
+        })
+        .await?;
+        let Some(network) = network else {
+            return Ok(());
+        };
+        let first = until_ready(display, stop.as_mut(), || {
+            let mut s = NodeSource::new(client.clone(), events_tx.clone());
+            async move { s.fetch(None).await }
+        })
+        .await?;
+        let Some(first) = first else {
+            return Ok(());
+        };
+        let payout =
+            payout_script(&addr, network, first.segwit).map_err(|e| UsageError(e.to_string()))?;
+        let config = SoloConfig {
+            payout,
+            extranonce1: instance_extranonce1(),
+            drain: DRAIN,
+        };
+        let label = format!("node {} ({network})", client.url());
+        let source = NodeSource::new(client, events_tx.clone());
+        let start = format!("paying {addr}");
+        mine_solo(
+            args,
+            display,
+            (label, start),
+            config,
+            (events_tx, events_rx),
+            stop,
+            |link| async move { source.run(link).await.map_err(anyhow::Error::from) },
+        )
+        .await
+    })
+}
+
+/// Plain `wgminer`: mine on the embedded node core.
+pub fn run_embedded(args: &MineArgs) -> anyhow::Result<()> {
+    let s = &args.solo;
+    if !args.users.is_empty()
+        || !args.passwords.is_empty()
+        || s.rpc_user.is_some()
+        || s.rpc_cookie.is_some()
+    {
+        return Err(usage(
+            "-u/-p are for pools (-o stratum+tcp://…) and --rpc-user/--rpc-pass/--rpc-cookie for nodes (-o http://…); without -o wgminer mines on its embedded node core",
+        ));
+    }
+    let core = open_core(s.datadir.as_deref(), s.difficulty)?;
+    let dir = core.dir();
+    let display = Display::for_args(args);
+    let (payout, payout_text) = match &s.coinbase_addr {
+        Some(a) => (
+            payout_script(a, bitcoin::Network::Regtest, true)
+                .map_err(|e| UsageError(e.to_string()))?,
+            a.clone(),
+        ),
+        None => {
+            let (address, created) = node::load_or_create_payout(&dir, bitcoin::Network::Regtest)?;
+            let key = dir.join(node::PAYOUT_KEY_FILE);
+            let what = if created { "new key" } else { "key" };
+            (
+                address.script_pubkey(),
+                format!("{address} ({what} in {})", key.display()),
+            )
+        }
+    };
+    let config = SoloConfig {
+        payout,
+        extranonce1: instance_extranonce1(),
+        drain: DRAIN,
+    };
+    let (height, tip) = core.tip();
+    let label = format!("node core {}", dir.display());
+    let start = format!(
+        "embedded node core in {} at height {height} ({tip}), difficulty {}; paying {payout_text}",
+        dir.display(),
+        format_difficulty(core.difficulty())
+    );
+    runtime()?.block_on(async move {
+        let stop = stop_signal();
+        tokio::pin!(stop);
+        let server = match s.rpc_bind {
+            Some(bind) => Some(start_rpc(display, &core, bind).await?),
+            None => None,
+        };
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let source_core = Arc::clone(&core);
+        let result = mine_solo(
+            args,
+            display,
+            (label, start),
+            config,
+            (events_tx, events_rx),
+            stop,
+            |link| async move {
+                node::run_source(source_core, link).await;
+                Ok(())
+            },
+        )
+        .await;
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        let (height, tip) = core.tip();
+        show(
+            display,
+            &serde_json::json!({"event": "chain", "height": height, "tip": tip.to_string()}),
+            &format!("chain at height {height} ({tip}) in {}", dir.display()),
+        );
+        result
+    })
+}
+
+/// `wgminer node`: the embedded node core's JSON-RPC, no mining, until Ctrl-C.
+pub fn run_node_server(args: &NodeArgs) -> anyhow::Result<()> {
+    let core = open_core(args.datadir.as_deref(), args.difficulty)?;
+    let (height, tip) = core.tip();
+    println!(
+        "embedded node core in {} at height {height} ({tip}), difficulty {}",
+        core.dir().display(),
+        format_difficulty(core.difficulty())
+    );
+    runtime()?.block_on(async move {
+        let server = start_rpc(Display::Log, &core, args.rpc_bind).await?;
+        stop_signal().await;
+        server.stop().await;
+        let (height, tip) = core.tip();
+        println!("stopped at height {height} ({tip})");
+        anyhow::Ok(())
+    })
+}
+
+fn open_core(
+    datadir: Option<&std::path::Path>,
+    difficulty: Option<f64>,
+) -> anyhow::Result<Arc<NodeCore>> {
+    let data_dir = match datadir {
+        Some(d) => d.to_owned(),
+        None => node::default_data_dir()
+            .ok_or_else(|| usage("no home or data directory is known here: give --datadir DIR"))?,
+    };
+    let params = match difficulty {
+        Some(d) => ChainParams::with_difficulty(d).map_err(|e| UsageError(e.to_string()))?,
+        None => ChainParams::regtest(),
+    };
+    let chain = Chain::open(&node::chain_dir(&data_dir), params)?;
+    Ok(NodeCore::new(chain))
+}
+
+async fn start_rpc(
+    display: Display,
+    core: &Arc<NodeCore>,
+    bind: std::net::SocketAddr,
+) -> anyhow::Result<rpc_server::RpcServer> {
+    let server = rpc_server::RpcServer::start(Arc::clone(core), bind).await?;
+    show(
+        display,
+        &serde_json::json!({"event": "rpc", "bind": server.addr().to_string(),
+                            "cookie": server.cookie_file().display().to_string()}),
+        &format!(
+            "JSON-RPC on http://{} (cookie auth: {})",
+            server.addr(),
+            server.cookie_file().display()
+        ),
+    );
+    Ok(server)
+}
+
+/// Start the devices, the display and the source, and mine until `stop` or the source ends.
+async fn mine_solo<F, Fut>(
+    args: &MineArgs,
+    display: Display,
+    (label, start): (String, String),
+    config: SoloConfig,
+    (events_tx, events_rx): (
+        mpsc::UnboundedSender<MinerEvent>,
+        mpsc::UnboundedReceiver<MinerEvent>,
+    ),
+    stop: Pin<&mut impl Future<Output = ()>>,
+    start_source: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(SourceLink) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let backends = backends(args)?;
+    let manager = Manager::start(backends, events_tx)?;
+    let stats = manager.stats();
+    stats.set_solo();
+    stats.set_pool(Some(label.clone()), true);
+    let labels: Vec<String> = stats.devices.iter().map(|d| d.label.clone()).collect();
+    show(
+        display,
+        &serde_json::json!({"event": "start", "devices": labels, "source": label, "detail": start}),
+        &format!("solo mining on {label} with {}: {start}", labels.join(", ")),
+    );
+    let ui = tokio::spawn(render(display, Arc::clone(&stats), events_rx));
+    let (link, source_link) = solo_link();
+    let source = tokio::spawn(start_source(source_link));
+    let result = run_solo(config, link, manager, stop).await;
+    // The source ends once the miner's side of the link is gone.
+    let source_result = match tokio::time::timeout(Duration::from_secs(3), source).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(anyhow::anyhow!("block source task failed: {e}")),
+        Err(_) => Ok(()),
+    };
+    ui.abort();
+    let stats = result?;
+    let snap = stats.snapshot();
+    if display == Display::Terminal {
+        eprint!("\r\x1b[2K");
+    }
+    show(
+        display,
+        &serde_json::json!({"event": "exit", "status": &snap}),
+        &format!(
+            "stopped: {} blocks accepted, {} rejected, {} stale",
+            snap.blocks, snap.rejected, snap.stale
+        ),
+    );
+    source_result
+}
+
+/// Run `f` until it succeeds, retrying (with backoff, saying why) while the node is down or not
+/// ready. `None` when stopped first; an error for what retrying cannot fix.
+async fn until_ready<T, Fut>(
+    display: Display,
+    mut stop: Pin<&mut impl Future<Output = ()>>,
+    mut f: impl FnMut() -> Fut,
+) -> anyhow::Result<Option<T>>
+where
+    Fut: Future<Output = Result<T, RpcError>>,
+{
+    let mut attempt = 0usize;
+    loop {
+        let result = tokio::select! {
+            r = f() => r,
+            _ = stop.as_mut() => return Ok(None),
+        };
+        match result {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) if e.is_transient() => {
+                let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
+                attempt += 1;
+                show(
+                    display,
+                    &serde_json::json!({"event": "source_down", "reason": e.to_string(), "retry_in_s": wait}),
+                    &format!("{e}; retrying in {wait} s"),
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                    _ = stop.as_mut() => return Ok(None),
+                }
+            }
+            Err(
+                e @ (RpcError::Unauthorized { .. }
+                | RpcError::Cookie { .. }
+                | RpcError::BadUrl { .. }),
+            ) => return Err(UsageError(e.to_string()).into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn usage(msg: &str) -> anyhow::Error {
+    UsageError(msg.to_owned()).into()
+}

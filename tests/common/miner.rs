@@ -1,0 +1,173 @@
+//! The real `wgminer` binary as a child process with `--json-log`: its events read line by line
+//! on a thread, waited for with a deadline, and the process stopped with SIGINT (as Ctrl-C) or
+//! SIGKILL. Include with `#[path = "common/miner.rs"] mod miner;`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Miner {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    /// Every event read so far, in order.
+    pub events: Vec<Value>,
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Miner {
+    /// Start `wgminer ARGS --json-log`.
+    pub fn spawn(args: &[&str]) -> Miner {
+        let mut all = args.to_vec();
+        all.push("--json-log");
+        Self::spawn_plain(&all)
+    }
+
+    /// Start `wgminer ARGS`; lines that are not JSON become `{"event": "text", "line": …}`.
+    pub fn spawn_plain(args: &[&str]) -> Miner {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the wgminer binary starts");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let v = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({"event": "text", "line": line}));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let mut err = child.stderr.take().unwrap();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Miner {
+            child,
+            lines,
+            events: Vec::new(),
+            stderr,
+            stderr_reader: Some(stderr_reader),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Read events until one matches `pred` (returned) or `timeout` passes (None).
+    pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.events.push(v.clone());
+                    if pred(&v) {
+                        return Some(v);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Wait until `n` events match `pred`, panicking with the output if they do not come.
+    pub fn wait_count(&mut self, n: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while self.events.iter().filter(|e| pred(e)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.wait_for(left, |_| true).is_none() {
+                panic!(
+                    "expected {n} matching events; got {:#?}\nstderr: {}",
+                    &self.events[self.events.len().saturating_sub(20)..],
+                    self.stderr()
+                );
+            }
+        }
+    }
+
+    /// Events of one kind so far.
+    pub fn of(&self, event: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event"] == event).collect()
+    }
+
+    /// SIGINT, as Ctrl-C.
+    pub fn interrupt(&self) {
+        signal(self.pid(), "-INT");
+    }
+
+    /// SIGKILL, with no chance to clean up.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Wait for the process to exit (reading the rest of its events); panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Drain what it printed before exiting.
+                while self
+                    .wait_for(Duration::from_millis(300), |_| false)
+                    .is_some()
+                {}
+                if let Some(r) = self.stderr_reader.take() {
+                    let _ = r.join();
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "wgminer did not exit within {timeout:?}; stderr: {}",
+                    self.stderr()
+                );
+            }
+            let _ = self.wait_for(Duration::from_millis(50), |_| false);
+        }
+    }
+}
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill {sig} {pid} failed");
+}

@@ -1,0 +1,478 @@
+//! The embedded node core end to end, through the real binary: plain `wgminer` mines into a data
+//! directory and the blocks persist across restarts; `kill -9` in the middle of mining never
+//! loses an accepted block nor corrupts the store; `wgminer node` serves JSON-RPC to an external
+//! client (this test) and to another wgminer mining over `-o http://`; bad input is a clear error.
+
+#[path = "common/bitcoind.rs"]
+mod bitcoind;
+#[path = "common/miner.rs"]
+mod miner;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::consensus::deserialize;
+use bitcoin::hex::FromHex;
+use bitcoin::{Address, Block, BlockHash, Network};
+use miner::Miner;
+use serde_json::{json, Value};
+use wgminer::node::{chain_dir, Chain, ChainParams};
+use wgminer::pow::hash_meets_target;
+use wgminer::work::{BlockTemplate, Extranonce2, Roll};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "wgminer-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn accepted(e: &Value) -> bool {
+    e["event"] == "block_result" && e["status"] == "accepted"
+}
+
+fn open_chain(data: &Path) -> Chain {
+    Chain::open(&chain_dir(data), ChainParams::regtest()).expect("the chain opens")
+}
+
+#[test]
+fn plain_wgminer_mines_blocks_that_persist_across_restarts() {
+    let data = TempDir::new("core");
+    let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
+    m.wait_count(5, Duration::from_secs(60), accepted);
+    m.interrupt();
+    assert!(
+        m.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        m.stderr()
+    );
+    let hashes: Vec<BlockHash> = m
+        .events
+        .iter()
+        .filter(|e| accepted(e))
+        .map(|e| e["hash"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let chain_event = m.of("chain")[0].clone();
+    let height = chain_event["height"].as_u64().unwrap() as u32;
+    assert_eq!(
+        height as usize,
+        hashes.len(),
+        "every block accepted, none lost"
+    );
+
+    // The store holds exactly them, valid, paying the key the core generated and printed.
+    let chain = open_chain(&data.0);
+    assert_eq!(chain.height(), height);
+    assert_eq!(chain.verify_stored().unwrap(), height + 1);
+    for (i, hash) in hashes.iter().enumerate() {
+        assert_eq!(chain.block_hash_at(i as u32 + 1), Some(*hash));
+    }
+    let start = m.of("start")[0]["detail"].as_str().unwrap().to_owned();
+    let address = start
+        .split("paying ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap()
+        .parse::<Address<_>>()
+        .unwrap()
+        .require_network(Network::Regtest)
+        .unwrap();
+    let tip = chain.block(&hashes[hashes.len() - 1]).unwrap().unwrap();
+    assert_eq!(
+        tip.txdata[0].output[0].script_pubkey,
+        address.script_pubkey()
+    );
+    assert!(tip.check_witness_commitment());
+    drop(chain);
+
+    // Restart: it goes on from the stored tip, with the same key.
+    let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
+    m.wait_count(3, Duration::from_secs(60), accepted);
+    m.interrupt();
+    assert!(
+        m.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        m.stderr()
+    );
+    let detail = m.of("start")[0]["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains(&format!("at height {height} ")), "{detail}");
+    assert!(detail.contains(&address.to_string()), "{detail}");
+    let first_new = m.events.iter().find(|e| accepted(e)).unwrap();
+    assert_eq!(first_new["height"].as_u64().unwrap(), u64::from(height) + 1);
+    let chain = open_chain(&data.0);
+    assert!(chain.height() >= height + 3);
+    chain.verify_stored().unwrap();
+}
+
+#[test]
+fn kill_9_while_mining_never_loses_an_accepted_block_or_corrupts_the_store() {
+    let data = TempDir::new("kill");
+    let mut last_height = 0;
+    for round in 0..5u64 {
+        let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
+        m.wait_count(1, Duration::from_secs(60), accepted);
+        // Kill at a different moment each round, mid-stream of block writes.
+        std::thread::sleep(Duration::from_millis(37 + round * 71));
+        m.kill_hard();
+        let _ = m.wait_for(Duration::from_millis(200), |_| false);
+        let reported: Vec<BlockHash> = m
+            .events
+            .iter()
+            .filter(|e| accepted(e))
+            .map(|e| e["hash"].as_str().unwrap().parse().unwrap())
+            .collect();
+        let chain = open_chain(&data.0);
+        chain
+            .verify_stored()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(
+            chain.height() >= last_height,
+            "round {round}: the chain went back"
+        );
+        for hash in &reported {
+            assert!(
+                chain.header(hash).is_some(),
+                "round {round}: accepted block {hash} lost"
+            );
+        }
+        last_height = chain.height();
+    }
+    assert!(last_height >= 5);
+}
+
+/// The external client: JSON-RPC with the cookie `wgminer node` wrote.
+struct Rpc {
+    port: u16,
+    password: String,
+}
+
+impl Rpc {
+    fn call(&self, method: &str, params: Value) -> Result<Value, bitcoind::RpcError> {
+        bitcoind::rpc_call(
+            self.port,
+            "__cookie__",
+            &self.password,
+            method,
+            params,
+            Duration::from_secs(30),
+        )
+    }
+    fn ok(&self, method: &str, params: Value) -> Value {
+        self.call(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+}
+
+/// Start `wgminer node` on a free port and read where it serves and its cookie.
+fn start_node(data: &TempDir, extra: &[&str]) -> (Miner, Rpc, PathBuf) {
+    let mut args = vec![
+        "node",
+        "--datadir",
+        data.path(),
+        "--rpc-bind",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let mut m = Miner::spawn_plain(&args);
+    let line = m
+        .wait_for(Duration::from_secs(20), |e| {
+            e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("JSON-RPC on http://"))
+        })
+        .unwrap_or_else(|| panic!("no RPC line: {:?} {}", m.events, m.stderr()));
+    let line = line["line"].as_str().unwrap().to_owned();
+    let port: u16 = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cookie = PathBuf::from(
+        line.split("cookie auth: ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(')'),
+    );
+    let text = std::fs::read_to_string(&cookie).unwrap();
+    let password = text.split_once(':').unwrap().1.to_owned();
+    (m, Rpc { port, password }, cookie)
+}
+
+fn solve(gbt: &Value, meets: bool) -> (String, BlockHash) {
+    let t = Arc::new(BlockTemplate::from_gbt(gbt).unwrap());
+    let payout = bitcoin::ScriptBuf::new_op_return([]);
+    let solo = t.solo_job("x".into(), &payout, [1, 1, 1, 1]).unwrap();
+    let roll = Roll {
+        extranonce2: Extranonce2::new(0, 4).unwrap(),
+        ntime: t.start_time(),
+        version_bits: 0,
+    };
+    let good = (0..10_000u32)
+        .find(|&n| hash_meets_target(&solo.job.header(&roll, n).unwrap().block_hash(), &t.target))
+        .unwrap();
+    let block = solo.block(&solo.job.share(&roll, good)).unwrap();
+    if meets {
+        return (block.to_hex(), block.hash);
+    }
+    let bad = (0..10_000u32)
+        .find(|&n| !hash_meets_target(&solo.job.header(&roll, n).unwrap().block_hash(), &t.target))
+        .unwrap();
+    let header = solo.job.header(&roll, bad).unwrap();
+    let mut bytes = block.bytes.clone();
+    bytes[..80].copy_from_slice(&bitcoin::consensus::serialize(&header));
+    (
+        bitcoin::hex::DisplayHex::to_lower_hex_string(&bytes[..]),
+        header.block_hash(),
+    )
+}
+
+#[test]
+fn an_external_client_fetches_templates_and_submits_blocks_over_json_rpc() {
+    let data = TempDir::new("rpc");
+    let (mut node, rpc, cookie) = start_node(&data, &[]);
+    let genesis = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206";
+    assert_eq!(rpc.ok("getblockcount", json!([])), 0);
+    assert_eq!(rpc.ok("getbestblockhash", json!([])), genesis);
+    assert_eq!(rpc.ok("getblockchaininfo", json!([]))["chain"], "regtest");
+
+    let gbt = rpc.ok("getblocktemplate", json!([{"rules": ["segwit"]}]));
+    assert_eq!(gbt["height"], 1);
+    assert_eq!(gbt["previousblockhash"], genesis);
+    assert!(gbt["default_witness_commitment"].is_string());
+
+    // Bad proof of work, garbage, then the real block; then the same block again.
+    let (bad_hex, _) = solve(&gbt, false);
+    assert_eq!(rpc.ok("submitblock", json!([bad_hex])), "high-hash");
+    let e = rpc.call("submitblock", json!(["00ff"])).unwrap_err();
+    assert_eq!(e.code, -22, "{e}");
+    let (hex, hash) = solve(&gbt, true);
+    assert_eq!(rpc.ok("submitblock", json!([hex])), Value::Null);
+    assert_eq!(rpc.ok("getblockcount", json!([])), 1);
+    assert_eq!(rpc.ok("getbestblockhash", json!([])), hash.to_string());
+    assert_eq!(rpc.ok("submitblock", json!([hex])), "duplicate");
+    // The old template's block now builds on a tip that moved.
+    let (late_hex, _) = {
+        let mut g = gbt.clone();
+        g["curtime"] = json!(gbt["curtime"].as_u64().unwrap() + 1);
+        solve(&g, true)
+    };
+    assert_eq!(rpc.ok("submitblock", json!([late_hex])), "stale-prevblk");
+
+    // Lookups.
+    let header = rpc.ok("getblockheader", json!([hash.to_string()]));
+    assert_eq!(header["height"], 1);
+    assert_eq!(header["previousblockhash"], genesis);
+    let raw = rpc.ok("getblockheader", json!([hash.to_string(), false]));
+    assert_eq!(raw.as_str().unwrap().len(), 160);
+    let block_hex = rpc.ok("getblock", json!([hash.to_string(), 0]));
+    assert_eq!(block_hex.as_str().unwrap(), hex);
+    let block: Block = deserialize(&Vec::<u8>::from_hex(&hex).unwrap()).unwrap();
+    let verbose = rpc.ok("getblock", json!([hash.to_string()]));
+    assert_eq!(verbose["tx"][0], block.txdata[0].compute_txid().to_string());
+    assert_eq!(
+        rpc.call("getblock", json!(["00".repeat(32)]))
+            .unwrap_err()
+            .code,
+        -5
+    );
+    assert_eq!(
+        rpc.call("nosuchmethod", json!([])).unwrap_err().code,
+        -32601
+    );
+
+    // Longpoll: a request naming the current tip waits until a block arrives.
+    let tip_template = rpc.ok("getblocktemplate", json!([{}]));
+    let id = tip_template["longpollid"].as_str().unwrap().to_owned();
+    let poll = {
+        let (port, password) = (rpc.port, rpc.password.clone());
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let v = bitcoind::rpc_call(
+                port,
+                "__cookie__",
+                &password,
+                "getblocktemplate",
+                json!([{"longpollid": id}]),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+            (v, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let (hex2, hash2) = solve(&tip_template, true);
+    assert_eq!(rpc.ok("submitblock", json!([hex2])), Value::Null);
+    let (next, waited) = poll.join().unwrap();
+    assert_eq!(next["previousblockhash"], hash2.to_string());
+    assert!(
+        waited >= Duration::from_millis(400),
+        "it waited for the block: {waited:?}"
+    );
+
+    // Wrong cookie: refused.
+    let wrong = Rpc {
+        port: rpc.port,
+        password: "wrong".into(),
+    };
+    let e = wrong.call("getblockcount", json!([])).unwrap_err();
+    assert!(e.message.contains("401"), "{e}");
+
+    node.interrupt();
+    assert!(node.wait_exit(Duration::from_secs(10)).success());
+    assert!(!cookie.exists(), "the cookie is removed on exit");
+    let chain = open_chain(&data.0);
+    assert_eq!(chain.height(), 2);
+}
+
+#[test]
+fn wgminer_mines_on_wgminer_node_over_getblocktemplate() {
+    let data = TempDir::new("pair");
+    let (mut node, rpc, cookie) = start_node(&data, &[]);
+    let address = "bcrt1qq6hag67dl53wl99vzg42z8eyzfz2xlkvwk6f7m";
+    let url = format!("http://127.0.0.1:{}", rpc.port);
+    let mut m = Miner::spawn(&[
+        "-o",
+        &url,
+        "--rpc-cookie",
+        cookie.to_str().unwrap(),
+        "--coinbase-addr",
+        address,
+        "--backend",
+        "cpu",
+        "-t",
+        "1",
+    ]);
+    m.wait_count(3, Duration::from_secs(60), accepted);
+    m.interrupt();
+    assert!(
+        m.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        m.stderr()
+    );
+    let blocks = m.of("exit")[0]["status"]["blocks"].as_u64().unwrap();
+    assert_eq!(rpc.ok("getblockcount", json!([])).as_u64().unwrap(), blocks);
+    node.interrupt();
+    assert!(node.wait_exit(Duration::from_secs(10)).success());
+    let chain = open_chain(&data.0);
+    let payout = address
+        .parse::<Address<_>>()
+        .unwrap()
+        .assume_checked()
+        .script_pubkey();
+    for h in 1..=chain.height() {
+        let block = chain
+            .block(&chain.block_hash_at(h).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(block.txdata[0].output[0].script_pubkey, payout);
+        assert!(block.check_witness_commitment());
+    }
+}
+
+#[test]
+fn difficulty_flag_sets_the_target_every_block_meets() {
+    let data = TempDir::new("diff");
+    let mut m = Miner::spawn(&[
+        "--datadir",
+        data.path(),
+        "--difficulty",
+        "0.000001",
+        "--backend",
+        "cpu",
+        "-t",
+        "1",
+    ]);
+    m.wait_count(2, Duration::from_secs(60), accepted);
+    m.interrupt();
+    assert!(
+        m.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        m.stderr()
+    );
+    let params = ChainParams::with_difficulty(1e-6).unwrap();
+    let chain = Chain::open(&chain_dir(&data.0), params.clone()).unwrap();
+    for h in 1..=chain.height() {
+        let (header, _) = chain.header(&chain.block_hash_at(h).unwrap()).unwrap();
+        assert_eq!(header.bits, params.bits);
+        assert!(hash_meets_target(&header.block_hash(), &params.target));
+    }
+}
+
+#[test]
+fn bad_data_directories_and_difficulties_are_clear_errors() {
+    let data = TempDir::new("bad");
+    let file = data.0.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let run = |args: &[&str]| {
+        let mut m = Miner::spawn(args);
+        let status = m.wait_exit(Duration::from_secs(20));
+        (status.code(), m.stderr())
+    };
+    let (code, err) = run(&["--datadir", file.to_str().unwrap(), "--backend", "cpu"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.to_lowercase().contains("not a directory"), "{err}");
+
+    for d in ["0", "-1", "nan", "1e-20"] {
+        let flag = format!("--difficulty={d}");
+        let (code, err) = run(&["--datadir", data.path(), &flag, "--backend", "cpu"]);
+        assert_eq!(code, Some(2), "{d}: {err}");
+        assert!(err.contains("difficulty"), "{d}: {err}");
+    }
+
+    // A corrupt chain file: named, with what to do.
+    let corrupt = TempDir::new("corrupt");
+    let dir = chain_dir(&corrupt.0);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = std::fs::read_dir(&data.0).ok();
+    drop(db);
+    // Create a real store first to learn the file name, then overwrite it with garbage.
+    drop(open_chain(&corrupt.0));
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(!files.is_empty());
+    for f in &files {
+        std::fs::write(f, vec![0x5a; 8192]).unwrap();
+    }
+    let (code, err) = run(&["--datadir", corrupt.path(), "--backend", "cpu"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("move it away") || err.contains("corrupt"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    // Two miners on one data directory: the second is told.
+    let shared = TempDir::new("shared");
+    let mut first = Miner::spawn(&["--datadir", shared.path(), "--backend", "cpu", "-t", "1"]);
+    first.wait_count(1, Duration::from_secs(60), accepted);
+    let (code, err) = run(&["--datadir", shared.path(), "--backend", "cpu", "-t", "1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("another wgminer"), "{err}");
+    first.interrupt();
+    assert!(first.wait_exit(Duration::from_secs(20)).success());
+}

