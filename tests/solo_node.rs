@@ -53,6 +53,16 @@ fn mine_blocks_with(extra: &[&str], blocks: usize) {
     m.interrupt();
     let status = m.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "exit {status:?}: {}", m.stderr());
+    let kind = if extra.contains(&"gpu") { "gpu" } else { "cpu" };
+    let devices = m.of("start")[0]["devices"].clone();
+    assert!(
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d.as_str().unwrap().starts_with(kind)),
+        "{devices}"
+    );
     let exit = m.of("exit");
     let reported = exit[0]["status"]["blocks"].as_u64().unwrap();
     assert_eq!(
@@ -434,4 +444,35 @@ fn an_unreachable_node_is_retried_with_backoff_and_ctrl_c_exits_cleanly() {
     m.interrupt();
     let status = m.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}: {}", m.stderr());
+}
+
+#[test]
+fn a_node_that_dies_while_mining_is_reported_and_ctrl_c_still_exits_cleanly() {
+    let (a, _b) = start_pair();
+    let address = a.new_address();
+    let mut m = Miner::spawn(&[
+        "-o",
+        &a.url(),
+        "--rpc-user",
+        &a.user,
+        "--rpc-pass",
+        &a.pass,
+        "--coinbase-addr",
+        &address,
+        "--backend",
+        "cpu",
+        "-t",
+        "1",
+    ]);
+    m.wait_count(1, Duration::from_secs(60), accepted);
+    drop(a);
+    let down = m.wait_for(Duration::from_secs(40), |e| {
+        e["event"] == "source_down"
+            || (e["event"] == "block_result" && e["status"] == "not delivered")
+    });
+    assert!(down.is_some(), "no report of the dead node: {}", m.stderr());
+    m.interrupt();
+    let status = m.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}: {}", m.stderr());
+    assert!(!m.stderr().contains("panicked"));
 }

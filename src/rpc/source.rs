@@ -135,7 +135,8 @@ impl NodeSource {
         loop {
             match self.fetch(None).await {
                 Ok(t) => return Ok(t),
-                Err(e) if e.is_transient() => {
+                // A template we cannot use may be followed by one we can: keep asking.
+                Err(e) if e.is_transient() || matches!(e, RpcError::BadResponse { .. }) => {
                     let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
                     attempt += 1;
                     let _ = self
@@ -166,9 +167,28 @@ impl NodeSource {
         }
     }
 
-    /// Serve `link` until the miner closes its block channel: templates in, blocks out.
+    /// Serve `link` until the miner closes its block channel: templates in, blocks out. Blocks
+    /// still queued when it ends (the node was down at shutdown) are logged as hex, never lost
+    /// silently.
     pub async fn run(mut self, mut link: SourceLink) -> Result<(), SourceError> {
-        let mut current = self.fetch_retrying(&link).await?;
+        let result = self.serve(&mut link).await;
+        while let Ok(block) = link.blocks.try_recv() {
+            tracing::error!(
+                "block {} at height {} was not delivered to the node; submit it by hand: {}",
+                block.hash,
+                block.height,
+                block.to_hex()
+            );
+        }
+        if link.results.is_closed() {
+            // The miner stopped first: what the node was doing then no longer matters.
+            return Ok(());
+        }
+        result
+    }
+
+    async fn serve(&mut self, link: &mut SourceLink) -> Result<(), SourceError> {
+        let mut current = self.fetch_retrying(link).await?;
         if link
             .templates
             .send(TemplateUpdate {
@@ -214,7 +234,7 @@ impl NodeSource {
                         continue;
                     }
                     // Our block is the new tip: mine on it at once.
-                    self.fetch_retrying(&link).await?
+                    self.fetch_retrying(link).await?
                 }
                 t = &mut longpoll => match t {
                     Ok(t) => t,
@@ -223,14 +243,14 @@ impl NodeSource {
                             return Err(e.into());
                         }
                         // A longpoll that timed out or failed: plain refresh instead.
-                        self.fetch_retrying(&link).await?
+                        self.fetch_retrying(link).await?
                     }
                 },
                 _ = refresh.tick() => match self.fetch(None).await {
                     Ok(t) => t,
-                    Err(e) if e.is_transient() => {
+                    Err(e) if e.is_transient() || matches!(e, RpcError::BadResponse { .. }) => {
                         let _ = self.events.send(MinerEvent::SourceDown(e.to_string()));
-                        self.fetch_retrying(&link).await?
+                        self.fetch_retrying(link).await?
                     }
                     Err(e) => return Err(e.into()),
                 },
