@@ -29,22 +29,34 @@ pub struct MineArgs {
     /// Where the work comes from: a pool, stratum+tcp://host:port (or stratum+ssl:// /
     /// stratum+tls://; repeat for failover pools, in order of preference), or a node's JSON-RPC,
     /// http://host:port (solo mining with getblocktemplate). None: the embedded node core.
-    #[arg(short = 'o', long = "url", value_name = "URL")]
+    #[arg(
+        short = 'o',
+        long = "url",
+        value_name = "URL",
+        env = "WGMINER_URL",
+        value_delimiter = ','
+    )]
     pub urls: Vec<String>,
     #[command(flatten)]
     pub solo: SoloArgs,
     /// Pool user, usually `address.worker` (one for every pool, or one per -o, in order).
-    #[arg(short = 'u', long = "user", value_name = "USER")]
+    #[arg(short = 'u', long = "user", value_name = "USER", env = "WGMINER_USER")]
     pub users: Vec<String>,
     /// Pool password (most pools ignore it; default x).
-    #[arg(short = 'p', long = "pass", value_name = "PASS")]
+    #[arg(
+        short = 'p',
+        long = "pass",
+        value_name = "PASS",
+        env = "WGMINER_PASS",
+        hide_env_values = true
+    )]
     pub passwords: Vec<String>,
     /// Ask the pool for this share difficulty (mining.suggest_difficulty).
-    #[arg(long, value_name = "D", value_parser = parse_difficulty)]
+    #[arg(long, value_name = "D", value_parser = parse_difficulty, env = "WGMINER_SUGGEST_DIFF")]
     pub suggest_diff: Option<f64>,
     /// Which backend mines (default: every real GPU, or the CPU when there is none; with
     /// --device, the kinds of the devices named).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "WGMINER_BACKEND")]
     pub backend: Option<BackendChoice>,
     #[command(flatten)]
     pub select: DeviceArgs,
@@ -53,40 +65,84 @@ pub struct MineArgs {
     #[command(flatten)]
     pub cpu: CpuArgs,
     /// One JSON object per line for every event and status report, instead of text.
-    #[arg(long)]
+    #[arg(long, env = "WGMINER_JSON_LOG")]
     pub json_log: bool,
+    /// A TOML configuration file (`wgminer config example` prints one). Environment variables
+    /// (WGMINER_*) override it, and flags override both.
+    #[arg(long, value_name = "FILE", env = "WGMINER_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// The monitoring API (off unless a bind address is given).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ApiArgs {
+    /// Serve the HTTP monitoring API (JSON and Prometheus /metrics) here, e.g. 127.0.0.1:4028.
+    #[arg(long, value_name = "ADDR:PORT", env = "WGMINER_API_BIND")]
+    pub api_bind: Option<std::net::SocketAddr>,
+    /// Require `Authorization: Bearer TOKEN` on every API request.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WGMINER_API_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "api_token_file"
+    )]
+    pub api_token: Option<String>,
+    /// Read the API token from this file (its first line).
+    #[arg(long, value_name = "FILE", env = "WGMINER_API_TOKEN_FILE")]
+    pub api_token_file: Option<std::path::PathBuf>,
 }
 
 /// Solo mining: the node's credentials, the payout address, the embedded node core's place.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct SoloArgs {
     /// Node RPC user (with --rpc-pass), as in the node's rpcuser.
-    #[arg(long, value_name = "USER", requires = "rpc_pass")]
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "rpc_pass",
+        env = "WGMINER_RPC_USER"
+    )]
     pub rpc_user: Option<String>,
     /// Node RPC password, as in the node's rpcpassword.
-    #[arg(long, value_name = "PASS", requires = "rpc_user")]
+    #[arg(
+        long,
+        value_name = "PASS",
+        requires = "rpc_user",
+        env = "WGMINER_RPC_PASS",
+        hide_env_values = true
+    )]
     pub rpc_pass: Option<String>,
     /// The node's cookie file (bitcoind writes DATADIR/.cookie, or DATADIR/<chain>/.cookie).
-    #[arg(long, value_name = "FILE", conflicts_with = "rpc_user")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "rpc_user",
+        env = "WGMINER_RPC_COOKIE"
+    )]
     pub rpc_cookie: Option<std::path::PathBuf>,
     /// Address every block pays: checked against the node's network before mining starts.
     /// The embedded node core generates and keeps one when none is given.
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS", env = "WGMINER_COINBASE_ADDR")]
     pub coinbase_addr: Option<String>,
     /// Embedded node core: where its chain lives (default: the platform data dir, e.g.
     /// ~/.local/share/wgminer).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "WGMINER_DATADIR")]
     pub datadir: Option<std::path::PathBuf>,
     /// Embedded node core: a fixed block difficulty instead of regtest's (which makes about
     /// every other hash a block). 1 is Bitcoin's minimum: about 4.3 billion hashes a block.
-    #[arg(long, value_name = "D", value_parser = parse_difficulty)]
+    #[arg(long, value_name = "D", value_parser = parse_difficulty, env = "WGMINER_DIFFICULTY")]
     pub difficulty: Option<f64>,
     /// Embedded node core: also serve its JSON-RPC (getblocktemplate, submitblock, …) here,
     /// with cookie auth (DATADIR/regtest/.cookie).
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", env = "WGMINER_RPC_BIND")]
     pub rpc_bind: Option<std::net::SocketAddr>,
 }
 
+// Parsed once per run: the size of the mining flags in a variant costs nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the embedded node core without mining: serve its JSON-RPC for other miners and
@@ -97,6 +153,22 @@ pub enum Command {
     Bench(BenchArgs),
     /// List the devices that can mine.
     Devices(DevicesArgs),
+    /// Check the GPU set-up (Vulkan loader, driver manifests, NVIDIA driver, adapters) and say
+    /// why a GPU is not used and how to fix it. Exits 0 whenever the report is made.
+    Doctor(DoctorArgs),
+    /// Configuration: print a commented example file, or what a run would use.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print a commented example configuration file (use it with --config FILE).
+    Example,
+    /// Print the configuration a run with these flags would use (file < WGMINER_* environment
+    /// < flags), secrets masked.
+    Show(MineArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,10 +187,16 @@ pub enum BackendChoice {
 pub struct DeviceArgs {
     /// Device to use, by index (as `wgminer devices` lists them; 0 is the CPU) or by a
     /// case-insensitive substring of its name. Repeatable.
-    #[arg(short = 'd', long = "device", value_name = "IDX|NAME")]
+    #[arg(
+        short = 'd',
+        long = "device",
+        value_name = "IDX|NAME",
+        env = "WGMINER_DEVICE",
+        value_delimiter = ','
+    )]
     pub devices: Vec<String>,
     /// Also use software GPU adapters (llvmpipe/lavapipe) when a real GPU exists.
-    #[arg(long)]
+    #[arg(long, env = "WGMINER_ALLOW_SOFTWARE")]
     pub allow_software: bool,
 }
 
@@ -142,7 +220,7 @@ pub struct GpuArgs {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CpuArgs {
     /// CPU worker threads (default: one per logical core).
-    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=4096), env = "WGMINER_THREADS")]
     pub threads: Option<u32>,
     /// CPU hashing path (default: the fastest this CPU has): sha-ni, avx512, avx2, portable.
     #[arg(long, value_parser = parse_path)]
@@ -194,6 +272,13 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also draw each device's hash rate over time into FILE (an .svg chart).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<std::path::PathBuf>,
+    /// Seconds between the rate samples --plot draws and --json lists (default: 0.25, or
+    /// seconds/400 for long runs).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub plot_interval: Option<f64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -216,6 +301,16 @@ pub struct DevicesArgs {
     pub json: bool,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with code 1 when no real GPU is usable (for scripts and health checks).
+    #[arg(long)]
+    pub strict: bool,
+}
+
 fn parse_seconds(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
@@ -229,14 +324,14 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_difficulty(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_difficulty(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("'{s}' is not a positive difficulty")),
     }
 }
 
-fn parse_kernel(s: &str) -> Result<wgminer::backend::gpu::KernelShape, String> {
+pub(crate) fn parse_kernel(s: &str) -> Result<wgminer::backend::gpu::KernelShape, String> {
     use wgminer::backend::gpu::KernelShape;
     KernelShape::from_name(s).ok_or_else(|| {
         let names: Vec<_> = KernelShape::ALL.iter().map(|k| k.name()).collect();
@@ -247,7 +342,7 @@ fn parse_kernel(s: &str) -> Result<wgminer::backend::gpu::KernelShape, String> {
     })
 }
 
-fn parse_path(s: &str) -> Result<wgminer::pow::ScanPath, String> {
+pub(crate) fn parse_path(s: &str) -> Result<wgminer::pow::ScanPath, String> {
     wgminer::pow::ScanPath::from_name(s).ok_or_else(|| {
         let names: Vec<_> = wgminer::pow::ScanPath::ALL
             .iter()

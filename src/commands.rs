@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use wgminer::backend::gpu::{kernel, GpuBackend, GpuTuning};
 use wgminer::backend::Backend;
-use wgminer::bench::{self, format_rate, BenchResult};
+use wgminer::bench::{self, format_rate, BenchResult, RateSample};
 
 use crate::cli::{BenchArgs, DevicesArgs};
-use crate::select::{Device, Inventory};
+use crate::select::{Device, Inventory, UsageError};
 
 /// One device's benchmark figures and how it was configured.
 struct Measured {
@@ -22,9 +22,14 @@ struct Measured {
     name: String,
     detail: String,
     gpu: Option<GpuTuning>,
+    /// The rate at a fixed interval (`--plot`, and `samples` in `--json`).
+    samples: Vec<RateSample>,
 }
 
 pub fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    // A plot that cannot be drawn is refused before the devices run; one that cannot be
+    // written fails after the results are printed.
+    check_plot_args(args)?;
     // A CPU-only bench never touches wgpu (no Vulkan loader, no driver probing).
     let inventory = if Inventory::cpu_only(args.backend, &args.select) {
         Inventory::cpu()?
@@ -91,7 +96,98 @@ pub fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     });
     let results = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     print_bench(&results, args.json);
+    if let Some(path) = &args.plot {
+        write_plot(path, &results, args, &inventory.cpu.name)?;
+    }
     Ok(())
+}
+
+/// Seconds between rate samples: `--plot-interval`, or 0.25 s (up to 400 samples a run).
+fn sample_interval(args: &BenchArgs) -> f64 {
+    args.plot_interval
+        .unwrap_or_else(|| (args.seconds / 400.0).max(0.25))
+}
+
+/// `--plot` must name an .svg file; `--plot-interval` must leave a sane number of samples.
+fn check_plot_args(args: &BenchArgs) -> Result<(), UsageError> {
+    if let Some(interval) = args.plot_interval {
+        if interval < 0.01 || args.seconds / interval > 100_000.0 {
+            return Err(UsageError(format!(
+                "--plot-interval {interval} is too short: at least 0.01 s and at most 100000 \
+                 samples a run ({} s here)",
+                args.seconds
+            )));
+        }
+    }
+    let Some(path) = &args.plot else {
+        return Ok(());
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("svg") => Ok(()),
+        Some("png") => Err(UsageError(format!(
+            "--plot {}: PNG needs a rasteriser that wgminer does not include; use .svg (and \
+             convert it, e.g. rsvg-convert -o chart.png chart.svg)",
+            path.display()
+        ))),
+        _ => Err(UsageError(format!(
+            "--plot {}: the chart is written as SVG, so the file name must end in .svg",
+            path.display()
+        ))),
+    }
+}
+
+/// Draw every device's samples (and their total) into `path` as SVG.
+fn write_plot(
+    path: &std::path::Path,
+    results: &[Measured],
+    args: &BenchArgs,
+    cpu_name: &str,
+) -> anyhow::Result<()> {
+    let series: Vec<wgminer::plot::Series> = results
+        .iter()
+        .map(|m| wgminer::plot::Series {
+            label: format!("{} · {} ({})", m.result.backend, m.name, m.detail),
+            points: m
+                .samples
+                .iter()
+                .map(|s| (s.seconds, s.hashes_per_second))
+                .collect(),
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let machine = match hostname() {
+        Some(host) => format!("{host}: {cpu_name}, {cores} logical CPUs"),
+        None => format!("{cpu_name}, {cores} logical CPUs"),
+    };
+    let title = format!(
+        "wgminer bench: hash rate over time\n{machine} · {} · {} s run, a sample every {} s",
+        wgminer::plot::utc_timestamp(now),
+        args.seconds,
+        sample_interval(args)
+    );
+    let svg = wgminer::plot::rate_chart_svg(&series, &title);
+    std::fs::write(path, svg)
+        .with_context(|| format!("cannot write the plot to {}", path.display()))?;
+    eprintln!("plot written to {}", path.display());
+    Ok(())
+}
+
+/// This machine's name, where the system says it without a library call.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 fn bench_device(
@@ -106,6 +202,7 @@ fn bench_device(
             let name = cpu.device_info().name;
             let result = bench::run(&mut cpu, args.seconds, |h, _| progress(h))?;
             Ok(Measured {
+                samples: bench::rate_samples(&result.trace, sample_interval(args)),
                 result,
                 kind: "cpu",
                 name,
@@ -122,6 +219,7 @@ fn bench_device(
                 .with_context(|| format!("benchmarking {} ({})", gpu.label(), s.name))?;
             let detail = format!("{}, {}", s.backend, s.device_type);
             Ok(Measured {
+                samples: bench::rate_samples(&result.trace, sample_interval(args)),
                 result,
                 kind: "gpu",
                 name: s.name,
@@ -148,6 +246,7 @@ fn print_bench(results: &[Measured], json: bool) {
                     "workgroup_size": m.gpu.map(|g| g.workgroup_size),
                     "nonces_per_thread": m.gpu.map(|g| g.nonces_per_thread),
                     "dispatch_nonces": m.gpu.map(|g| g.dispatch_nonces),
+                    "samples": m.samples,
                 })
             })
             .collect();

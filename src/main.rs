@@ -3,6 +3,8 @@
 
 mod cli;
 mod commands;
+mod config;
+mod doctor;
 mod mine;
 mod select;
 mod solo;
@@ -10,7 +12,7 @@ mod solo;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command};
+use cli::{Cli, Command, ConfigCommand};
 
 /// Mesa's Vulkan device-select layer only reorders devices (wgminer numbers and picks them
 /// itself), and probing Wayland it prints a misleading `error: XDG_RUNTIME_DIR is invalid ...`
@@ -25,32 +27,70 @@ fn quiet_device_select() {
 
 fn main() -> ExitCode {
     quiet_device_select();
+    let mut cli = Cli::parse();
+    let level = match configure(&mut cli) {
+        Ok(level) => level,
+        Err(e) => return fail(&e),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WGMINER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&level)),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a person at a terminal, not in files and pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Bench(args)) => commands::run_bench(&args),
         Some(Command::Devices(args)) => commands::run_devices(&args),
+        Some(Command::Doctor(args)) => doctor::run_doctor(&args),
         Some(Command::Node(args)) => solo::run_node_server(&args),
+        Some(Command::Config(ConfigCommand::Example)) => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Some(Command::Config(ConfigCommand::Show(args))) => {
+            print!("{}", config::effective(&args, &level));
+            Ok(())
+        }
         None => mine::run_mine(&cli.mine),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", error_text(&e));
-            if e.downcast_ref::<select::UsageError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Merge the configuration file (if any) into the mining flags; the log level to use
+/// (`WGMINER_LOG`, else the file's, else warn).
+fn configure(cli: &mut Cli) -> anyhow::Result<String> {
+    let args = match &mut cli.command {
+        None => &mut cli.mine,
+        Some(Command::Config(ConfigCommand::Show(args))) => args,
+        _ => return Ok(log_level(None)),
+    };
+    let Some(path) = args.config.clone() else {
+        return Ok(log_level(None));
+    };
+    let file = config::load(&path)?;
+    config::apply(args, &file);
+    Ok(log_level(file.log.level.map(|l| l.0)))
+}
+
+fn log_level(from_file: Option<String>) -> String {
+    std::env::var("WGMINER_LOG")
+        .ok()
+        .or(from_file)
+        .unwrap_or_else(|| "warn".into())
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", error_text(e));
+    if e.downcast_ref::<select::UsageError>().is_some() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -13,6 +13,7 @@ use wgminer::backend::gpu::GpuBackend;
 use wgminer::backend::Backend;
 use wgminer::bench::format_rate;
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
+use wgminer::telemetry::{ApiConfig, ApiServer, ApiState};
 use wgminer::work::{run_pool, Manager, MinerEvent, MiningStats, StatsSnapshot};
 
 use crate::cli::{BackendChoice, MineArgs};
@@ -135,10 +136,12 @@ pub fn run_mine(args: &MineArgs) -> anyhow::Result<()> {
             &serde_json::json!({"event": "start", "devices": labels, "pools": pools}),
             &format!("mining on {} with {}", pools.join(", "), labels.join(", ")),
         );
+        let api = start_api(args, display, &stats, pools.clone()).await?;
         let ui = tokio::spawn(render(display, Arc::clone(&stats), events_rx));
         let shutdown = stop_signal();
         let result = run_pool(config, manager, shutdown, DRAIN).await;
         ui.abort();
+        drop(api);
         let stats = result?;
         let snap = stats.snapshot();
         if display == Display::Terminal {
@@ -163,6 +166,58 @@ impl Display {
             Display::Log
         }
     }
+}
+
+/// Start the monitoring API when `--api-bind` (or the config) asks for it.
+pub(crate) async fn start_api(
+    args: &MineArgs,
+    display: Display,
+    stats: &Arc<MiningStats>,
+    sources: Vec<String>,
+) -> anyhow::Result<Option<ApiServer>> {
+    let Some(bind) = args.api.api_bind else {
+        return Ok(None);
+    };
+    let token = match (&args.api.api_token, &args.api.api_token_file) {
+        (Some(t), _) => Some(t.trim().to_owned()),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                UsageError(format!(
+                    "cannot read the API token file {}: {e}",
+                    file.display()
+                ))
+            })?;
+            Some(text.lines().next().unwrap_or("").trim().to_owned())
+        }
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        return Err(UsageError(
+            "the API token is empty: give a non-empty --api-token or token file".into(),
+        )
+        .into());
+    }
+    if !bind.ip().is_loopback() && token.is_none() {
+        show(
+            display,
+            &serde_json::json!({"event": "warning", "message": "API bound beyond loopback without a token"}),
+            &format!("warning: the API on {bind} is reachable from other machines and has no token: anyone there can read it (set --api-token)"),
+        );
+    }
+    let state = ApiState {
+        stats: Arc::clone(stats),
+        sources,
+    };
+    let server = ApiServer::start(ApiConfig { bind, token }, state).await?;
+    show(
+        display,
+        &serde_json::json!({"event": "api", "bind": server.addr().to_string()}),
+        &format!(
+            "monitoring API on http://{} (/api/v1/summary, /metrics)",
+            server.addr()
+        ),
+    );
+    Ok(Some(server))
 }
 
 /// The async runtime for the network side (mining itself runs on its own threads).
@@ -434,27 +489,66 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
     }
 }
 
-/// Resolves on Ctrl-C, or SIGTERM on Unix (what systemd and container runtimes send). If no
-/// handler can be installed, mining goes on until the process is killed.
-pub(crate) async fn stop_signal() {
-    let ctrl_c = async {
+/// Resolves on Ctrl-C, or SIGTERM on Unix (what systemd and container runtimes send), and from
+/// then on a second signal ends the process at once (exit code 130) instead of waiting for the
+/// drain. The handlers are installed when this is called (inside the runtime), not when the
+/// future is first polled, so a signal during start-up is not lost. If no handler can be
+/// installed, mining goes on until the process is killed.
+pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> {
+    let mut signals = Signals::install();
+    async move {
+        signals.next().await;
+        tokio::spawn(async move {
+            signals.next().await;
+            eprintln!("second signal: exiting now, without waiting for answers");
+            std::process::exit(130);
+        });
+    }
+}
+
+/// SIGINT and SIGTERM streams (Ctrl-C elsewhere).
+struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        if s.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(&mut self.int) => {}
+                _ = recv(&mut self.term) => {}
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => ctrl_c.await,
-        }
     }
-    #[cfg(not(unix))]
-    ctrl_c.await;
 }

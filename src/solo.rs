@@ -17,11 +17,13 @@ use wgminer::work::template::payout_script;
 use wgminer::work::{run_solo, solo_link, Manager, MinerEvent, SoloConfig, SourceLink};
 
 use crate::cli::{MineArgs, NodeArgs};
-use crate::mine::{backends, format_difficulty, render, runtime, show, stop_signal, Display};
+use crate::mine::{
+    backends, format_difficulty, render, runtime, show, start_api, stop_signal, Display,
+};
 use crate::select::UsageError;
 
 /// After Ctrl-C, how long the node gets to answer the blocks just submitted.
-const DRAIN: Duration = Duration::from_secs(5);
+const DRAIN: Duration = Duration::from_secs(3);
 
 /// Waits between attempts while the node is unreachable at start.
 const BACKOFF: [u64; 5] = [1, 2, 4, 8, 15];
@@ -53,11 +55,11 @@ pub fn run_node(args: &MineArgs) -> anyhow::Result<()> {
             "-u/-p are pool flags; a node takes --rpc-user/--rpc-pass or --rpc-cookie",
         ));
     }
-    if args.solo.datadir.is_some() || args.solo.difficulty.is_some() || args.solo.rpc_bind.is_some()
-    {
-        return Err(usage(
-            "--datadir, --difficulty and --rpc-bind belong to the embedded node core; a node given with -o keeps its own chain",
-        ));
+    if args.solo.difficulty.is_some() || args.solo.rpc_bind.is_some() {
+        // Not an error: a config file or WGMINER_* may set them for the embedded core.
+        eprintln!(
+            "note: --difficulty and --rpc-bind belong to the embedded node core; a node given with -o keeps its own chain and ignores them"
+        );
     }
     let url = &args.urls[0];
     let auth = node_auth(args, url)?;
@@ -273,17 +275,19 @@ where
         &serde_json::json!({"event": "start", "devices": labels, "source": label, "detail": start}),
         &format!("solo mining on {label} with {}: {start}", labels.join(", ")),
     );
+    let api = start_api(args, display, &stats, vec![label.clone()]).await?;
     let ui = tokio::spawn(render(display, Arc::clone(&stats), events_rx));
     let (link, source_link) = solo_link();
     let source = tokio::spawn(start_source(source_link));
     let result = run_solo(config, link, manager, stop).await;
     // The source ends once the miner's side of the link is gone.
-    let source_result = match tokio::time::timeout(Duration::from_secs(3), source).await {
+    let source_result = match tokio::time::timeout(Duration::from_secs(1), source).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => Err(anyhow::anyhow!("block source task failed: {e}")),
         Err(_) => Ok(()),
     };
     ui.abort();
+    drop(api);
     let stats = result?;
     let snap = stats.snapshot();
     if display == Display::Terminal {

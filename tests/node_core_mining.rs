@@ -476,3 +476,48 @@ fn bad_data_directories_and_difficulties_are_clear_errors() {
     first.interrupt();
     assert!(first.wait_exit(Duration::from_secs(20)).success());
 }
+
+#[test]
+fn sigterm_submits_every_block_already_found_and_exits_0_quickly() {
+    let data = TempDir::new("term");
+    for round in 0..3u64 {
+        let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
+        m.wait_count(3, Duration::from_secs(60), accepted);
+        std::thread::sleep(Duration::from_millis(20 * round));
+        let sent = std::time::Instant::now();
+        miner::signal(m.pid(), "-TERM");
+        let status = m.wait_exit(Duration::from_secs(10));
+        assert!(status.success(), "round {round}: {status:?} {}", m.stderr());
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "round {round}: {:?}",
+            sent.elapsed()
+        );
+        // Every block found, including those found as the signal came, got its verdict.
+        let found: Vec<&str> = m
+            .of("block_found")
+            .iter()
+            .map(|e| e["hash"].as_str().unwrap())
+            .collect();
+        let results: Vec<&Value> = m.of("block_result");
+        for hash in &found {
+            assert!(
+                results.iter().any(|r| r["hash"] == *hash),
+                "round {round}: block {hash} found but never answered"
+            );
+        }
+        let chain = open_chain(&data.0);
+        chain.verify_stored().unwrap();
+        for r in results.iter().filter(|r| r["status"] == "accepted") {
+            let hash: BlockHash = r["hash"].as_str().unwrap().parse().unwrap();
+            assert!(
+                chain.header(&hash).is_some(),
+                "round {round}: accepted {hash} not stored"
+            );
+        }
+        assert_eq!(
+            m.of("chain")[0]["height"].as_u64().unwrap(),
+            u64::from(chain.height())
+        );
+    }
+}

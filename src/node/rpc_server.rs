@@ -17,7 +17,7 @@ use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::service::NodeCore;
-use crate::rpc::http::{self, Message};
+use crate::http::{self, Message};
 
 /// The name bitcoind's cookie uses as its user.
 pub const COOKIE_USER: &str = "__cookie__";
@@ -167,7 +167,7 @@ async fn answer(core: &Arc<NodeCore>, password: &str, request: &Message) -> (u16
         return (405, b"JSON-RPC wants POST".to_vec());
     }
     let authorized = request.basic_auth().is_some_and(|(u, p)| {
-        u == COOKIE_USER && constant_time_eq(p.as_bytes(), password.as_bytes())
+        u == COOKIE_USER && http::constant_time_eq(p.as_bytes(), password.as_bytes())
     });
     if !authorized {
         return (401, Vec::new());
@@ -407,9 +407,4 @@ fn param_hash(params: &[Value], index: usize) -> Result<BlockHash, (i64, String)
     param_str(params, index, "blockhash")?
         .parse()
         .map_err(|_| (-8, "blockhash must be 64 hex digits".to_owned()))
-}
-
-/// Compare secrets without an early exit that would leak how many bytes matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

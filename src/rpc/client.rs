@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::http::{self, HttpError};
+use crate::http::{self, HttpError};
 
 /// How long an ordinary call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,4 +1,4 @@
-//! What a mining run counts: hashes per device (with 5 s and 60 s rates from a [`RateMeter`]),
+//! What a mining run counts: hashes per device (5 s, 60 s and 15 min rates from a [`RateMeter`]),
 //! shares accepted, rejected (with the pool's reasons) and stale, hardware errors, the current
 //! difficulty and pool, the last clean-job switch latency, and uptime. Workers and the manager
 //! update it through atomics and short locks; the status display reads a [`StatsSnapshot`].
@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The longest hash-rate window reported (the 15-minute average).
+pub const LONGEST_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// One device's counters.
 #[derive(Debug)]
@@ -73,6 +76,7 @@ pub struct DeviceSnapshot {
     pub hashes: u64,
     pub rate_5s: f64,
     pub rate_60s: f64,
+    pub rate_15m: f64,
     pub hardware_errors: u64,
     pub solutions: u64,
 }
@@ -92,7 +96,7 @@ impl MiningStats {
         let inner = Inner {
             meters: devices
                 .iter()
-                .map(|_| RateMeter::new(Duration::from_secs(60), started))
+                .map(|_| RateMeter::new(LONGEST_WINDOW, started))
                 .collect(),
             ..Inner::default()
         };
@@ -174,6 +178,7 @@ impl MiningStats {
                     hashes,
                     rate_5s: m.rate(now, hashes, Duration::from_secs(5)),
                     rate_60s: m.rate(now, hashes, Duration::from_secs(60)),
+                    rate_15m: m.rate(now, hashes, LONGEST_WINDOW),
                     hardware_errors: d.hardware_errors.load(Ordering::Relaxed),
                     solutions: d.solutions.load(Ordering::Relaxed),
                 }

@@ -1,6 +1,6 @@
-//! Just enough HTTP/1.1 for JSON-RPC, both ways: a client that POSTs one request per connection
-//! (what bitcoind's RPC server expects) and a server side that reads one request and writes one
-//! response. Every size is bounded, so a hostile or broken peer costs at most one buffer.
+//! Just enough HTTP/1.1 for JSON-RPC and the monitoring API: a client that POSTs one request per
+//! connection (what bitcoind's RPC server expects) and a server side that reads one request and
+//! writes one response. Every size is bounded, so a hostile or broken peer costs at most one buffer.
 
 use std::time::Duration;
 
@@ -70,6 +70,11 @@ impl Message {
 pub fn basic_auth_header(user: &str, password: &str) -> String {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {token}")
+}
+
+/// Compare secrets without an early exit that would leak how many bytes matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Read one message (request or response): head, then a body by Content-Length or chunked

@@ -1,0 +1,400 @@
+//! The TOML configuration file (`--config FILE`), and how it meets the environment and the
+//! flags: clap reads flags and `WGMINER_*` variables (flags win), then [`apply`] fills in what
+//! neither gave from the file. Every value is checked while the file is read, so a wrong type,
+//! an unknown key or a bad value is an error naming the key and its line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{parse_kernel, parse_path, BackendChoice, MineArgs};
+use crate::select::UsageError;
+
+/// The commented example `wgminer config example` prints (and the tests parse).
+pub const EXAMPLE: &str = include_str!("wgminer.example.toml");
+
+/// What a secret shows as in `config show`.
+const MASK: &str = "********";
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coinbase_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggest_difficulty: Option<Difficulty>,
+    #[serde(default, rename = "pool", skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeEntry>,
+    #[serde(default)]
+    pub core: CoreEntry,
+    #[serde(default)]
+    pub devices: DevicesEntry,
+    #[serde(default)]
+    pub api: ApiEntry,
+    #[serde(default)]
+    pub log: LogEntry,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolEntry {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_cookie: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datadir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub difficulty: Option<Difficulty>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_bind: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_software: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<Threads>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_path: Option<CpuPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_kernel: Option<GpuKernel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_workgroup_size: Option<LaunchSize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_nonces_per_thread: Option<LaunchSize>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+}
+
+/// `cpu`, `gpu` or `all`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    Gpu,
+    All,
+}
+
+impl From<Backend> for BackendChoice {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Cpu => BackendChoice::Cpu,
+            Backend::Gpu => BackendChoice::Gpu,
+            Backend::All => BackendChoice::All,
+        }
+    }
+}
+
+impl From<BackendChoice> for Backend {
+    fn from(b: BackendChoice) -> Self {
+        match b {
+            BackendChoice::Cpu => Backend::Cpu,
+            BackendChoice::Gpu => Backend::Gpu,
+            BackendChoice::All => Backend::All,
+        }
+    }
+}
+
+/// Values checked as they are read, so toml reports a bad one with its key and line.
+macro_rules! checked {
+    ($name:ident, $raw:ty, $raw_name:literal, |$v:ident| $check:expr) => {
+        #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+        #[serde(try_from = $raw_name, into = $raw_name)]
+        pub struct $name(pub $raw);
+
+        impl TryFrom<$raw> for $name {
+            type Error = String;
+            fn try_from($v: $raw) -> Result<Self, String> {
+                $check.map(|()| $name($v))
+            }
+        }
+
+        impl From<$name> for $raw {
+            fn from(v: $name) -> $raw {
+                v.0
+            }
+        }
+    };
+}
+
+checked!(Difficulty, f64, "f64", |v| if v.is_finite() && v > 0.0 {
+    Ok(())
+} else {
+    Err(format!("{v} is not a positive difficulty"))
+});
+checked!(Threads, u32, "u32", |v| if (1..=4096).contains(&v) {
+    Ok(())
+} else {
+    Err(format!("{v} threads: give 1 to 4096"))
+});
+checked!(LaunchSize, u32, "u32", |v| if (1..=1024).contains(&v) {
+    Ok(())
+} else {
+    Err(format!("{v}: give 1 to 1024"))
+});
+checked!(CpuPath, String, "String", |v| parse_path(&v).map(|_| ()));
+checked!(GpuKernel, String, "String", |v| parse_kernel(&v)
+    .map(|_| ()));
+checked!(
+    Level,
+    String,
+    "String",
+    |v| if ["error", "warn", "info", "debug", "trace"].contains(&v.as_str()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "log level {v:?}: give error, warn, info, debug or trace"
+        ))
+    }
+);
+
+/// Read and check a configuration file.
+pub fn load(path: &Path) -> Result<ConfigFile, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read config file {}: {e}", path.display())))?;
+    parse(&text).map_err(|e| UsageError(format!("config file {}: {e}", path.display())))
+}
+
+/// Parse configuration text; the error names the key and line.
+pub fn parse(text: &str) -> Result<ConfigFile, String> {
+    let cfg: ConfigFile = toml::from_str(text).map_err(|e| e.to_string().trim().to_owned())?;
+    if !cfg.pools.is_empty() && cfg.node.is_some() {
+        return Err(
+            "both [[pool]] and [node] are set: mine on pools or on a node, not both".into(),
+        );
+    }
+    Ok(cfg)
+}
+
+/// Fill in from `cfg` whatever neither the flags nor the environment gave.
+pub fn apply(args: &mut MineArgs, cfg: &ConfigFile) {
+    if args.urls.is_empty() {
+        if let Some(node) = &cfg.node {
+            args.urls = vec![node.url.clone()];
+        } else if !cfg.pools.is_empty() {
+            args.urls = cfg.pools.iter().map(|p| p.url.clone()).collect();
+            if args.users.is_empty() && cfg.pools.iter().any(|p| p.user.is_some()) {
+                args.users = cfg
+                    .pools
+                    .iter()
+                    .map(|p| p.user.clone().unwrap_or_default())
+                    .collect();
+            }
+            if args.passwords.is_empty() && cfg.pools.iter().any(|p| p.password.is_some()) {
+                args.passwords = cfg
+                    .pools
+                    .iter()
+                    .map(|p| p.password.clone().unwrap_or_else(|| "x".into()))
+                    .collect();
+            }
+        }
+    }
+    fill(
+        &mut args.suggest_diff,
+        cfg.suggest_difficulty.clone().map(|d| d.0),
+    );
+    let solo = &mut args.solo;
+    fill(&mut solo.coinbase_addr, cfg.coinbase_addr.clone());
+    if let Some(node) = &cfg.node {
+        // Credentials come as a set: a user/password from the flags is not mixed with a
+        // cookie from the file.
+        if solo.rpc_user.is_none() && solo.rpc_pass.is_none() && solo.rpc_cookie.is_none() {
+            solo.rpc_user = node.rpc_user.clone();
+            solo.rpc_pass = node.rpc_password.clone();
+            solo.rpc_cookie = node.rpc_cookie.clone();
+        }
+    }
+    fill(&mut solo.datadir, cfg.core.datadir.clone());
+    fill(
+        &mut solo.difficulty,
+        cfg.core.difficulty.clone().map(|d| d.0),
+    );
+    fill(&mut solo.rpc_bind, cfg.core.rpc_bind);
+    let d = &cfg.devices;
+    fill(&mut args.backend, d.backend.map(BackendChoice::from));
+    if args.select.devices.is_empty() {
+        args.select.devices = d.select.clone().unwrap_or_default();
+    }
+    args.select.allow_software |= d.allow_software.unwrap_or(false);
+    fill(&mut args.cpu.threads, d.threads.clone().map(|t| t.0));
+    fill(
+        &mut args.cpu.cpu_path,
+        d.cpu_path.as_ref().and_then(|p| parse_path(&p.0).ok()),
+    );
+    fill(
+        &mut args.gpu.gpu_kernel,
+        d.gpu_kernel.as_ref().and_then(|k| parse_kernel(&k.0).ok()),
+    );
+    fill(
+        &mut args.gpu.gpu_workgroup_size,
+        d.gpu_workgroup_size.clone().map(|s| s.0),
+    );
+    fill(
+        &mut args.gpu.gpu_nonces_per_thread,
+        d.gpu_nonces_per_thread.clone().map(|s| s.0),
+    );
+    fill(&mut args.api.api_bind, cfg.api.bind);
+    if args.api.api_token.is_none() && args.api.api_token_file.is_none() {
+        args.api.api_token = cfg.api.token.clone();
+        args.api.api_token_file = cfg.api.token_file.clone();
+    }
+    args.json_log |= cfg.log.json.unwrap_or(false);
+}
+
+fn fill<T>(slot: &mut Option<T>, from_file: Option<T>) {
+    if slot.is_none() {
+        *slot = from_file;
+    }
+}
+
+/// The configuration a run with `args` uses (after [`apply`]), as TOML with every secret
+/// masked.
+pub fn effective(args: &MineArgs, level: &str) -> String {
+    let mask = |s: &Option<String>| s.as_ref().map(|_| MASK.to_owned());
+    let is_node = args
+        .urls
+        .first()
+        .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
+    let mut cfg = ConfigFile {
+        coinbase_addr: args.solo.coinbase_addr.clone(),
+        suggest_difficulty: args.suggest_diff.map(Difficulty),
+        ..ConfigFile::default()
+    };
+    if is_node {
+        cfg.node = Some(NodeEntry {
+            url: args.urls[0].clone(),
+            rpc_user: args.solo.rpc_user.clone(),
+            rpc_password: mask(&args.solo.rpc_pass),
+            rpc_cookie: args.solo.rpc_cookie.clone(),
+        });
+    } else {
+        cfg.pools = args
+            .urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| PoolEntry {
+                url: url.clone(),
+                user: args.users.get(i).or(args.users.first()).cloned(),
+                password: mask(&args.passwords.get(i).or(args.passwords.first()).cloned()),
+            })
+            .collect();
+    }
+    cfg.core = CoreEntry {
+        datadir: args
+            .solo
+            .datadir
+            .clone()
+            .or_else(wgminer::node::default_data_dir),
+        difficulty: args.solo.difficulty.map(Difficulty),
+        rpc_bind: args.solo.rpc_bind,
+    };
+    cfg.devices = DevicesEntry {
+        backend: args.backend.map(Backend::from),
+        select: (!args.select.devices.is_empty()).then(|| args.select.devices.clone()),
+        allow_software: Some(args.select.allow_software),
+        threads: args.cpu.threads.map(Threads),
+        cpu_path: args.cpu.cpu_path.map(|p| CpuPath(p.name().to_owned())),
+        gpu_kernel: args.gpu.gpu_kernel.map(|k| GpuKernel(k.name().to_owned())),
+        gpu_workgroup_size: args.gpu.gpu_workgroup_size.map(LaunchSize),
+        gpu_nonces_per_thread: args.gpu.gpu_nonces_per_thread.map(LaunchSize),
+    };
+    cfg.api = ApiEntry {
+        bind: args.api.api_bind,
+        token: mask(&args.api.api_token),
+        token_file: args.api.api_token_file.clone(),
+    };
+    cfg.log = LogEntry {
+        json: Some(args.json_log),
+        level: Some(Level(level.to_owned())),
+    };
+    let mut out = String::from(
+        "# The configuration this run would use (file < WGMINER_* environment < flags).\n",
+    );
+    out.push_str(
+        &toml::to_string_pretty(&cfg).unwrap_or_else(|e| format!("# cannot print: {e}\n")),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses() {
+        let cfg = parse(EXAMPLE).unwrap();
+        assert!(cfg.pools.is_empty() && cfg.node.is_none());
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_keys_name_the_key_and_line() {
+        let e = parse("[devices]\nthreads = \"eight\"\n").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("threads"), "{e}");
+        let e = parse("[devices]\nthread = 8\n").unwrap_err();
+        assert!(
+            e.contains("line 2") && e.contains("unknown field `thread`"),
+            "{e}"
+        );
+        let e = parse("\n\n[devices]\nthreads = 0\n").unwrap_err();
+        assert!(e.contains("line 4") && e.contains("1 to 4096"), "{e}");
+        let e = parse("[devices]\nbackend = \"fpga\"\n").unwrap_err();
+        assert!(e.contains("fpga") && e.contains("line 2"), "{e}");
+        let e = parse("[devices]\ncpu_path = \"sse9\"\n").unwrap_err();
+        assert!(e.contains("sse9") && e.contains("line 2"), "{e}");
+        let e = parse("[core]\ndifficulty = -1.0\n").unwrap_err();
+        assert!(e.contains("positive") && e.contains("line 2"), "{e}");
+        let e = parse("[api]\nbind = \"nowhere\"\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        let e = parse("[[pool]]\nurl = \"stratum+tcp://a:1\"\n[node]\nurl = \"http://b:2\"\n")
+            .unwrap_err();
+        assert!(e.contains("not both"), "{e}");
+        let e = parse("[log]\nlevel = \"loud\"\n").unwrap_err();
+        assert!(e.contains("loud"), "{e}");
+    }
+}

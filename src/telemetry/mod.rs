@@ -1,0 +1,8 @@
+//! Watching a run from elsewhere: the HTTP monitoring API ([`api`]: JSON endpoints and a
+//! Prometheus `/metrics`), built on the counters of [`crate::work::MiningStats`]. What each
+//! endpoint and metric means is in docs/API.md.
+
+pub mod api;
+pub mod metrics;
+
+pub use api::{ApiConfig, ApiError, ApiServer, ApiState};
