@@ -2,8 +2,7 @@
 //! template → job → share → block path, stored in a real redb file, reopened, and refused for
 //! every reason it knows, each with a real block modified in one way and a chain left as it was.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::absolute::LockTime;
@@ -22,35 +21,13 @@ use wgminer::node::{
 };
 use wgminer::pow::{hash_meets_target, target_from_difficulty};
 use wgminer::work::template::TemplateTx;
-use wgminer::work::{BlockTemplate, Extranonce2, Roll};
 
-/// A fresh directory under the system temp dir, removed on drop (no tempfile crate here).
-struct TempDir(PathBuf);
+#[path = "common/solo.rs"]
+mod solo;
+use solo::{mine, TempDir};
 
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "wgminer-node-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The extranonce1 these tests' coinbases carry.
+const TAG: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
 
 fn now() -> u32 {
     SystemTime::now()
@@ -64,36 +41,10 @@ fn payout() -> ScriptBuf {
     ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0x11; 20]))
 }
 
-/// Mine `template` the way the miner does: a solo job, then nonces (and extranonce2 when a
-/// nonce range runs dry) until a header meets the template's target; the block is what the
-/// job assembles for that share.
-fn mine(template: BlockTemplate, payout: &ScriptBuf) -> Block {
-    let template = Arc::new(template);
-    let solo = template
-        .solo_job("node-test".into(), payout, [0xa1, 0xb2, 0xc3, 0xd4])
-        .unwrap();
-    for en2 in 0u64.. {
-        let roll = Roll {
-            extranonce2: Extranonce2::new(en2, 4).unwrap(),
-            ntime: solo.job.ntime,
-            version_bits: 0,
-        };
-        let mut header = solo.job.header(&roll, 0).unwrap();
-        for nonce in 0..=u32::MAX {
-            header.nonce = nonce;
-            if hash_meets_target(&header.block_hash(), &template.target) {
-                let share = solo.job.share(&roll, nonce);
-                return solo.block(&share).unwrap().decode().unwrap();
-            }
-        }
-    }
-    unreachable!("2^64 extranonces")
-}
-
 /// Mine the chain's next block and submit it; returns the block.
 fn mine_next(chain: &mut Chain, payout: &ScriptBuf) -> Block {
     let t = now();
-    let block = mine(chain.template(t), payout);
+    let block = mine(&chain.template(t), payout, TAG);
     let accepted = chain
         .submit_block(&block, t)
         .expect("a mined block is accepted");
@@ -155,7 +106,7 @@ fn expect_reject(chain: &mut Chain, block: &Block, now: u32, code: &str) -> Bloc
 #[test]
 fn mines_160_blocks_across_the_halving_and_reopens() {
     let dir = TempDir::new("mine");
-    let chain_path = chain_dir(dir.path());
+    let chain_path = chain_dir(dir.0.as_path());
     let payout = payout();
     let mut chain = Chain::open(&chain_path, ChainParams::regtest()).unwrap();
     let genesis: BlockHash = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
@@ -182,7 +133,7 @@ fn mines_160_blocks_across_the_halving_and_reopens() {
             Some(mined[height as usize - 1].to_string().as_str())
         );
 
-        let block = mine(template, &payout);
+        let block = mine(&template, &payout, TAG);
         let accepted = chain.submit_block(&block, t).unwrap();
         assert_eq!(accepted.height, height);
         assert_eq!(accepted.hash, block.block_hash());
@@ -270,7 +221,7 @@ fn difficulty_params_set_the_bits_and_survive_a_change() {
     // Mine at difficulty 1e-6 (about 4,300 hashes a block).
     let dir = TempDir::new("difficulty");
     let payout = payout();
-    let mut chain = Chain::open(dir.path(), p.clone()).unwrap();
+    let mut chain = Chain::open(dir.0.as_path(), p.clone()).unwrap();
     let mut blocks = Vec::new();
     for _ in 0..3 {
         let block = mine_next(&mut chain, &payout);
@@ -283,19 +234,19 @@ fn difficulty_params_set_the_bits_and_survive_a_change() {
     let mut easy = chain.template(t);
     easy.bits = CompactTarget::from_consensus(0x207f_ffff);
     easy.target = Target::from_compact(easy.bits);
-    let easy = mine(easy, &payout);
+    let easy = mine(&easy, &payout, TAG);
     expect_reject(&mut chain, &easy, t, "bad-diffbits");
     drop(chain);
 
     // Reopen at regtest difficulty: old blocks stay, new ones need the new bits.
-    let mut chain = Chain::open(dir.path(), ChainParams::regtest()).unwrap();
+    let mut chain = Chain::open(dir.0.as_path(), ChainParams::regtest()).unwrap();
     assert_eq!(chain.height(), 3);
     assert_eq!(chain.verify_stored().unwrap(), 4);
     let t = now();
     let mut hard = chain.template(t);
     hard.bits = p.bits;
     hard.target = p.target;
-    let hard = mine(hard, &payout);
+    let hard = mine(&hard, &payout, TAG);
     expect_reject(&mut chain, &hard, t, "bad-diffbits");
     let block = mine_next(&mut chain, &payout);
     assert_eq!(block.header.bits.to_consensus(), 0x207f_ffff);
@@ -306,7 +257,7 @@ fn difficulty_params_set_the_bits_and_survive_a_change() {
 fn every_rejection_reason_leaves_the_chain_unchanged() {
     let dir = TempDir::new("reject");
     let payout = payout();
-    let mut chain = Chain::open(dir.path(), ChainParams::regtest()).unwrap();
+    let mut chain = Chain::open(dir.0.as_path(), ChainParams::regtest()).unwrap();
     let first = mine_next(&mut chain, &payout);
     let second = mine_next(&mut chain, &payout);
     let t = now();
@@ -315,7 +266,7 @@ fn every_rejection_reason_leaves_the_chain_unchanged() {
     expect_reject(&mut chain, &second, t, "duplicate");
     expect_reject(&mut chain, &first, t, "duplicate");
 
-    let good = mine(chain.template(t), &payout);
+    let good = mine(&chain.template(t), &payout, TAG);
 
     // high-hash: a nonce whose hash misses the target.
     let mut b = good.clone();
@@ -340,7 +291,7 @@ fn every_rejection_reason_leaves_the_chain_unchanged() {
     on_first.min_time = 0;
     // (Another payout, or it would be block 2 itself when mined in the same second.)
     let other_payout = ScriptBuf::new_op_return([1, 2, 3]);
-    let stale = mine(on_first, &other_payout);
+    let stale = mine(&on_first, &other_payout, TAG);
     let err = expect_reject(&mut chain, &stale, t, "stale-prevblk");
     assert!(
         err.to_string().contains("keeps one chain"),
@@ -419,7 +370,12 @@ fn every_rejection_reason_leaves_the_chain_unchanged() {
     // bad-cb-height: the coinbase claims another height (the template is for 3).
     let mut wrong_height = chain.template(t);
     wrong_height.height = 4;
-    expect_reject(&mut chain, &mine(wrong_height, &payout), t, "bad-cb-height");
+    expect_reject(
+        &mut chain,
+        &mine(&wrong_height, &payout, TAG),
+        t,
+        "bad-cb-height",
+    );
     // ...and height 3 written as a push of one byte instead of OP_3 is not Core's encoding.
     let mut b = good.clone();
     let old = b.txdata[0].input[0].script_sig.as_bytes().to_vec();
@@ -432,7 +388,7 @@ fn every_rejection_reason_leaves_the_chain_unchanged() {
     // bad-cb-amount: one satoshi more than the subsidy.
     let mut greedy = chain.template(t);
     greedy.coinbase_value += Amount::from_sat(1);
-    expect_reject(&mut chain, &mine(greedy, &payout), t, "bad-cb-amount");
+    expect_reject(&mut chain, &mine(&greedy, &payout, TAG), t, "bad-cb-amount");
 
     // bad-witness-merkle-match: a commitment to other witnesses.
     let mut wrong_commitment = chain.template(t);
@@ -441,7 +397,7 @@ fn every_rejection_reason_leaves_the_chain_unchanged() {
     wrong_commitment.default_witness_commitment = Some(ScriptBuf::from_bytes(script));
     expect_reject(
         &mut chain,
-        &mine(wrong_commitment, &payout),
+        &mine(&wrong_commitment, &payout, TAG),
         t,
         "bad-witness-merkle-match",
     );
@@ -455,7 +411,7 @@ fn every_rejection_reason_leaves_the_chain_unchanged() {
     // unexpected-witness: witness data without a commitment.
     let mut no_segwit = chain.template(t);
     no_segwit.segwit = false;
-    let mut b = mine(no_segwit, &payout);
+    let mut b = mine(&no_segwit, &payout, TAG);
     b.txdata[0].input[0].witness = Witness::from_slice(&[[0u8; 32]]);
     expect_reject(&mut chain, &b, t, "unexpected-witness");
 
@@ -467,7 +423,7 @@ fn every_rejection_reason_leaves_the_chain_unchanged() {
         .push(TemplateTx::from_bytes(tx.clone()).unwrap());
     let err = expect_reject(
         &mut chain,
-        &mine(with_tx.clone(), &payout),
+        &mine(&with_tx.clone(), &payout, TAG),
         t,
         "bad-txns-unsupported",
     );
@@ -477,12 +433,17 @@ fn every_rejection_reason_leaves_the_chain_unchanged() {
     with_tx
         .transactions
         .push(TemplateTx::from_bytes(tx).unwrap());
-    expect_reject(&mut chain, &mine(with_tx, &payout), t, "bad-txns-duplicate");
+    expect_reject(
+        &mut chain,
+        &mine(&with_tx, &payout, TAG),
+        t,
+        "bad-txns-duplicate",
+    );
 
     // After all that, the good block still goes in, and the chain reopens at it.
     assert_eq!(chain.submit_block(&good, t).unwrap().height, 3);
     drop(chain);
-    let chain = Chain::open(dir.path(), ChainParams::regtest()).unwrap();
+    let chain = Chain::open(dir.0.as_path(), ChainParams::regtest()).unwrap();
     assert_eq!(chain.tip(), (3, good.block_hash()));
     assert_eq!(chain.verify_stored().unwrap(), 4);
 }
@@ -500,7 +461,7 @@ fn chain_and_errors_cross_threads() {
 fn open_errors_are_clear_and_never_panic() {
     // A data directory that is a file.
     let dir = TempDir::new("errors");
-    let file = dir.path().join("not-a-dir");
+    let file = dir.0.as_path().join("not-a-dir");
     std::fs::write(&file, b"hello").unwrap();
     let err = Chain::open(&file, ChainParams::regtest()).unwrap_err();
     assert!(matches!(err, NodeError::NotADirectory { .. }), "{err}");
@@ -511,7 +472,7 @@ fn open_errors_are_clear_and_never_panic() {
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 
     // A corrupt database file: garbage where chain.redb should be.
-    let corrupt = dir.path().join("corrupt");
+    let corrupt = dir.0.as_path().join("corrupt");
     std::fs::create_dir_all(&corrupt).unwrap();
     let db = corrupt.join("chain.redb");
     std::fs::write(&db, vec![0x5a; 64 * 1024]).unwrap();
@@ -523,7 +484,7 @@ fn open_errors_are_clear_and_never_panic() {
     assert!(msg.contains("move it away"), "{msg}");
 
     // A real database damaged in its middle: open fails or the damage is found, never a panic.
-    let damaged = dir.path().join("damaged");
+    let damaged = dir.0.as_path().join("damaged");
     {
         let mut chain = Chain::open(&damaged, ChainParams::regtest()).unwrap();
         let payout = payout();
@@ -551,7 +512,7 @@ fn open_errors_are_clear_and_never_panic() {
     }
 
     // Another wgminer (here: another handle in this process) holds the lock.
-    let locked = dir.path().join("locked");
+    let locked = dir.0.as_path().join("locked");
     let held = Chain::open(&locked, ChainParams::regtest()).unwrap();
     let err = Chain::open(&locked, ChainParams::regtest()).unwrap_err();
     assert!(matches!(err, NodeError::Locked { .. }), "{err}");
@@ -583,7 +544,7 @@ fn open_errors_are_clear_and_never_panic() {
 #[test]
 fn payout_key_is_made_once_kept_private_and_spendable() {
     let dir = TempDir::new("wallet");
-    let key_dir = dir.path().join("regtest");
+    let key_dir = dir.0.as_path().join("regtest");
     let (addr, created) = load_or_create_payout(&key_dir, Network::Regtest).unwrap();
     assert!(created);
     assert!(addr.to_string().starts_with("bcrt1q"), "{addr}");
@@ -615,7 +576,8 @@ fn payout_key_is_made_once_kept_private_and_spendable() {
     assert_eq!(again, addr);
 
     // Another directory gets another key.
-    let (other, _) = load_or_create_payout(&dir.path().join("other"), Network::Regtest).unwrap();
+    let (other, _) =
+        load_or_create_payout(&dir.0.as_path().join("other"), Network::Regtest).unwrap();
     assert_ne!(other, addr);
 
     // A file that is not a key, or a mainnet key, is an error naming the file; never replaced.

@@ -7,9 +7,10 @@
 mod bitcoind;
 #[path = "common/miner.rs"]
 mod miner;
+#[path = "common/solo.rs"]
+mod solo;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::consensus::deserialize;
@@ -17,35 +18,10 @@ use bitcoin::hex::FromHex;
 use bitcoin::{Address, Block, BlockHash, Network};
 use miner::Miner;
 use serde_json::{json, Value};
+use solo::TempDir;
 use wgminer::node::{chain_dir, Chain, ChainParams};
 use wgminer::pow::hash_meets_target;
-use wgminer::work::{BlockTemplate, Extranonce2, Roll};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "wgminer-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use wgminer::work::BlockTemplate;
 
 fn accepted(e: &Value) -> bool {
     e["event"] == "block_result" && e["status"] == "accepted"
@@ -221,31 +197,9 @@ fn start_node(data: &TempDir, extra: &[&str]) -> (Miner, Rpc, PathBuf) {
 }
 
 fn solve(gbt: &Value, meets: bool) -> (String, BlockHash) {
-    let t = Arc::new(BlockTemplate::from_gbt(gbt).unwrap());
-    let payout = bitcoin::ScriptBuf::new_op_return([]);
-    let solo = t.solo_job("x".into(), &payout, [1, 1, 1, 1]).unwrap();
-    let roll = Roll {
-        extranonce2: Extranonce2::new(0, 4).unwrap(),
-        ntime: t.start_time(),
-        version_bits: 0,
-    };
-    let good = (0..10_000u32)
-        .find(|&n| hash_meets_target(&solo.job.header(&roll, n).unwrap().block_hash(), &t.target))
-        .unwrap();
-    let block = solo.block(&solo.job.share(&roll, good)).unwrap();
-    if meets {
-        return (block.to_hex(), block.hash);
-    }
-    let bad = (0..10_000u32)
-        .find(|&n| !hash_meets_target(&solo.job.header(&roll, n).unwrap().block_hash(), &t.target))
-        .unwrap();
-    let header = solo.job.header(&roll, bad).unwrap();
-    let mut bytes = block.bytes.clone();
-    bytes[..80].copy_from_slice(&bitcoin::consensus::serialize(&header));
-    (
-        bitcoin::hex::DisplayHex::to_lower_hex_string(&bytes[..]),
-        header.block_hash(),
-    )
+    let template = BlockTemplate::from_gbt(gbt).unwrap();
+    let block = solo::solve(&template, &bitcoin::ScriptBuf::new_op_return([]), meets);
+    (block.to_hex(), block.hash)
 }
 
 #[test]

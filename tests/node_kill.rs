@@ -10,16 +10,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, ScriptBuf};
+use bitcoin::ScriptBuf;
 use rand::Rng;
 use wgminer::node::validate::{bip34_prefix, check_pow, regtest_subsidy};
 use wgminer::node::{Chain, ChainParams};
 use wgminer::pow::hash_meets_target;
-use wgminer::work::{BlockTemplate, Extranonce2, Roll};
+
+#[path = "common/solo.rs"]
+mod solo;
+use solo::mine;
 
 /// Set in the child's environment: the chain directory it mines into.
 const CHILD_DIR_VAR: &str = "WGMINER_NODE_KILL_CHILD_DIR";
@@ -38,30 +40,6 @@ fn now() -> u32 {
         .as_secs() as u32
 }
 
-/// Mine a template the way the miner does (solo job, nonces, the job's block assembly).
-fn mine(template: BlockTemplate, payout: &ScriptBuf) -> Block {
-    let template = Arc::new(template);
-    let solo = template
-        .solo_job("kill".into(), payout, [9, 9, 9, 9])
-        .unwrap();
-    for en2 in 0u64.. {
-        let roll = Roll {
-            extranonce2: Extranonce2::new(en2, 4).unwrap(),
-            ntime: solo.job.ntime,
-            version_bits: 0,
-        };
-        let mut header = solo.job.header(&roll, 0).unwrap();
-        for nonce in 0..=u32::MAX {
-            header.nonce = nonce;
-            if hash_meets_target(&header.block_hash(), &template.target) {
-                let share = solo.job.share(&roll, nonce);
-                return solo.block(&share).unwrap().decode().unwrap();
-            }
-        }
-    }
-    unreachable!("2^64 extranonces")
-}
-
 /// The child: mine and submit blocks into the directory the parent names, until killed.
 /// Ignored in a normal run; the parent runs it with `--include-ignored`.
 #[test]
@@ -75,7 +53,7 @@ fn child_mines_until_killed() {
     let start = Instant::now();
     while start.elapsed() < CHILD_MAX_LIFETIME {
         let t = now();
-        let block = mine(chain.template(t), &payout);
+        let block = mine(&chain.template(t), &payout, [9, 9, 9, 9]);
         // Thousands of blocks a second push block times (each above the median time past)
         // ahead of the clock faster than it runs; let the clock keep up so the two-hour limit
         // never stops the child on a fast disk.

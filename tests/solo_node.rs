@@ -7,8 +7,9 @@
 mod bitcoind;
 #[path = "common/miner.rs"]
 mod miner;
+#[path = "common/solo.rs"]
+mod solo;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::deserialize;
@@ -17,9 +18,9 @@ use bitcoin::{Address, Block, Network};
 use bitcoind::{start_pair, Node};
 use miner::Miner;
 use serde_json::{json, Value};
-use wgminer::pow::hash_meets_target;
+use solo::solve;
 use wgminer::rpc::{Auth, NodeSource, RpcClient};
-use wgminer::work::{solo_link, BlockTemplate, Extranonce2, Roll, Verdict};
+use wgminer::work::{solo_link, Verdict};
 
 fn block_at(node: &Node, hash: &str) -> Block {
     let hex = node.call("getblock", json!([hash, false]));
@@ -224,52 +225,6 @@ fn a_block_made_elsewhere_reaches_the_miner_through_longpoll_within_a_second() {
         assert!(took < Duration::from_secs(1), "round {round}: {took:?}");
     }
     drop(link);
-}
-
-/// A block for the template: the coinbase from our solo job, a nonce that meets (or misses)
-/// the target.
-fn solve(
-    template: &BlockTemplate,
-    payout: &bitcoin::ScriptBuf,
-    meets: bool,
-) -> wgminer::work::SolvedBlock {
-    let t = Arc::new(template.clone());
-    let solo = t.solo_job("t".into(), payout, [9, 9, 9, 9]).unwrap();
-    let roll = Roll {
-        extranonce2: Extranonce2::new(1, 4).unwrap(),
-        ntime: t.start_time(),
-        version_bits: 0,
-    };
-    let nonce = (0..10_000u32)
-        .find(|&n| {
-            let h = solo.job.header(&roll, n).unwrap().block_hash();
-            hash_meets_target(&h, &t.target) == meets
-        })
-        .unwrap();
-    if meets {
-        return solo.block(&solo.job.share(&roll, nonce)).unwrap();
-    }
-    // A block with a hash above the target: assembled by hand, since SoloJob refuses it.
-    let mut good = solo
-        .block(
-            &solo.job.share(
-                &roll,
-                (0..10_000u32)
-                    .find(|&n| {
-                        hash_meets_target(
-                            &solo.job.header(&roll, n).unwrap().block_hash(),
-                            &t.target,
-                        )
-                    })
-                    .unwrap(),
-            ),
-        )
-        .unwrap();
-    let header = solo.job.header(&roll, nonce).unwrap();
-    good.bytes[..80].copy_from_slice(&bitcoin::consensus::serialize(&header));
-    good.header = header;
-    good.hash = header.block_hash();
-    good
 }
 
 #[test]

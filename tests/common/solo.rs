@@ -1,0 +1,90 @@
+//! Shared by the solo-mining tests: a temporary directory, and blocks built for a template the
+//! way the miner builds them (a solo job, nonces until one meets the target, the job's block
+//! assembly). Include with `#[path = "common/solo.rs"] mod solo;`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bitcoin::{Block, ScriptBuf};
+use wgminer::pow::hash_meets_target;
+use wgminer::work::{BlockTemplate, Extranonce2, Roll, SolvedBlock};
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "wgminer-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Mine `template` paying `payout`: extranonce2 0, 1, … and every nonce until a header meets
+/// the template's target.
+pub fn mine(template: &BlockTemplate, payout: &ScriptBuf, tag: [u8; 4]) -> Block {
+    let template = Arc::new(template.clone());
+    let solo = template.solo_job("t".into(), payout, tag).unwrap();
+    for en2 in 0u64.. {
+        let roll = Roll {
+            extranonce2: Extranonce2::new(en2, 4).unwrap(),
+            ntime: solo.job.ntime,
+            version_bits: 0,
+        };
+        let mut header = solo.job.header(&roll, 0).unwrap();
+        for nonce in 0..=u32::MAX {
+            header.nonce = nonce;
+            if hash_meets_target(&header.block_hash(), &template.target) {
+                let share = solo.job.share(&roll, nonce);
+                return solo.block(&share).unwrap().decode().unwrap();
+            }
+        }
+    }
+    unreachable!("2^64 extranonces")
+}
+
+/// A solved block for an easy (regtest) template; with `meets` false, the same block with a
+/// nonce whose hash misses the target (assembled by hand: the solo job refuses it).
+pub fn solve(template: &BlockTemplate, payout: &ScriptBuf, meets: bool) -> SolvedBlock {
+    let t = Arc::new(template.clone());
+    let solo = t.solo_job("t".into(), payout, [9, 9, 9, 9]).unwrap();
+    let roll = Roll {
+        extranonce2: Extranonce2::new(1, 4).unwrap(),
+        ntime: t.start_time(),
+        version_bits: 0,
+    };
+    let find = |want: bool| {
+        (0..100_000u32)
+            .find(|&n| {
+                hash_meets_target(&solo.job.header(&roll, n).unwrap().block_hash(), &t.target)
+                    == want
+            })
+            .expect("an easy target")
+    };
+    let mut block = solo.block(&solo.job.share(&roll, find(true))).unwrap();
+    if !meets {
+        let header = solo.job.header(&roll, find(false)).unwrap();
+        block.bytes[..80].copy_from_slice(&bitcoin::consensus::serialize(&header));
+        block.header = header;
+        block.hash = header.block_hash();
+    }
+    block
+}
