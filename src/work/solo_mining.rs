@@ -243,12 +243,18 @@ impl SoloCtx {
         f: Found,
         blocks: &mpsc::Sender<SolvedBlock>,
     ) {
+        let prev = f.job.job().prev_hash;
+        if self.solved == Some(prev) {
+            // Another solution for a tip we already sent a block for (whether or not the tip
+            // has moved since): it would only compete with our own block. Not sent, not
+            // counted: at regtest's difficulty there is one every other hash.
+            return;
+        }
         let job = self.jobs.iter().find(|j| j.job.id == f.share.job_id);
         let is_live = live.iter().any(|j| Arc::ptr_eq(j, &f.job));
         let Some(job) = job.filter(|_| is_live) else {
             // Its tip is gone: the block could only be an orphan. At easy targets (regtest)
             // there are many per tip: one stale block per tip is counted and shown.
-            let prev = f.job.job().prev_hash;
             if self.stale_reported != Some(prev) {
                 self.stale_reported = Some(prev);
                 self.stats.stale.fetch_add(1, Ordering::Relaxed);
@@ -256,11 +262,6 @@ impl SoloCtx {
             }
             return;
         };
-        if self.solved == Some(job.template.prev_hash) {
-            // Another solution for a tip we already sent a block for: it would only compete
-            // with our own block. Not sent, not counted (regtest makes one every other hash).
-            return;
-        }
         let block = match job.block(&f.share) {
             Ok(b) => b,
             Err(e) => {
