@@ -258,8 +258,7 @@ pub(crate) async fn render(
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(ev) => {
-                    let solo = stats.snapshot().solo;
-                    if solo && display != Display::Json && matches!(ev, MinerEvent::JobSwitch { .. }) {
+                    if stats.is_solo() && display != Display::Json && matches!(ev, MinerEvent::JobSwitch { .. }) {
                         // Every block makes a clean job in solo mining: not worth a line each.
                         continue;
                     }

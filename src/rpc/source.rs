@@ -17,8 +17,9 @@ use crate::work::{BlockResult, MinerEvent, SourceLink, TemplateUpdate, Verdict};
 /// How often the template is refreshed for new transactions (longpoll brings new tips sooner).
 pub const REFRESH: Duration = Duration::from_secs(30);
 
-/// How long one longpoll request may wait before it is sent again.
-const LONGPOLL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long one longpoll request may wait before it is sent again. Long: a request given up
+/// on keeps one of the node's RPC threads until its tip or mempool changes.
+const LONGPOLL_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Waits between attempts while the node is unreachable or not ready.
 const BACKOFF: [u64; 5] = [1, 2, 4, 8, 15];
@@ -201,23 +202,19 @@ impl NodeSource {
         }
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.tick().await;
+        // Longpoll runs as its own task on its own connection, so submissions never wait behind
+        // it. It is replaced only when the longpoll id changes (the node then answers the old
+        // one anyway): an abandoned request would hold one of the node's few RPC threads.
+        let (poll_tx, mut poll_rx) = mpsc::channel::<(String, Result<BlockTemplate, RpcError>)>(4);
+        let mut poll: Option<LongPoll> = None;
         loop {
-            // Longpoll runs on its own connection so submissions never wait behind it.
-            let longpoll = {
-                let mut poller = NodeSource {
-                    client: self.client.clone(),
-                    params: self.params,
-                    events: self.events.clone(),
-                };
-                let id = current.longpoll_id.clone();
-                async move {
-                    match id {
-                        Some(id) => poller.fetch(Some(&id)).await,
-                        None => std::future::pending().await,
-                    }
-                }
-            };
-            tokio::pin!(longpoll);
+            let in_flight = poll.as_ref().map(|p| &p.id);
+            if in_flight != current.longpoll_id.as_ref() {
+                poll = current
+                    .longpoll_id
+                    .clone()
+                    .map(|id| self.longpoll(id, poll_tx.clone()));
+            }
             let next = tokio::select! {
                 block = link.blocks.recv() => {
                     let Some(block) = block else { return Ok(()) };
@@ -236,14 +233,22 @@ impl NodeSource {
                     // Our block is the new tip: mine on it at once.
                     self.fetch_retrying(link).await?
                 }
-                t = &mut longpoll => match t {
-                    Ok(t) => t,
-                    Err(e) => {
-                        if !e.is_transient() && !matches!(e, RpcError::BadResponse { .. }) {
-                            return Err(e.into());
+                    Some((id, t)) = poll_rx.recv() => {
+                    if poll.as_ref().map(|p| &p.id) != Some(&id) {
+                        continue; // the answer to a poll already replaced
+                    }
+                    poll = None;
+                    match t {
+                        Ok(t) => t,
+                        Err(e) => {
+                            if !e.is_transient() && !matches!(e, RpcError::BadResponse { .. }) {
+                                return Err(e.into());
+                            }
+                            // A longpoll that timed out or failed: a plain refresh instead,
+                            // a moment later so a node that fails every poll is not hammered.
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            self.fetch_retrying(link).await?
                         }
-                        // A longpoll that timed out or failed: plain refresh instead.
-                        self.fetch_retrying(link).await?
                     }
                 },
                 _ = refresh.tick() => match self.fetch(None).await {
@@ -271,6 +276,39 @@ impl NodeSource {
                 return Ok(());
             }
         }
+    }
+}
+
+/// A longpoll request in flight; aborted (its connection closed) when dropped.
+struct LongPoll {
+    id: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LongPoll {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl NodeSource {
+    /// Start a longpoll for `id`; its answer arrives on `tx` tagged with the id.
+    fn longpoll(
+        &self,
+        id: String,
+        tx: mpsc::Sender<(String, Result<BlockTemplate, RpcError>)>,
+    ) -> LongPoll {
+        let mut poller = NodeSource {
+            client: self.client.clone(),
+            params: self.params,
+            events: self.events.clone(),
+        };
+        let tag = id.clone();
+        let task = tokio::spawn(async move {
+            let result = poller.fetch(Some(&tag)).await;
+            let _ = tx.send((tag, result)).await;
+        });
+        LongPoll { id, task }
     }
 }
 

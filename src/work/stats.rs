@@ -145,6 +145,10 @@ impl MiningStats {
         self.inner().solo = true;
     }
 
+    pub fn is_solo(&self) -> bool {
+        self.inner().solo
+    }
+
     pub fn record_switch(&self, latency: Duration) {
         let mut inner = self.inner();
         inner.last_switch = Some(latency);
