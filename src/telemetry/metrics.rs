@@ -156,3 +156,19 @@ fn number(v: f64) -> String {
         format!("{v}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            labels(&[("reason", "bad \"share\"\\\nx")]),
+            r#"{reason="bad \"share\"\\\nx"}"#
+        );
+        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(number(f64::INFINITY), "+Inf");
+        assert_eq!(number(2.5), "2.5");
+    }
+}

@@ -502,3 +502,23 @@ fn worker(
     }
     shared.finish_switch(&mut state);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_shrink_at_easy_targets_so_hits_stay_few() {
+        let d = |x: f64| crate::pow::target_from_difficulty(x).unwrap();
+        // Difficulty 1 and harder: speed alone sizes the batch.
+        assert_eq!(max_batch_for(&d(1.0)), MAX_BATCH_NONCES);
+        assert_eq!(max_batch_for(&d(1e6)), MAX_BATCH_NONCES);
+        // 1e-6: about 64 expected hits in 64e-6 * 2^32 nonces.
+        let n = max_batch_for(&d(1e-6));
+        assert!((274_000..275_500).contains(&n), "{n}");
+        // Regtest: every other hash is a hit; the floor applies.
+        let regtest =
+            bitcoin::pow::Target::from_compact(bitcoin::CompactTarget::from_consensus(0x207f_ffff));
+        assert_eq!(max_batch_for(&regtest), MIN_BATCH_NONCES);
+    }
+}
