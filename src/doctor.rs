@@ -1165,7 +1165,7 @@ fn gather_nvidia() -> NvidiaFinding {
 /// The adapters plain `wgminer` mines on (as `mine::backends` chooses them): every real GPU in
 /// the default selection, none when there is no real GPU (the CPU mines then).
 fn mining_default(gpus: &[GpuAdapter]) -> Vec<usize> {
-    if !gpus.iter().any(|g| !g.is_software()) {
+    if crate::select::default_backend(gpus) == crate::cli::BackendChoice::Cpu {
         return Vec::new();
     }
     gpu::default_selection(gpus, false)

@@ -16,7 +16,7 @@ use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
 use wgminer::telemetry::{ApiConfig, ApiServer, ApiState};
 use wgminer::work::{run_pool, Manager, MinerEvent, MiningStats, StatsSnapshot};
 
-use crate::cli::{BackendChoice, MineArgs};
+use crate::cli::MineArgs;
 use crate::select::{Device, Inventory, UsageError};
 
 /// Plain log lines (no terminal): a status line this often.
@@ -78,15 +78,8 @@ pub fn client_config(args: &MineArgs) -> Result<ClientConfig, UsageError> {
 /// Build one backend per selected device.
 pub(crate) fn backends(args: &MineArgs) -> anyhow::Result<Vec<Box<dyn Backend>>> {
     let (inventory, backend) = if args.backend.is_none() && args.select.devices.is_empty() {
-        // Nothing chosen: every real GPU, or the CPU when there is none (a software adapter
-        // would only compete with the CPU backend for the same cores).
         let inventory = Inventory::scan()?;
-        let real_gpu = inventory.gpus.iter().any(|g| !g.is_software());
-        let choice = if real_gpu {
-            BackendChoice::Gpu
-        } else {
-            BackendChoice::Cpu
-        };
+        let choice = crate::select::default_backend(&inventory.gpus);
         (inventory, Some(choice))
     } else if Inventory::cpu_only(args.backend, &args.select) {
         (Inventory::cpu()?, args.backend)

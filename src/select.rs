@@ -25,6 +25,16 @@ pub struct Inventory {
     pub gpus: Vec<GpuAdapter>,
 }
 
+/// What plain mining uses when no backend or device is named: every real GPU, or the CPU when
+/// there is none (a software adapter would only compete with the CPU backend for its cores).
+pub fn default_backend(gpus: &[wgminer::backend::gpu::GpuAdapter]) -> crate::cli::BackendChoice {
+    if gpus.iter().any(|g| !g.is_software()) {
+        crate::cli::BackendChoice::Gpu
+    } else {
+        crate::cli::BackendChoice::Cpu
+    }
+}
+
 impl Inventory {
     /// The CPU and every GPU adapter (this loads the Vulkan/Metal/DX12 drivers).
     pub fn scan() -> anyhow::Result<Self> {
