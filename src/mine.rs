@@ -135,16 +135,8 @@ pub fn run_mine(args: &MineArgs) -> anyhow::Result<()> {
         let result = run_pool(config, manager, shutdown, DRAIN).await;
         ui.abort();
         drop(api);
-        let stats = result?;
-        let snap = stats.snapshot();
-        if display == Display::Terminal {
-            eprint!("\r\x1b[2K");
-        }
-        show(
-            display,
-            &serde_json::json!({"event": "exit", "status": &snap}),
-            &format!("stopped: {}", status_text(&snap)),
-        );
+        let snap = result?.snapshot();
+        show_exit(display, &snap, &status_text(&snap));
         anyhow::Ok(())
     })
 }
@@ -220,6 +212,18 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// The last line of a run: the final counters (clearing the status line on a terminal).
+pub(crate) fn show_exit(display: Display, snap: &StatsSnapshot, summary: &str) {
+    if display == Display::Terminal {
+        eprint!("\r\x1b[2K");
+    }
+    show(
+        display,
+        &serde_json::json!({"event": "exit", "status": snap}),
+        &format!("stopped: {summary}"),
+    );
 }
 
 /// Print one event: text (stdout for logs, stderr above the status line on a terminal) or JSON.

@@ -18,7 +18,7 @@ use wgminer::work::{run_solo, solo_link, Manager, MinerEvent, SoloConfig, Source
 
 use crate::cli::{MineArgs, NodeArgs};
 use crate::mine::{
-    backends, format_difficulty, render, runtime, show, start_api, stop_signal, Display,
+    backends, format_difficulty, render, runtime, show, show_exit, start_api, stop_signal, Display,
 };
 use crate::select::UsageError;
 
@@ -288,19 +288,12 @@ where
     };
     ui.abort();
     drop(api);
-    let stats = result?;
-    let snap = stats.snapshot();
-    if display == Display::Terminal {
-        eprint!("\r\x1b[2K");
-    }
-    show(
-        display,
-        &serde_json::json!({"event": "exit", "status": &snap}),
-        &format!(
-            "stopped: {} blocks accepted, {} rejected, {} stale",
-            snap.blocks, snap.rejected, snap.stale
-        ),
+    let snap = result?.snapshot();
+    let summary = format!(
+        "{} blocks accepted, {} rejected, {} stale",
+        snap.blocks, snap.rejected, snap.stale
     );
+    show_exit(display, &snap, &summary);
     source_result
 }
 

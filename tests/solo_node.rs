@@ -310,55 +310,34 @@ fn wrong_credentials_and_addresses_are_clear_errors_before_mining() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("cookie file"), "{err}");
 
+    let pay_to = |addr: &str| {
+        run_to_exit(
+            &[
+                "-o",
+                &url,
+                "--rpc-user",
+                &a.user,
+                "--rpc-pass",
+                &a.pass,
+                "--coinbase-addr",
+                addr,
+            ],
+            Duration::from_secs(20),
+        )
+    };
     // A mainnet address on a regtest node: refused before any device starts.
-    let (code, err, events) = run_to_exit(
-        &[
-            "-o",
-            &url,
-            "--rpc-user",
-            &a.user,
-            "--rpc-pass",
-            &a.pass,
-            "--coinbase-addr",
-            "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
-        ],
-        Duration::from_secs(20),
-    );
+    let (code, err, events) = pay_to("1BoatSLRHtKNngkdXEeobR76b53LETtpyT");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("regtest"), "{err}");
     assert!(events.iter().all(|e| e["event"] != "start"), "{events:?}");
 
     // A segwit address where the node enforces no segwit.
-    let (code, err, _) = run_to_exit(
-        &[
-            "-o",
-            &url,
-            "--rpc-user",
-            &a.user,
-            "--rpc-pass",
-            &a.pass,
-            "--coinbase-addr",
-            "bcrt1qq6hag67dl53wl99vzg42z8eyzfz2xlkvwk6f7m",
-        ],
-        Duration::from_secs(20),
-    );
+    let (code, err, _) = pay_to("bcrt1qq6hag67dl53wl99vzg42z8eyzfz2xlkvwk6f7m");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("segwit"), "{err}");
 
     // Garbage, and a missing address.
-    let (code, err, _) = run_to_exit(
-        &[
-            "-o",
-            &url,
-            "--rpc-user",
-            &a.user,
-            "--rpc-pass",
-            &a.pass,
-            "--coinbase-addr",
-            "xyz",
-        ],
-        Duration::from_secs(20),
-    );
+    let (code, err, _) = pay_to("xyz");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("not a Bitcoin address"), "{err}");
     let (code, err, _) = run_to_exit(
