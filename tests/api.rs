@@ -72,9 +72,7 @@ fn start(extra: &[&str]) -> (Miner, String, TempDir) {
 fn every_endpoint_answers_with_live_figures() {
     let (mut m, addr, _data) = start(&[]);
     // Difficulty 1e-4 is ~430k hashes a block: a few blocks a second on one core.
-    m.wait_count(2, Duration::from_secs(60), |e| {
-        e["event"] == "block_result" && e["status"] == "accepted"
-    });
+    m.wait_blocks(2);
     std::thread::sleep(Duration::from_millis(1500));
 
     let summary = get_json(&addr, "/api/v1/summary", None);
@@ -159,8 +157,7 @@ fn every_endpoint_answers_with_live_figures() {
     let (status, _, _) = request(&addr, "POST", "/api/v1/summary", None);
     assert_eq!(status, 405);
 
-    m.interrupt();
-    assert!(m.wait_exit(Duration::from_secs(20)).success());
+    m.stop_cleanly();
 }
 
 #[test]
@@ -183,8 +180,7 @@ fn a_token_guards_every_endpoint() {
         "solo"
     );
     assert_eq!(request(&addr, "GET", "/metrics", Some("s3cret")).0, 200);
-    m.interrupt();
-    assert!(m.wait_exit(Duration::from_secs(20)).success());
+    m.stop_cleanly();
 
     // The same from a token file.
     let dir = TempDir::new("token");
@@ -193,8 +189,7 @@ fn a_token_guards_every_endpoint() {
     let (mut m, addr, _data) = start(&["--api-token-file", file.to_str().unwrap()]);
     assert_eq!(request(&addr, "GET", "/metrics", None).0, 401);
     assert_eq!(request(&addr, "GET", "/metrics", Some("from-file")).0, 200);
-    m.interrupt();
-    assert!(m.wait_exit(Duration::from_secs(20)).success());
+    m.stop_cleanly();
 }
 
 #[test]

@@ -16,16 +16,12 @@ use std::time::Duration;
 use bitcoin::consensus::deserialize;
 use bitcoin::hex::FromHex;
 use bitcoin::{Address, Block, BlockHash, Network};
-use miner::Miner;
+use miner::{accepted, Miner};
 use serde_json::{json, Value};
 use solo::TempDir;
 use wgminer::node::{chain_dir, Chain, ChainParams};
 use wgminer::pow::hash_meets_target;
 use wgminer::work::BlockTemplate;
-
-fn accepted(e: &Value) -> bool {
-    e["event"] == "block_result" && e["status"] == "accepted"
-}
 
 fn open_chain(data: &Path) -> Chain {
     Chain::open(&chain_dir(data), ChainParams::regtest()).expect("the chain opens")
@@ -35,13 +31,8 @@ fn open_chain(data: &Path) -> Chain {
 fn plain_wgminer_mines_blocks_that_persist_across_restarts() {
     let data = TempDir::new("core");
     let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
-    m.wait_count(5, Duration::from_secs(60), accepted);
-    m.interrupt();
-    assert!(
-        m.wait_exit(Duration::from_secs(20)).success(),
-        "{}",
-        m.stderr()
-    );
+    m.wait_blocks(5);
+    m.stop_cleanly();
     let hashes: Vec<BlockHash> = m
         .events
         .iter()
@@ -83,13 +74,8 @@ fn plain_wgminer_mines_blocks_that_persist_across_restarts() {
 
     // Restart: it goes on from the stored tip, with the same key.
     let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
-    m.wait_count(3, Duration::from_secs(60), accepted);
-    m.interrupt();
-    assert!(
-        m.wait_exit(Duration::from_secs(20)).success(),
-        "{}",
-        m.stderr()
-    );
+    m.wait_blocks(3);
+    m.stop_cleanly();
     let detail = m.of("start")[0]["detail"].as_str().unwrap().to_owned();
     assert!(detail.contains(&format!("at height {height} ")), "{detail}");
     assert!(detail.contains(&address.to_string()), "{detail}");
@@ -106,7 +92,7 @@ fn kill_9_while_mining_never_loses_an_accepted_block_or_corrupts_the_store() {
     let mut last_height = 0;
     for round in 0..5u64 {
         let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
-        m.wait_count(1, Duration::from_secs(60), accepted);
+        m.wait_blocks(1);
         // Kill at a different moment each round, mid-stream of block writes.
         std::thread::sleep(Duration::from_millis(37 + round * 71));
         m.kill_hard();
@@ -318,13 +304,8 @@ fn wgminer_mines_on_wgminer_node_over_getblocktemplate() {
         "-t",
         "1",
     ]);
-    m.wait_count(3, Duration::from_secs(60), accepted);
-    m.interrupt();
-    assert!(
-        m.wait_exit(Duration::from_secs(20)).success(),
-        "{}",
-        m.stderr()
-    );
+    m.wait_blocks(3);
+    m.stop_cleanly();
     let blocks = m.of("exit")[0]["status"]["blocks"].as_u64().unwrap();
     assert_eq!(rpc.ok("getblockcount", json!([])).as_u64().unwrap(), blocks);
     node.interrupt();
@@ -358,13 +339,8 @@ fn difficulty_flag_sets_the_target_every_block_meets() {
         "-t",
         "1",
     ]);
-    m.wait_count(2, Duration::from_secs(60), accepted);
-    m.interrupt();
-    assert!(
-        m.wait_exit(Duration::from_secs(20)).success(),
-        "{}",
-        m.stderr()
-    );
+    m.wait_blocks(2);
+    m.stop_cleanly();
     let params = ChainParams::with_difficulty(1e-6).unwrap();
     let chain = Chain::open(&chain_dir(&data.0), params.clone()).unwrap();
     for h in 1..=chain.height() {
@@ -423,12 +399,11 @@ fn bad_data_directories_and_difficulties_are_clear_errors() {
     // Two miners on one data directory: the second is told.
     let shared = TempDir::new("shared");
     let mut first = Miner::spawn(&["--datadir", shared.path(), "--backend", "cpu", "-t", "1"]);
-    first.wait_count(1, Duration::from_secs(60), accepted);
+    first.wait_blocks(1);
     let (code, err) = run(&["--datadir", shared.path(), "--backend", "cpu", "-t", "1"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("another wgminer"), "{err}");
-    first.interrupt();
-    assert!(first.wait_exit(Duration::from_secs(20)).success());
+    first.stop_cleanly();
 }
 
 #[test]
@@ -436,7 +411,7 @@ fn sigterm_submits_every_block_already_found_and_exits_0_quickly() {
     let data = TempDir::new("term");
     for round in 0..3u64 {
         let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
-        m.wait_count(3, Duration::from_secs(60), accepted);
+        m.wait_blocks(3);
         std::thread::sleep(Duration::from_millis(20 * round));
         let sent = std::time::Instant::now();
         miner::signal(m.pid(), "-TERM");

@@ -16,19 +16,33 @@ use bitcoin::consensus::deserialize;
 use bitcoin::hex::FromHex;
 use bitcoin::{Address, Block, Network};
 use bitcoind::{start_pair, Node};
-use miner::Miner;
+use miner::{accepted, Miner};
 use serde_json::{json, Value};
 use solo::solve;
 use wgminer::rpc::{Auth, NodeSource, RpcClient};
 use wgminer::work::{solo_link, Verdict};
 
+/// The binary mining on `node` with one CPU thread, paying `address`.
+fn cpu_miner_on(node: &Node, address: &str) -> Miner {
+    Miner::spawn(&[
+        "-o",
+        &node.url(),
+        "--rpc-user",
+        &node.user,
+        "--rpc-pass",
+        &node.pass,
+        "--coinbase-addr",
+        address,
+        "--backend",
+        "cpu",
+        "-t",
+        "1",
+    ])
+}
+
 fn block_at(node: &Node, hash: &str) -> Block {
     let hex = node.call("getblock", json!([hash, false]));
     deserialize(&Vec::<u8>::from_hex(hex.as_str().unwrap()).unwrap()).unwrap()
-}
-
-fn accepted(e: &Value) -> bool {
-    e["event"] == "block_result" && e["status"] == "accepted"
 }
 
 /// Mine with the binary until `blocks` are accepted, stop it with SIGINT, and check the node's
@@ -129,23 +143,9 @@ fn blocks_with_mempool_transactions_are_accepted() {
     let template = a.getblocktemplate();
     assert_eq!(template["transactions"].as_array().unwrap().len(), 3);
     let address = a.new_address();
-    let mut m = Miner::spawn(&[
-        "-o",
-        &a.url(),
-        "--rpc-user",
-        &a.user,
-        "--rpc-pass",
-        &a.pass,
-        "--coinbase-addr",
-        &address,
-        "--backend",
-        "cpu",
-        "-t",
-        "1",
-    ]);
-    m.wait_count(1, Duration::from_secs(60), accepted);
-    m.interrupt();
-    assert!(m.wait_exit(Duration::from_secs(20)).success());
+    let mut m = cpu_miner_on(&a, &address);
+    m.wait_blocks(1);
+    m.stop_cleanly();
     // The first block wgminer made holds the three transactions and pays their fees too.
     let first = a.call("getblockhash", json!([103]));
     let block = block_at(&a, first.as_str().unwrap());
@@ -384,21 +384,8 @@ fn an_unreachable_node_is_retried_with_backoff_and_ctrl_c_exits_cleanly() {
 fn a_node_that_dies_while_mining_is_reported_and_ctrl_c_still_exits_cleanly() {
     let (a, _b) = start_pair();
     let address = a.new_address();
-    let mut m = Miner::spawn(&[
-        "-o",
-        &a.url(),
-        "--rpc-user",
-        &a.user,
-        "--rpc-pass",
-        &a.pass,
-        "--coinbase-addr",
-        &address,
-        "--backend",
-        "cpu",
-        "-t",
-        "1",
-    ]);
-    m.wait_count(1, Duration::from_secs(60), accepted);
+    let mut m = cpu_miner_on(&a, &address);
+    m.wait_blocks(1);
     drop(a);
     let down = m.wait_for(Duration::from_secs(40), |e| {
         e["event"] == "source_down"

@@ -118,6 +118,18 @@ impl Miner {
         self.events.iter().filter(|e| e["event"] == event).collect()
     }
 
+    /// Wait until the node accepted `n` blocks (`block_result` events with status accepted).
+    pub fn wait_blocks(&mut self, n: usize) {
+        self.wait_count(n, Duration::from_secs(60), accepted);
+    }
+
+    /// Ctrl-C, then wait for a clean exit (code 0), panicking with stderr otherwise.
+    pub fn stop_cleanly(&mut self) {
+        self.interrupt();
+        let status = self.wait_exit(Duration::from_secs(20));
+        assert!(status.success(), "exit {status:?}: {}", self.stderr());
+    }
+
     /// SIGINT, as Ctrl-C.
     pub fn interrupt(&self) {
         signal(self.pid(), "-INT");
@@ -161,6 +173,11 @@ impl Drop for Miner {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A block the node accepted.
+pub fn accepted(e: &Value) -> bool {
+    e["event"] == "block_result" && e["status"] == "accepted"
 }
 
 pub fn signal(pid: u32, sig: &str) {
