@@ -134,6 +134,41 @@ fn slush_share(job_id: &str) -> Share {
     }
 }
 
+/// The slush share with another nonce, to tell shares apart (the pool here never checks them).
+fn share_n(job_id: &str, nonce: u32) -> Share {
+    Share {
+        nonce,
+        ..slush_share(job_id)
+    }
+}
+
+/// The share a share event is about, with the event's name.
+fn share_event(e: &ClientEvent) -> Option<(&'static str, &Share)> {
+    let ClientEvent::Stratum { event, .. } = e else {
+        return None;
+    };
+    match event {
+        Event::ShareAccepted { share } => Some(("accepted", share)),
+        Event::ShareRejected { share, .. } => Some(("rejected", share)),
+        Event::ShareStale { share, .. } => Some(("stale", share)),
+        Event::ShareHeld { share } => Some(("held", share)),
+        Event::HeldShareSent { share } => Some(("held sent", share)),
+        Event::ShareUnanswered { share } => Some(("unanswered", share)),
+        _ => None,
+    }
+}
+
+/// `(held, why)` of a stale-share event.
+fn stale_why(e: &ClientEvent) -> Option<(bool, &str)> {
+    match e {
+        ClientEvent::Stratum {
+            event: Event::ShareStale { held, why, .. },
+            ..
+        } => Some((*held, why.as_str())),
+        _ => None,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The test pool.
 
@@ -387,7 +422,7 @@ impl Miner {
             ClientEvent::Stratum { event, .. } => match event {
                 Event::ShareAccepted { share } => Some(Ok(share.clone())),
                 Event::ShareRejected { reason, .. } => Some(Err(reason.clone())),
-                Event::ShareStale { share } => Some(Err(format!("stale {}", share.job_id))),
+                Event::ShareStale { share, .. } => Some(Err(format!("stale {}", share.job_id))),
                 _ => None,
             },
             _ => None,
@@ -411,12 +446,33 @@ impl Miner {
     }
 
     /// Shut down and check the task ends cleanly.
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
+    async fn stop(self) {
+        self.stop_seeing().await;
+    }
+
+    /// Shut down, receiving events until the client ends (as the runner does: the client
+    /// reports the shares it gives up at exit); returns them.
+    async fn stop_seeing(self) -> Vec<ClientEvent> {
+        let Miner {
+            mut events,
+            stop,
+            task,
+            ..
+        } = self;
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
-        let ended = timeout(LIMIT, self.task).await.expect("the client stops");
+        let mut seen = Vec::new();
+        let drain = async {
+            while let Some(e) = events.recv().await {
+                seen.push(e);
+            }
+        };
+        let (ended, ()) = timeout(LIMIT, async { tokio::join!(task, drain) })
+            .await
+            .expect("the client stops");
         assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+        seen
     }
 }
 
@@ -616,6 +672,11 @@ async fn pool_closing_mid_submit_gets_the_share_after_reconnect() {
     // The pool goes away before answering.
     drop(conn);
     miner.disconnected().await;
+    // The share in flight is held again, not lost.
+    let held = miner
+        .wait_for(|e| share_event(e).map(|(what, sh)| (what, sh.clone())))
+        .await;
+    assert_eq!(held, ("held", slush_share("bf")));
     let mut conn = pool.accept().await;
     let sub = conn.handshake(&rec.subscribe_result(), None).await;
     // The client resumes its session (same extranonce1 back: the job is still live).
@@ -625,6 +686,10 @@ async fn pool_closing_mid_submit_gets_the_share_after_reconnect() {
     );
     let submit = conn.expect("mining.submit").await;
     assert_eq!(submit["params"], rec.submit["params"]);
+    let resent = miner
+        .wait_for(|e| share_event(e).map(|(what, _)| what))
+        .await;
+    assert_eq!(resent, "held sent");
     conn.reply(&submit, json!(true)).await;
     assert!(miner.share_result().await.is_ok());
     miner.stop().await;
@@ -761,14 +826,33 @@ async fn failover_to_the_backup_and_back_to_the_primary() {
         .await;
     on_backup.send(&rec.notify_as("backup-job", true)).await;
     assert_eq!(miner.new_job().await.job().id, "backup-job");
+    // A share the backup never answers.
+    miner.submit(slush_share("backup-job")).await;
+    on_backup.expect("mining.submit").await;
 
     // The primary comes back: the client's probe finds it and it moves over.
     let primary = MockPool::bind_port(primary_port).await;
     let mut on_primary = primary.accept().await;
     on_primary.handshake(&rec.subscribe_result(), None).await;
+    let mut left_behind = Vec::new();
     miner
-        .wait_for(|e| matches!(e, ClientEvent::Connected { pool: 0, .. }).then_some(()))
+        .wait_for_seeing(
+            |e| matches!(e, ClientEvent::Connected { pool: 0, .. }).then_some(()),
+            |e| {
+                if let Some((what, _)) = share_event(e) {
+                    left_behind.push((what, stale_why(e).map(|(h, w)| (h, w.to_owned()))));
+                }
+            },
+        )
         .await;
+    // Held when the backup's connection closed, then stale: it cannot go to another pool.
+    assert_eq!(
+        left_behind,
+        [
+            ("held", None),
+            ("stale", Some((true, "pool switched".to_owned())))
+        ]
+    );
     assert!(on_backup.closed_by_client().await);
     on_primary.send(&rec.notify_line).await;
     assert_eq!(miner.new_job().await.job().id, "bf");
@@ -889,8 +973,54 @@ async fn shutdown_sends_the_shares_already_handed_in() {
     conn.send(&rec.notify_line).await;
     miner.new_job().await;
     miner.submit(slush_share("bf")).await;
-    miner.stop().await;
+    let seen = miner.stop_seeing().await;
     let submit = conn.expect("mining.submit").await;
     assert_eq!(submit["params"], rec.submit["params"]);
     assert!(conn.closed_by_client().await);
+    // Written and not answered: in flight at exit, which the runner counts as unanswered.
+    assert!(seen.iter().all(|e| share_event(e).is_none()), "{seen:?}");
+}
+
+#[tokio::test]
+async fn shares_held_at_exit_are_reported_stale() {
+    let rec = slush();
+    let pool = MockPool::bind().await;
+    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
+    let mut conn = pool.accept().await;
+    conn.handshake(&rec.subscribe_result(), None).await;
+    conn.send(&rec.notify_line).await;
+    miner.new_job().await;
+    // The pool is gone for good: the client keeps trying to reconnect.
+    drop(conn);
+    drop(pool);
+    miner.disconnected().await;
+    miner.submit(share_n("bf", 1)).await;
+    let held = miner
+        .wait_for(|e| share_event(e).map(|(what, sh)| (what, sh.nonce)))
+        .await;
+    assert_eq!(held, ("held", 1));
+    // Handed in but not yet taken from the channel when the run ends: accounted for as well.
+    miner.submit(share_n("bf", 2)).await;
+    let seen = miner.stop_seeing().await;
+    // Share 2 is either held first (taken while the client waited) or taken from the channel at
+    // exit (held, then given up); either way it ends stale, like share 1, and nothing else
+    // happens to either.
+    let fates: Vec<String> = seen
+        .iter()
+        .filter_map(|e| {
+            let (what, share) = share_event(e)?;
+            Some(match stale_why(e) {
+                Some((held, why)) => format!("{} {what} held={held} {why}", share.nonce),
+                None => format!("{} {what}", share.nonce),
+            })
+        })
+        .filter(|f| f != "2 held")
+        .collect();
+    assert_eq!(
+        fates,
+        [
+            "1 stale held=true not sent: no connection at exit",
+            "2 stale held=true not sent: no connection at exit"
+        ]
+    );
 }

@@ -13,6 +13,9 @@
 //!   mining returns to it once it answers;
 //! - shares handed in while the connection is down are queued by the session and sent after the
 //!   reconnect if their job is still live;
+//! - every share handed in is accounted for: the session's share events (held, sent, stale,
+//!   answered, unanswered) are forwarded as they happen, and at exit the shares still held are
+//!   reported stale;
 //! - a line over the limit (see [`LineDecoder`]) drops the connection without buffering it.
 //!
 //! The work manager calls [`run`] in a task with a channel of [`Share`]s in and one of
@@ -31,13 +34,16 @@ use tokio_rustls::rustls;
 
 use super::codec::{CodecError, LineDecoder};
 use super::pool::Retry;
-use super::session::{Event, Session, SubmitOutcome};
+use super::session::{Event, Session};
 use crate::work::Share;
 
 pub use super::pool::{ClientConfig, PoolConfig, PoolUrl, PoolUrlError};
 
 /// The longest pause a `client.reconnect` may impose before we reconnect.
 const MAX_REDIRECT_WAIT: Duration = Duration::from_secs(60);
+
+/// Why the shares still held at exit were not sent.
+const WHY_NO_CONNECTION_AT_EXIT: &str = "not sent: no connection at exit";
 
 /// Why the client cannot start. Once running, connection trouble is reported as events and
 /// retried, never returned.
@@ -57,13 +63,18 @@ pub enum ClientEvent {
     Connected { pool: usize, url: PoolUrl },
     /// A connection attempt failed or a connection ended.
     Disconnected { pool: usize, reason: String },
-    /// Everything the session reports: `NewJob`, share results, difficulty, messages. A share
-    /// whose job was stale when handed in comes back as [`Event::ShareStale`].
+    /// Everything the session reports: `NewJob`, share fates, difficulty, messages. Every share
+    /// handed in is reported as the session's [`Event`] docs describe (a share sent gets no
+    /// event until it is answered). At exit, shares still held (not connected, or not yet
+    /// authorized) come back as [`Event::ShareStale`] ("not sent: no connection at exit");
+    /// shares written and not answered by then get no event: they are unanswered.
     Stratum { pool: usize, event: Event },
 }
 
 /// Run the client until `shutdown` completes, the share sender is dropped or the event receiver
-/// is dropped. On shutdown, shares already handed in are written to the pool before returning.
+/// is dropped. On shutdown the share channel is closed, and the shares already in it are written
+/// to the pool before returning when the connection is up (else reported stale, see
+/// [`ClientEvent::Stratum`]); keep receiving events until `run` returns.
 pub async fn run(
     config: ClientConfig,
     events: mpsc::Sender<ClientEvent>,
@@ -137,6 +148,29 @@ struct Client<'a> {
 
 impl Client<'_> {
     async fn run(&mut self) {
+        self.run_pools().await;
+        self.finish().await;
+    }
+
+    /// At exit, account for every share handed in: nothing more may come (the channel is
+    /// closed), what is in the channel goes to the session, and what the session still holds had
+    /// no connection to go out on. Shares written and not answered need no event.
+    async fn finish(&mut self) {
+        let pool = self.active;
+        self.shares.close();
+        // After a connection's own stop (see `stop`) the channel is empty already; otherwise
+        // the session is disconnected, so these are held (or stale), never sent unwritten (or
+        // the manager is gone, and nobody is listening).
+        while let Ok(share) = self.shares.try_recv() {
+            self.sessions[pool].submit(share);
+        }
+        self.sessions[pool].abandon_queued(WHY_NO_CONNECTION_AT_EXIT);
+        // False only when the manager is gone, and then there is nobody left to tell.
+        let _ = self.forward(pool).await;
+    }
+
+    /// Connect, run, reconnect and fail over until told to stop.
+    async fn run_pools(&mut self) {
         let mut retry = Retry::default();
         let mut redirect: Option<PoolUrl> = None;
         loop {
@@ -161,8 +195,9 @@ impl Client<'_> {
                     healthy: false,
                 },
             };
-            self.sessions[pool].connection_lost();
             let delay = match end {
+                // The session keeps its state: shares written and not answered stay in flight
+                // (they are unanswered, not held), and `finish` reports the held ones.
                 ConnEnd::Stop => return,
                 ConnEnd::Redirect { target, wait } => {
                     if !self.disconnected(pool, "pool asked to reconnect").await {
@@ -207,22 +242,37 @@ impl Client<'_> {
             return true;
         }
         tracing::info!(from = %self.config.pools[from].url, to = %self.config.pools[to].url, "switching pool");
-        for share in self.sessions[from].reset() {
-            let event = Event::ShareStale { share };
-            if !self.emit(ClientEvent::Stratum { pool: from, event }).await {
-                return false;
-            }
+        self.sessions[from].reset();
+        if !self.forward(from).await {
+            return false;
         }
         self.active = to;
         true
     }
 
+    /// A connection ended (or was never made): say so, then tell the session, whose shares
+    /// written but not answered go back to its queue (reported as held).
     async fn disconnected(&mut self, pool: usize, reason: &str) -> bool {
-        self.emit(ClientEvent::Disconnected {
+        let event = ClientEvent::Disconnected {
             pool,
             reason: reason.to_owned(),
-        })
-        .await
+        };
+        if !self.emit(event).await {
+            return false;
+        }
+        self.sessions[pool].connection_lost();
+        self.forward(pool).await
+    }
+
+    /// Send the session's buffered events (share fates from `submit`, `connection_lost`,
+    /// `reset`); false when the manager is gone.
+    async fn forward(&mut self, pool: usize) -> bool {
+        for event in self.sessions[pool].take_events() {
+            if !self.emit(ClientEvent::Stratum { pool, event }).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Send an event; false when the manager is gone.
@@ -230,16 +280,26 @@ impl Client<'_> {
         self.events.send(event).await.is_ok()
     }
 
-    /// A share from the manager, to the active pool's session.
+    /// A share from the manager, to the active pool's session: sent (written with the next
+    /// lines), held or stale, the last two reported at once.
     async fn hand_in(&mut self, share: Share) -> bool {
         let pool = self.active;
-        match self.sessions[pool].submit(share.clone()) {
-            SubmitOutcome::Stale => {
-                let event = Event::ShareStale { share };
-                self.emit(ClientEvent::Stratum { pool, event }).await
-            }
-            SubmitOutcome::Sent | SubmitOutcome::Queued => true,
+        self.sessions[pool].submit(share);
+        self.forward(pool).await
+    }
+
+    /// Shutdown with the connection up: hand the pool every share the manager already gave us
+    /// (the channel is closed first, so that is a bounded number). A share the session still
+    /// holds (not authorized yet) is reported by `finish`.
+    async fn stop(&mut self, stream: &mut Box<dyn Io>, pool: usize) -> ConnEnd {
+        self.shares.close();
+        while let Ok(share) = self.shares.try_recv() {
+            self.sessions[pool].submit(share);
         }
+        let lines = self.sessions[pool].take_outgoing();
+        // A failed write changes nothing now: those shares are in flight, and unanswered.
+        let _ = self.write_lines(stream, &lines).await;
+        ConnEnd::Stop
     }
 
     /// Sleep while still taking shares in (they queue in the session).
@@ -281,15 +341,7 @@ impl Client<'_> {
             let keepalive_deadline = last_line + self.config.keepalive;
             tokio::select! {
                 biased;
-                _ = &mut self.shutdown => {
-                    // Hand the pool every share the manager already gave us.
-                    while let Ok(share) = self.shares.try_recv() {
-                        self.sessions[pool].submit(share);
-                    }
-                    let lines = self.sessions[pool].take_outgoing();
-                    let _ = self.write_lines(&mut stream, &lines).await;
-                    return ConnEnd::Stop;
-                }
+                _ = &mut self.shutdown => return self.stop(&mut stream, pool).await,
                 // Shares before reads: a pool streaming lines must not delay a share.
                 share = self.shares.recv() => match share {
                     Some(share) => {
@@ -297,7 +349,7 @@ impl Client<'_> {
                             return ConnEnd::Stop;
                         }
                     }
-                    None => return ConnEnd::Stop,
+                    None => return self.stop(&mut stream, pool).await,
                 },
                 read = stream.read(&mut buf) => {
                     let n = match read {
@@ -327,34 +379,41 @@ impl Client<'_> {
                                 continue;
                             }
                         };
+                        // Every event of the line goes out (share fates among them) before an
+                        // event that ends the connection takes effect.
+                        let mut end = None;
                         for event in events {
-                            let mut end = None;
-                            match &event {
-                                Event::Authorized(true) => healthy = true,
+                            let ends = match &event {
+                                Event::Authorized(true) => {
+                                    healthy = true;
+                                    None
+                                }
                                 Event::Authorized(false) => {
-                                    end = Some(lost("authorization refused".into(), false));
+                                    Some(lost("authorization refused".into(), false))
                                 }
                                 Event::SubscribeFailed { reason } => {
-                                    end = Some(lost(format!("subscribe failed: {reason}"), false));
+                                    Some(lost(format!("subscribe failed: {reason}"), false))
                                 }
-                                Event::Reconnect { host, port, wait } => {
-                                    end = Some(ConnEnd::Redirect {
-                                        target: self.redirect_target(host.as_deref(), *port),
-                                        wait: *wait,
-                                    });
+                                Event::Reconnect { host, port, wait } => Some(ConnEnd::Redirect {
+                                    target: self.redirect_target(host.as_deref(), *port),
+                                    wait: *wait,
+                                }),
+                                Event::ShowMessage(m) => {
+                                    tracing::info!("pool says: {m}");
+                                    None
                                 }
-                                Event::ShowMessage(m) => tracing::info!("pool says: {m}"),
-                                _ => {}
-                            }
+                                _ => None,
+                            };
+                            end = end.or(ends);
                             if !self.emit(ClientEvent::Stratum { pool, event }).await {
                                 return ConnEnd::Stop;
                             }
-                            if let Some(end) = end {
-                                // Answers owed to the pool (e.g. get_version) still go out.
-                                let lines = self.sessions[pool].take_outgoing();
-                                let _ = self.write_lines(&mut stream, &lines).await;
-                                return end;
-                            }
+                        }
+                        if let Some(end) = end {
+                            // Answers owed to the pool (e.g. get_version) still go out.
+                            let lines = self.sessions[pool].take_outgoing();
+                            let _ = self.write_lines(&mut stream, &lines).await;
+                            return end;
                         }
                     }
                 }

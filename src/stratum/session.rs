@@ -19,7 +19,13 @@
 //! - Live jobs: a clean notify makes every earlier job stale; a non-clean one keeps them.
 //! - Shares: sent ones await their answer (accepted, or rejected with the pool's reason, from
 //!   `error` or ckpool's `reject-reason`); shares found while the connection is down or not yet
-//!   authorized wait in a queue and go out once it is, if their job is still live.
+//!   authorized wait in a queue (bounded) and go out once it is, if their job is still live.
+//! - Every share handed to [`Session::submit`] has exactly one accounted fate, reported as
+//!   events: in flight (sent: no event until its answer), accepted, rejected, stale (not sent, or
+//!   no longer to be sent, with why), held (queued), held and then sent, or unanswered (the
+//!   pending-request table overflowed). Events that do not come from a pool line (a share held,
+//!   a share pushed out of the full queue, a connection lost) are buffered and handed out by
+//!   [`Session::take_events`] or with the next [`Session::handle_line`].
 //! - `client.get_version` is answered with our user agent; unknown pool requests with an error.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -41,15 +47,22 @@ use crate::work::{JobError, PreparedJob, Share};
 pub const MAX_LIVE_JOBS: usize = 16;
 
 /// How many shares wait while the connection is down. A miner finds a handful per minute at a
-/// sane difficulty; past this the oldest (most likely stale) are dropped.
+/// sane difficulty; past this the oldest (most likely stale) are dropped, each reported as
+/// [`Event::ShareStale`] ("held queue full").
 pub const MAX_QUEUED_SHARES: usize = 1024;
 
 /// Requests awaiting an answer at most: a pool that never answers must not grow the table
-/// without bound.
+/// without bound. A share evicted from it is reported as [`Event::ShareUnanswered`].
 pub const MAX_PENDING_REQUESTS: usize = 4096;
 
 /// BIP310's "any bits the pool allows": the pool answers with the mask it grants.
 pub const VERSION_ROLLING_ANY: u32 = 0xffff_ffff;
+
+/// Why a share went stale, for [`Event::ShareStale`].
+const WHY_JOB_REPLACED: &str = "job replaced";
+const WHY_EXTRANONCE_CHANGED: &str = "extranonce changed";
+const WHY_QUEUE_FULL: &str = "held queue full";
+const WHY_POOL_SWITCHED: &str = "pool switched";
 
 /// What the miner asks of the pool.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,6 +98,12 @@ impl SessionConfig {
 }
 
 /// What happened, for the work manager and the status display.
+///
+/// Share accounting: a share handed to [`Session::submit`] is in flight (sent, no event yet) or
+/// reported by one of the share events. Replaying them, every share is at any time in exactly one
+/// of: accepted, rejected, stale, unanswered (all final), held (queued) or in flight. `ShareHeld`
+/// moves a share into held (new, or in flight when the connection was lost), `HeldShareSent`
+/// from held to in flight, and `ShareStale { held: true, .. }` out of held.
 #[derive(Clone, Debug)]
 pub enum Event {
     /// The pool answered `mining.subscribe`. `resumed`: it kept the previous connection's
@@ -96,33 +115,35 @@ pub enum Event {
         resumed: bool,
     },
     /// `mining.subscribe` failed: the connection is useless.
-    SubscribeFailed {
-        reason: String,
-    },
+    SubscribeFailed { reason: String },
     /// The pool's answer to `mining.configure`: the version-rolling mask granted, if any.
-    VersionRolling {
-        mask: Option<u32>,
-    },
+    VersionRolling { mask: Option<u32> },
     /// The pool's answer to `mining.authorize`.
     Authorized(bool),
     /// The difficulty for jobs notified from now on.
     DifficultyChanged(f64),
     /// A job to mine. With `clean`, every earlier job is stale.
-    NewJob {
-        job: Arc<PreparedJob>,
-        clean: bool,
-    },
-    ShareAccepted {
-        share: Share,
-    },
-    ShareRejected {
-        share: Share,
-        reason: String,
-    },
-    /// A share not sent because its job is no longer live.
+    NewJob { job: Arc<PreparedJob>, clean: bool },
+    /// The pool accepted a share (it was in flight).
+    ShareAccepted { share: Share },
+    /// The pool refused a share (it was in flight), with its reason.
+    ShareRejected { share: Share, reason: String },
+    /// A share not sent, or no longer to be sent: `held` says whether it was held (queued) when it
+    /// went stale rather than being handed in just now; `why` is a short lowercase reason for logs
+    /// ("job replaced", "held queue full", "pool switched", ...).
     ShareStale {
         share: Share,
+        held: bool,
+        why: String,
     },
+    /// A share that cannot go out now (not connected/authorized): queued. Also emitted for a share
+    /// that was sent but not answered when the connection was lost (it goes back to the queue).
+    ShareHeld { share: Share },
+    /// A held share written to the pool after (re)authorization: it is in flight again.
+    HeldShareSent { share: Share },
+    /// A share that was sent but will never get an answer we can match (the pending-request table
+    /// overflowed because the pool stopped answering).
+    ShareUnanswered { share: Share },
     /// `client.reconnect`: the pool asks us to reconnect, perhaps elsewhere, after `wait`.
     Reconnect {
         host: Option<String>,
@@ -152,11 +173,11 @@ pub enum SessionError {
 /// What [`Session::submit`] did with a share.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SubmitOutcome {
-    /// Written to the outgoing lines; the answer comes as an event.
+    /// Written to the outgoing lines (in flight); the answer comes as an event.
     Sent,
-    /// Held until the connection is up and authorized.
+    /// Held until the connection is up and authorized ([`Event::ShareHeld`] is buffered).
     Queued,
-    /// Its job is not live: not sent (no event is emitted for it).
+    /// Its job is not live: not sent ([`Event::ShareStale`] with `held: false` is buffered).
     Stale,
 }
 
@@ -186,6 +207,8 @@ pub struct Session {
     /// Outstanding requests by id (ids grow, so the first entry is the oldest).
     pending: BTreeMap<u64, Pending>,
     outgoing: Vec<String>,
+    /// Events not yet handed out (see [`Session::take_events`]).
+    events: Vec<Event>,
     connected: bool,
     authorized: bool,
     /// The subscription id to resume with.
@@ -208,6 +231,7 @@ impl Session {
             next_id: 1,
             pending: BTreeMap::new(),
             outgoing: Vec::new(),
+            events: Vec::new(),
             connected: false,
             authorized: false,
             session_id: None,
@@ -227,7 +251,9 @@ impl Session {
     /// A connection is up: queue `mining.subscribe` (resuming the last session if there was one)
     /// and, when asked for, `mining.configure`. Authorization follows the subscribe result.
     pub fn connection_opened(&mut self) {
-        self.reset_connection();
+        // Normally a no-op (the previous connection was reported lost); if not, its unanswered
+        // shares must go back to the queue rather than vanish with the pending table.
+        self.connection_lost();
         self.connected = true;
         let subscribe = ClientRequest::Subscribe {
             user_agent: self.config.user_agent.clone(),
@@ -246,9 +272,10 @@ impl Session {
         }
     }
 
-    /// The connection is gone. Shares sent but not answered go back to the queue: the pool may
-    /// never have seen them, and they are resent after reconnect if their job is still live (a
-    /// pool that did see one answers "duplicate", which is harmless).
+    /// The connection is gone. Shares sent but not answered go back to the queue (each reported
+    /// as [`Event::ShareHeld`]): the pool may never have seen them, and they are resent after
+    /// reconnect if their job is still live (a pool that did see one answers "duplicate", which
+    /// is harmless). Past [`MAX_QUEUED_SHARES`] the oldest are dropped as stale.
     pub fn connection_lost(&mut self) {
         let unanswered: Vec<Share> = std::mem::take(&mut self.pending)
             .into_values()
@@ -257,26 +284,42 @@ impl Session {
                 _ => None,
             })
             .collect();
-        // In the order they were found, ahead of the shares queued since.
+        // Reported in the order they were found; queued ahead of the shares held since.
+        for share in &unanswered {
+            self.events.push(Event::ShareHeld {
+                share: share.clone(),
+            });
+        }
         for share in unanswered.into_iter().rev() {
             self.queued.push_front(share);
         }
         while self.queued.len() > MAX_QUEUED_SHARES {
-            self.queued.pop_front();
+            if let Some(share) = self.queued.pop_front() {
+                self.stale(share, true, WHY_QUEUE_FULL);
+            }
         }
         self.reset_connection();
     }
 
     /// Forget everything about this pool's session (switching to another pool): jobs, queued
-    /// shares, the session id to resume. Returns the queued shares, which are now stale.
-    pub fn reset(&mut self) -> Vec<Share> {
+    /// shares, the session id to resume. The queued shares cannot go to another pool: each is
+    /// reported as [`Event::ShareStale`] ("pool switched").
+    pub fn reset(&mut self) {
         self.connection_lost();
+        self.abandon_queued(WHY_POOL_SWITCHED);
         self.session_id = None;
         self.last_extranonce = None;
         self.version_mask = 0;
         self.difficulty = 1.0;
         self.jobs.clear();
-        self.queued.drain(..).collect()
+    }
+
+    /// Give up on every held share (e.g. at exit, with no connection to send them on): each is
+    /// reported as [`Event::ShareStale`] with `held: true` and `why`.
+    pub fn abandon_queued(&mut self, why: &str) {
+        for share in std::mem::take(&mut self.queued) {
+            self.stale(share, true, why);
+        }
     }
 
     fn reset_connection(&mut self) {
@@ -292,6 +335,13 @@ impl Session {
     /// Lines to write to the pool, in order, each ending in `\n`.
     pub fn take_outgoing(&mut self) -> Vec<String> {
         std::mem::take(&mut self.outgoing)
+    }
+
+    /// Events not yet handed out, in the order they happened: those of [`Session::submit`],
+    /// [`Session::connection_lost`], [`Session::reset`] and [`Session::abandon_queued`].
+    /// [`Session::handle_line`] returns them too, ahead of the line's own.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
     }
 
     pub fn is_connected(&self) -> bool {
@@ -321,9 +371,17 @@ impl Session {
         self.extranonce.as_ref().map(|e| e.extranonce1.as_slice())
     }
 
-    /// Shares waiting for the connection.
+    /// Shares waiting for the connection (held).
     pub fn queued_shares(&self) -> usize {
         self.queued.len()
+    }
+
+    /// Shares sent on this connection and not answered yet (in flight).
+    pub fn pending_shares(&self) -> usize {
+        self.pending
+            .values()
+            .filter(|p| matches!(p, Pending::Submit(_)))
+            .count()
     }
 
     /// The live job with this id, if any.
@@ -337,6 +395,17 @@ impl Session {
         self.job(job_id).is_some_and(|j| self.extranonce_matches(j))
     }
 
+    /// Why a share for this job is not live (see [`Session::is_job_live`]).
+    fn stale_why(&self, job_id: &str) -> &'static str {
+        if self.job(job_id).is_some() {
+            WHY_EXTRANONCE_CHANGED
+        } else {
+            // Replaced by a clean notify, aged out of the live jobs, or from a session the pool
+            // did not resume.
+            WHY_JOB_REPLACED
+        }
+    }
+
     fn extranonce_matches(&self, job: &PreparedJob) -> bool {
         // While disconnected, judge by the last extranonce we had: if the pool resumes the
         // session the jobs stay good, and the subscribe result decides otherwise.
@@ -347,9 +416,20 @@ impl Session {
         })
     }
 
-    /// Hand in a share found by the miner.
+    fn stale(&mut self, share: Share, held: bool, why: &str) {
+        self.events.push(Event::ShareStale {
+            share,
+            held,
+            why: why.to_owned(),
+        });
+    }
+
+    /// Hand in a share found by the miner. The outcome says where it went; for `Queued` and
+    /// `Stale` the matching event is buffered as well (see [`Session::take_events`]).
     pub fn submit(&mut self, share: Share) -> SubmitOutcome {
         if !self.is_job_live(&share.job_id) {
+            let why = self.stale_why(&share.job_id);
+            self.stale(share, false, why);
             return SubmitOutcome::Stale;
         }
         if self.is_ready() {
@@ -357,8 +437,13 @@ impl Session {
             SubmitOutcome::Sent
         } else {
             if self.queued.len() >= MAX_QUEUED_SHARES {
-                self.queued.pop_front();
+                if let Some(oldest) = self.queued.pop_front() {
+                    self.stale(oldest, true, WHY_QUEUE_FULL);
+                }
             }
+            self.events.push(Event::ShareHeld {
+                share: share.clone(),
+            });
             self.queued.push_back(share);
             SubmitOutcome::Queued
         }
@@ -377,49 +462,52 @@ impl Session {
         self.next_id += 1;
         self.outgoing.push(request.to_line(id));
         // A pool that never answers must not grow this without bound; the oldest request is
-        // long lost by then.
+        // long lost by then. A share among them will never be matched to an answer: say so.
         if self.pending.len() >= MAX_PENDING_REQUESTS {
-            self.pending.pop_first();
+            if let Some((_, Pending::Submit(share))) = self.pending.pop_first() {
+                self.events.push(Event::ShareUnanswered { share });
+            }
         }
         self.pending.insert(id, what);
     }
 
     /// Send the queued shares whose job is still live; the others are reported stale.
-    fn flush_queue(&mut self, events: &mut Vec<Event>) {
+    fn flush_queue(&mut self) {
         for share in std::mem::take(&mut self.queued) {
             if self.is_job_live(&share.job_id) {
+                self.events.push(Event::HeldShareSent {
+                    share: share.clone(),
+                });
                 self.send_share(share);
             } else {
-                events.push(Event::ShareStale { share });
+                let why = self.stale_why(&share.job_id);
+                self.stale(share, true, why);
             }
         }
     }
 
-    /// Feed one line from the pool (without its newline).
+    /// Feed one line from the pool (without its newline). Returns the events buffered before
+    /// (see [`Session::take_events`]) followed by the line's own. On an error the line changed
+    /// nothing, and the buffered events stay buffered.
     pub fn handle_line(&mut self, line: &[u8]) -> Result<Vec<Event>, SessionError> {
         let message = parse_line(line)?;
-        let mut events = Vec::new();
         match message {
-            Message::Response(r) => self.handle_response(r, &mut events)?,
-            Message::Request(r) => self.handle_request(r, &mut events)?,
+            Message::Response(r) => self.handle_response(r),
+            Message::Request(r) => self.handle_request(r)?,
         }
-        Ok(events)
+        Ok(self.take_events())
     }
 
-    fn handle_response(
-        &mut self,
-        r: Response,
-        events: &mut Vec<Event>,
-    ) -> Result<(), SessionError> {
+    fn handle_response(&mut self, r: Response) {
         // Responses to requests we did not make (or made on an earlier connection) are ignored.
         let Some(Id::Number(id)) = r.id else {
-            return Ok(());
+            return;
         };
         let Some(what) = self.pending.remove(&id) else {
-            return Ok(());
+            return;
         };
         match what {
-            Pending::Subscribe => self.on_subscribed(&r, events),
+            Pending::Subscribe => self.on_subscribed(&r),
             Pending::Configure => {
                 // A pool that does not know `mining.configure` answers with an error: no rolling.
                 let granted = match r.configure_result() {
@@ -430,12 +518,12 @@ impl Session {
                 let requested = self.config.version_rolling.unwrap_or(0);
                 let mask = granted.map(|m| m & requested).filter(|m| *m != 0);
                 self.version_mask = mask.unwrap_or(0);
-                events.push(Event::VersionRolling { mask });
+                self.events.push(Event::VersionRolling { mask });
             }
             Pending::Authorize => {
                 let ok = r.is_accepted();
                 self.authorized = ok;
-                events.push(Event::Authorized(ok));
+                self.events.push(Event::Authorized(ok));
                 if ok {
                     if self.config.extranonce_subscribe {
                         self.send(
@@ -449,26 +537,23 @@ impl Session {
                             Pending::SuggestDifficulty,
                         );
                     }
-                    self.flush_queue(events);
+                    self.flush_queue();
                 }
             }
             Pending::Submit(share) => {
                 if r.is_accepted() {
-                    events.push(Event::ShareAccepted { share });
+                    self.events.push(Event::ShareAccepted { share });
                 } else {
-                    events.push(Event::ShareRejected {
-                        share,
-                        reason: reject_reason(&r),
-                    });
+                    let reason = reject_reason(&r);
+                    self.events.push(Event::ShareRejected { share, reason });
                 }
             }
             // Pools answer these with true, false, null or an error; none of it changes anything.
             Pending::SuggestDifficulty | Pending::ExtranonceSubscribe => {}
         }
-        Ok(())
     }
 
-    fn on_subscribed(&mut self, r: &Response, events: &mut Vec<Event>) {
+    fn on_subscribed(&mut self, r: &Response) {
         let result = match &r.error {
             Some(e) => Err(e.to_string()),
             None => r.subscribe_result().map_err(|e| e.to_string()),
@@ -476,7 +561,7 @@ impl Session {
         let sub = match result {
             Ok(sub) => sub,
             Err(reason) => {
-                events.push(Event::SubscribeFailed { reason });
+                self.events.push(Event::SubscribeFailed { reason });
                 return;
             }
         };
@@ -495,7 +580,7 @@ impl Session {
             self.session_id = Some(id.to_owned());
         }
         self.extranonce = Some(en);
-        events.push(Event::Subscribed {
+        self.events.push(Event::Subscribed {
             extranonce1: sub.extranonce1,
             extranonce2_size: sub.extranonce2_size,
             session_id: self.session_id.clone(),
@@ -508,11 +593,7 @@ impl Session {
         self.send(authorize, Pending::Authorize);
     }
 
-    fn handle_request(
-        &mut self,
-        r: ServerRequest,
-        events: &mut Vec<Event>,
-    ) -> Result<(), SessionError> {
+    fn handle_request(&mut self, r: ServerRequest) -> Result<(), SessionError> {
         match r.method {
             ServerMethod::Notify(n) => {
                 let en = self
@@ -541,7 +622,7 @@ impl Session {
                     self.jobs.pop_front();
                 }
                 self.jobs.push_back(Arc::clone(&job));
-                events.push(Event::NewJob {
+                self.events.push(Event::NewJob {
                     job,
                     clean: n.clean,
                 });
@@ -549,7 +630,7 @@ impl Session {
             ServerMethod::SetDifficulty(d) => {
                 // Only the next notify uses it: jobs already out keep their share target.
                 self.difficulty = d;
-                events.push(Event::DifficultyChanged(d));
+                self.events.push(Event::DifficultyChanged(d));
             }
             ServerMethod::SetExtranonce {
                 extranonce1,
@@ -564,18 +645,18 @@ impl Session {
                 let requested = self.config.version_rolling.unwrap_or(0);
                 self.version_mask = mask & requested;
                 let mask = Some(self.version_mask).filter(|m| *m != 0);
-                events.push(Event::VersionRolling { mask });
+                self.events.push(Event::VersionRolling { mask });
             }
             ServerMethod::Reconnect {
                 host,
                 port,
                 wait_secs,
-            } => events.push(Event::Reconnect {
+            } => self.events.push(Event::Reconnect {
                 host,
                 port,
                 wait: Duration::from_secs(wait_secs.unwrap_or(0)),
             }),
-            ServerMethod::ShowMessage(text) => events.push(Event::ShowMessage(text)),
+            ServerMethod::ShowMessage(text) => self.events.push(Event::ShowMessage(text)),
             ServerMethod::GetVersion => {
                 if let Some(id) = &r.id {
                     let line = reply_line(id, Value::from(self.config.user_agent.as_str()));
@@ -657,6 +738,146 @@ mod tests {
             ntime: 0x504e86ed,
             nonce: 0xb2957c02,
             version_bits: None,
+        }
+    }
+
+    fn share_n(job_id: &str, nonce: u32) -> Share {
+        Share {
+            nonce,
+            ..share(job_id)
+        }
+    }
+
+    /// Replays submit outcomes and events: where every share handed in is now. Shares are told
+    /// apart by their nonce (the tests give each its own).
+    #[derive(Debug, Default)]
+    struct Ledger {
+        submitted: usize,
+        accepted: usize,
+        rejected: usize,
+        stale: usize,
+        unanswered: usize,
+        held: Vec<u32>,
+        in_flight: Vec<u32>,
+        /// Shares that went from in flight back to held (a connection lost), and from held to
+        /// in flight (sent after authorization).
+        returned: usize,
+        resent: usize,
+    }
+
+    fn take_nonce(from: &mut Vec<u32>, nonce: u32, what: &str) {
+        let i = from
+            .iter()
+            .position(|n| *n == nonce)
+            .unwrap_or_else(|| panic!("share {nonce} was not {what}"));
+        from.swap_remove(i);
+    }
+
+    impl Ledger {
+        /// `s.submit`, accounted.
+        fn submit(&mut self, s: &mut Session, share: Share) -> SubmitOutcome {
+            self.submitted += 1;
+            let nonce = share.nonce;
+            let outcome = s.submit(share);
+            if outcome == SubmitOutcome::Sent {
+                self.in_flight.push(nonce);
+            }
+            let mut new = (outcome != SubmitOutcome::Sent).then_some(nonce);
+            self.replay_new(&s.take_events(), &mut new);
+            assert_eq!(new, None, "no event for a share {outcome:?}");
+            self.check(s);
+            outcome
+        }
+
+        /// Events that are not about a share just handed in.
+        fn replay(&mut self, events: &[Event]) {
+            self.replay_new(events, &mut None);
+        }
+
+        /// `new`: the share just handed in (queued or stale), until its event is seen.
+        fn replay_new(&mut self, events: &[Event], new: &mut Option<u32>) {
+            for e in events {
+                match e {
+                    Event::ShareAccepted { share } => {
+                        take_nonce(&mut self.in_flight, share.nonce, "in flight");
+                        self.accepted += 1;
+                    }
+                    Event::ShareRejected { share, .. } => {
+                        take_nonce(&mut self.in_flight, share.nonce, "in flight");
+                        self.rejected += 1;
+                    }
+                    Event::ShareUnanswered { share } => {
+                        take_nonce(&mut self.in_flight, share.nonce, "in flight");
+                        self.unanswered += 1;
+                    }
+                    Event::ShareStale {
+                        share, held, why, ..
+                    } => {
+                        assert!(!why.is_empty() && why.to_lowercase() == *why, "{why}");
+                        if *held {
+                            take_nonce(&mut self.held, share.nonce, "held");
+                        } else {
+                            assert_eq!(new.take(), Some(share.nonce), "stale, not held");
+                        }
+                        self.stale += 1;
+                    }
+                    Event::ShareHeld { share } => {
+                        if *new == Some(share.nonce) {
+                            *new = None;
+                        } else {
+                            take_nonce(&mut self.in_flight, share.nonce, "in flight");
+                            self.returned += 1;
+                        }
+                        self.held.push(share.nonce);
+                    }
+                    Event::HeldShareSent { share } => {
+                        take_nonce(&mut self.held, share.nonce, "held");
+                        self.in_flight.push(share.nonce);
+                        self.resent += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// Every share in exactly one place, and the session agrees on the held and in-flight
+        /// ones.
+        fn check(&self, s: &Session) {
+            let sorted = |v: Vec<u32>| {
+                let mut v = v;
+                v.sort_unstable();
+                v
+            };
+            let queued: Vec<u32> = s.queued.iter().map(|sh| sh.nonce).collect();
+            let pending: Vec<u32> = s
+                .pending
+                .values()
+                .filter_map(|p| match p {
+                    Pending::Submit(sh) => Some(sh.nonce),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(sorted(self.held.clone()), sorted(queued));
+            assert_eq!(sorted(self.in_flight.clone()), sorted(pending));
+            assert_eq!(s.queued_shares(), self.held.len());
+            assert_eq!(s.pending_shares(), self.in_flight.len());
+            assert_eq!(
+                self.submitted,
+                self.accepted
+                    + self.rejected
+                    + self.stale
+                    + self.unanswered
+                    + self.held.len()
+                    + self.in_flight.len(),
+                "{self:?}"
+            );
+        }
+    }
+
+    fn stale_why(ev: &Event) -> Option<(bool, &str)> {
+        match ev {
+            Event::ShareStale { held, why, .. } => Some((*held, why.as_str())),
+            _ => None,
         }
     }
 
@@ -757,6 +978,11 @@ mod tests {
         assert!(!s.is_job_live("a"));
         assert_eq!(s.submit(share("a")), SubmitOutcome::Stale);
         assert!(s.take_outgoing().is_empty());
+        let ev = s.take_events();
+        assert_eq!(
+            ev.iter().map(stale_why).collect::<Vec<_>>(),
+            [Some((false, "job replaced"))]
+        );
         assert_eq!(s.submit(share("b")), SubmitOutcome::Sent);
         assert!(!s.is_job_live("nope"));
     }
@@ -764,17 +990,43 @@ mod tests {
     #[test]
     fn unanswered_requests_and_queued_shares_are_bounded() {
         let mut s = ready();
+        let mut ledger = Ledger::default();
         feed(&mut s, &notify_line("bf", false));
+        let mut nonce = 0;
         for _ in 0..MAX_PENDING_REQUESTS + 10 {
-            assert_eq!(s.submit(share("bf")), SubmitOutcome::Sent);
+            nonce += 1;
+            assert_eq!(
+                ledger.submit(&mut s, share_n("bf", nonce)),
+                SubmitOutcome::Sent
+            );
         }
         assert_eq!(s.pending.len(), MAX_PENDING_REQUESTS);
+        // The 10 oldest shares were pushed out of the table: reported, not lost.
+        assert_eq!(ledger.unanswered, 10);
         s.take_outgoing();
         s.connection_lost();
+        let ev = s.take_events();
+        assert_eq!(ev.len(), MAX_PENDING_REQUESTS * 2 - MAX_QUEUED_SHARES);
+        assert!(ev[..MAX_PENDING_REQUESTS]
+            .iter()
+            .all(|e| matches!(e, Event::ShareHeld { .. })));
+        assert!(ev[MAX_PENDING_REQUESTS..]
+            .iter()
+            .all(|e| stale_why(e) == Some((true, "held queue full"))));
+        ledger.replay(&ev);
+        ledger.check(&s);
         assert_eq!(s.queued_shares(), MAX_QUEUED_SHARES);
+        assert_eq!(s.pending_shares(), 0);
+        let stale_before = ledger.stale;
         for _ in 0..10 {
-            assert_eq!(s.submit(share("bf")), SubmitOutcome::Queued);
+            nonce += 1;
+            assert_eq!(
+                ledger.submit(&mut s, share_n("bf", nonce)),
+                SubmitOutcome::Queued
+            );
         }
+        // Each new one pushed the oldest held share out.
+        assert_eq!(ledger.stale - stale_before, 10);
         assert_eq!(s.queued_shares(), MAX_QUEUED_SHARES);
     }
 
@@ -799,6 +1051,11 @@ mod tests {
         assert_eq!(a.job().coinbase.extranonce1, vec![8, 0, 0, 2]);
         // The pool now builds coinbases with the new extranonce1: old work is stale.
         assert!(!s.is_job_live("a"));
+        assert_eq!(s.submit(share("a")), SubmitOutcome::Stale);
+        assert_eq!(
+            stale_why(&s.take_events()[0]),
+            Some((false, "extranonce changed"))
+        );
         let b = new_job(&feed(&mut s, &notify_line("b", false)));
         assert_eq!(b.job().coinbase.extranonce1, vec![10, 11, 12, 13, 14]);
         assert_eq!(b.job().coinbase.extranonce2_size, 3);
@@ -852,15 +1109,22 @@ mod tests {
     #[test]
     fn shares_wait_for_authorization_and_survive_a_resumed_reconnect() {
         let mut s = ready();
+        let mut ledger = Ledger::default();
         feed(&mut s, &notify_line("bf", false));
-        s.submit(share("bf"));
+        ledger.submit(&mut s, share("bf"));
         let first = sent(&mut s);
+        assert_eq!(s.pending_shares(), 1);
         s.connection_lost();
         assert_eq!(s.queued_shares(), 1);
+        assert_eq!(s.pending_shares(), 0);
+        // Sent but unanswered: back to held, and said so.
+        let ev = s.take_events();
+        assert!(matches!(&ev[..], [Event::ShareHeld { share: sh }] if sh.nonce == 0xb2957c02));
+        ledger.replay(&ev);
+        ledger.check(&s);
         // Found while down: queued too.
-        let mut later = share("bf");
-        later.nonce = 7;
-        assert_eq!(s.submit(later.clone()), SubmitOutcome::Queued);
+        let later = share_n("bf", 7);
+        assert_eq!(ledger.submit(&mut s, later), SubmitOutcome::Queued);
         s.connection_opened();
         let out = sent(&mut s);
         assert_eq!(
@@ -874,12 +1138,20 @@ mod tests {
         assert!(matches!(ev[..], [Event::Subscribed { resumed: true, .. }]));
         let auth = sent(&mut s);
         assert!(s.take_outgoing().is_empty());
-        reply(&mut s, &auth[0]["id"], "true");
+        let ev = reply(&mut s, &auth[0]["id"], "true");
+        assert!(matches!(
+            &ev[..],
+            [Event::Authorized(true), Event::HeldShareSent { share: a }, Event::HeldShareSent { share: b }]
+            if a.nonce == 0xb2957c02 && b.nonce == 7
+        ));
+        ledger.replay(&ev);
         let resent = sent(&mut s);
         assert_eq!(resent.len(), 2);
         assert_eq!(resent[0]["params"], first[0]["params"]);
         assert_eq!(resent[1]["params"][4], "00000007");
         assert_eq!(s.queued_shares(), 0);
+        ledger.check(&s);
+        assert_eq!(ledger.in_flight.len(), 2);
     }
 
     #[test]
@@ -888,6 +1160,7 @@ mod tests {
         feed(&mut s, &notify_line("bf", false));
         s.connection_lost();
         assert_eq!(s.submit(share("bf")), SubmitOutcome::Queued);
+        assert!(matches!(&s.take_events()[..], [Event::ShareHeld { .. }]));
         s.connection_opened();
         let out = sent(&mut s);
         let other = r#"[[["mining.notify","x"]],"01020304",4]"#;
@@ -895,10 +1168,8 @@ mod tests {
         assert!(matches!(ev[..], [Event::Subscribed { resumed: false, .. }]));
         let auth = sent(&mut s);
         let ev = reply(&mut s, &auth[0]["id"], "true");
-        assert!(matches!(
-            ev[..],
-            [Event::Authorized(true), Event::ShareStale { .. }]
-        ));
+        assert!(matches!(ev[..], [Event::Authorized(true), _]));
+        assert_eq!(stale_why(&ev[1]), Some((true, "job replaced")));
         assert!(s.take_outgoing().is_empty());
     }
 
@@ -997,12 +1268,192 @@ mod tests {
     #[test]
     fn reset_forgets_the_pool() {
         let mut s = ready();
+        let mut ledger = Ledger::default();
         feed(&mut s, &notify_line("bf", false));
+        // One in flight when the pool is left, one held.
+        ledger.submit(&mut s, share_n("bf", 1));
+        s.take_outgoing();
         s.connection_lost();
-        s.submit(share("bf"));
-        assert_eq!(s.reset().len(), 1);
+        ledger.replay(&s.take_events());
+        ledger.submit(&mut s, share_n("bf", 2));
+        s.reset();
+        let ev = s.take_events();
+        assert_eq!(
+            ev.iter().map(stale_why).collect::<Vec<_>>(),
+            [Some((true, "pool switched")), Some((true, "pool switched"))]
+        );
+        ledger.replay(&ev);
+        ledger.check(&s);
+        assert_eq!(ledger.stale, 2);
         assert!(!s.is_job_live("bf"));
         assert_eq!(s.session_id(), None);
+    }
+
+    #[test]
+    fn shares_in_flight_when_a_connection_reopens_are_held_not_lost() {
+        let mut s = ready();
+        let mut ledger = Ledger::default();
+        feed(&mut s, &notify_line("bf", false));
+        ledger.submit(&mut s, share_n("bf", 1));
+        // The client reopens without reporting the loss first.
+        s.connection_opened();
+        let ev = s.take_events();
+        assert!(matches!(&ev[..], [Event::ShareHeld { share }] if share.nonce == 1));
+        ledger.replay(&ev);
+        ledger.check(&s);
+    }
+
+    #[test]
+    fn abandoned_held_shares_are_stale_with_the_reason_given() {
+        let mut s = ready();
+        let mut ledger = Ledger::default();
+        feed(&mut s, &notify_line("bf", false));
+        s.connection_lost();
+        ledger.submit(&mut s, share_n("bf", 1));
+        s.abandon_queued("not sent: no connection at exit");
+        let ev = s.take_events();
+        assert_eq!(
+            stale_why(&ev[0]),
+            Some((true, "not sent: no connection at exit"))
+        );
+        ledger.replay(&ev);
+        ledger.check(&s);
+        assert_eq!(s.queued_shares(), 0);
+    }
+
+    /// Buffered events come out of `handle_line` ahead of the line's own.
+    #[test]
+    fn buffered_events_come_with_the_next_line() {
+        let mut s = ready();
+        feed(&mut s, &notify_line("bf", false));
+        s.submit(share("zz"));
+        let ev = feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.set_difficulty","params":[2]}"#,
+        );
+        assert!(matches!(
+            &ev[..],
+            [Event::ShareStale { .. }, Event::DifficultyChanged(_)]
+        ));
+        assert!(s.take_events().is_empty());
+    }
+
+    /// Any sequence of submits, pool answers, notifies, lost connections and pool switches:
+    /// every share handed in is, by the events, in exactly one place, and the session's held and
+    /// in-flight shares are the ones the events say.
+    #[test]
+    fn every_share_has_exactly_one_fate() {
+        const OTHER_SUBSCRIBE: &str = r#"[[["mining.notify","x"]],"01020304",4]"#;
+        let mut rng = StdRng::seed_from_u64(0x5348_4152);
+        let mut fates = [0usize; 6];
+        for round in 0..150 {
+            let mut config = SessionConfig::new("w", "x");
+            config.version_rolling = None;
+            config.suggest_difficulty = Some(64.0);
+            config.extranonce_subscribe = rng.random();
+            let mut s = Session::new(config);
+            let mut ledger = Ledger::default();
+            // Our requests the pool has not answered: (id, method).
+            let mut asked: Vec<(Value, String)> = Vec::new();
+            let mut nonce = 0u32;
+            s.connection_opened();
+            for _ in 0..80 {
+                let events = match rng.random_range(0..100) {
+                    0..=29 => {
+                        // Most shares come one by one; now and then a burst past both bounds.
+                        let n = if rng.random_range(0..60) == 0 {
+                            MAX_PENDING_REQUESTS + 50
+                        } else {
+                            1
+                        };
+                        // A burst is for a live job, if there is one.
+                        let live = ["a", "b", "c"].into_iter().find(|j| s.is_job_live(j));
+                        for _ in 0..n {
+                            nonce += 1;
+                            let job = match live {
+                                Some(job) if n > 1 => job,
+                                _ => ["a", "b", "c"][rng.random_range(0..3)],
+                            };
+                            ledger.submit(&mut s, share_n(job, nonce));
+                        }
+                        Vec::new()
+                    }
+                    30..=64 if !asked.is_empty() => {
+                        // Pools answer in order, mostly.
+                        let i = if rng.random_range(0..4) == 0 {
+                            rng.random_range(0..asked.len())
+                        } else {
+                            0
+                        };
+                        let (id, method) = asked.remove(i);
+                        let result = match method.as_str() {
+                            "mining.subscribe" if rng.random_range(0..4) == 0 => {
+                                OTHER_SUBSCRIBE.to_owned()
+                            }
+                            "mining.subscribe" => SLUSH_SUBSCRIBE.to_owned(),
+                            // Refused now and then (below): a session never authorized sends
+                            // no share.
+                            "mining.authorize" => "true".to_owned(),
+                            _ => ["true", "false", "null"][rng.random_range(0..3)].to_owned(),
+                        };
+                        let line = if rng.random_range(0..8) == 0 {
+                            format!(r#"{{"id":{id},"result":null,"error":[23,"nope",null]}}"#)
+                        } else {
+                            format!(r#"{{"id":{id},"result":{result},"error":null}}"#)
+                        };
+                        feed(&mut s, &line)
+                    }
+                    65..=79 => {
+                        let job = ["a", "b", "c"][rng.random_range(0..3)];
+                        s.handle_line(notify_line(job, rng.random_range(0..3) == 0).as_bytes())
+                            .unwrap_or_default()
+                    }
+                    80..=87 => {
+                        s.connection_lost();
+                        asked.clear();
+                        s.take_events()
+                    }
+                    88..=95 => {
+                        // Mostly a new connection after a lost one; now and then one that
+                        // replaces a connection never reported lost.
+                        if !s.is_connected() || rng.random_range(0..8) == 0 {
+                            s.connection_opened();
+                            asked.clear();
+                        }
+                        s.take_events()
+                    }
+                    96 => {
+                        s.reset();
+                        s.take_events()
+                    }
+                    97 => feed(
+                        &mut s,
+                        r#"{"id":null,"method":"mining.set_extranonce","params":["0a0b0c0d",4]}"#,
+                    ),
+                    _ => {
+                        s.abandon_queued("given up");
+                        s.take_events()
+                    }
+                };
+                ledger.replay(&events);
+                for line in sent(&mut s) {
+                    if let Some(method) = line["method"].as_str() {
+                        asked.push((line["id"].clone(), method.to_owned()));
+                    }
+                }
+                ledger.check(&s);
+                assert!(s.queued_shares() <= MAX_QUEUED_SHARES, "round {round}");
+                assert!(s.pending.len() <= MAX_PENDING_REQUESTS, "round {round}");
+            }
+            fates[0] += ledger.accepted + ledger.rejected;
+            fates[1] += ledger.stale;
+            fates[2] += ledger.unanswered;
+            fates[3] += ledger.held.len() + ledger.in_flight.len();
+            fates[4] += ledger.returned;
+            fates[5] += ledger.resent;
+        }
+        // The walk reaches every fate, and every move between held and in flight.
+        assert!(fates.iter().all(|n| *n > 0), "{fates:?}");
     }
 
     /// No sequence of lines, valid, mutated or random, panics the session.

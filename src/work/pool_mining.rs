@@ -169,7 +169,7 @@ impl PoolCtx {
                 self.stats.record_reject(&reason);
                 self.emit(MinerEvent::Rejected { share, reason });
             }
-            Event::ShareStale { share } => {
+            Event::ShareStale { share, .. } => {
                 self.answered += 1;
                 self.stats.stale.fetch_add(1, Ordering::Relaxed);
                 self.emit(MinerEvent::Stale { share });
