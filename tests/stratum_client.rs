@@ -1024,3 +1024,29 @@ async fn shares_held_at_exit_are_reported_stale() {
         ]
     );
 }
+
+#[tokio::test]
+async fn suggested_difficulty_goes_before_authorize_and_again_after_a_refusal() {
+    let rec = slush();
+    let pool = MockPool::bind().await;
+    let mut cfg = config(&[pool.port()], &rec.worker, "password");
+    cfg.suggest_difficulty = Some(2048.0);
+    let mut miner = start(cfg);
+    let mut conn = pool.accept().await;
+    let sub = conn.expect("mining.subscribe").await;
+    conn.reply(&sub, rec.subscribe_result()).await;
+    let suggest = conn.expect("mining.suggest_difficulty").await;
+    assert_eq!(suggest["params"], json!([2048]));
+    let auth = conn.expect("mining.authorize").await;
+    // This pool takes the suggestion only from an authorized worker.
+    let refusal =
+        json!({"id": suggest["id"], "result": null, "error": [24, "Unauthorized worker", null]});
+    conn.send(&refusal.to_string()).await;
+    conn.reply(&auth, json!(true)).await;
+    let again = conn.expect("mining.suggest_difficulty").await;
+    assert_eq!(again["params"], json!([2048]));
+    conn.reply(&again, json!(true)).await;
+    conn.send(&rec.notify_line).await;
+    assert_eq!(miner.new_job().await.job().id, "bf");
+    miner.stop().await;
+}

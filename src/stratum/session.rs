@@ -9,10 +9,14 @@
 //!   id, offered again on reconnect so pools that support it resume the session and keep the
 //!   extranonce1).
 //! - The BIP310 version-rolling mask from `mining.configure` (or `mining.set_version_mask`).
-//! - The share difficulty: `mining.set_difficulty` applies to the jobs notified *after* it and
-//!   never to a job already handed out. Applying it retroactively makes the miner check old work
-//!   against the new target, and the pool rejects those shares (it judges each share by the
-//!   difficulty in force when the job was sent). Each job carries its own share target.
+//! - The share difficulty: `mining.set_difficulty` applies to work made after it arrives. Jobs
+//!   notified later carry it in their share target; a job already handed out keeps the target it
+//!   was built with, and the runner re-targets work on the current job at once when it sees
+//!   [`Event::DifficultyChanged`] (cgminer's rule).
+//! - `mining.suggest_difficulty`, when configured, goes out right before `mining.authorize`:
+//!   pools such as public-pool set the connection's difficulty from it during authorization
+//!   (without it they start at a default, 16384 for public-pool). A pool that refuses it before
+//!   authorization (an error, or `false`) gets it once more right after authorizing.
 //! - `mining.set_extranonce` (the `mining.extranonce.subscribe` extension) likewise applies from
 //!   the next notify. Jobs built on the old extranonce1 stop being submittable: the pool rebuilds
 //!   the coinbase of every share with the connection's current extranonce1.
@@ -73,7 +77,8 @@ pub struct SessionConfig {
     pub user_agent: String,
     /// Ask for version rolling (BIP310) under this mask; `None`: don't send `mining.configure`.
     pub version_rolling: Option<u32>,
-    /// Send `mining.suggest_difficulty` after authorizing.
+    /// Send `mining.suggest_difficulty` right before `mining.authorize` (and once more after
+    /// authorizing if the pool refused it before).
     pub suggest_difficulty: Option<f64>,
     /// Send `mining.extranonce.subscribe` so the pool may use `mining.set_extranonce`.
     pub extranonce_subscribe: bool,
@@ -120,7 +125,8 @@ pub enum Event {
     VersionRolling { mask: Option<u32> },
     /// The pool's answer to `mining.authorize`.
     Authorized(bool),
-    /// The difficulty for jobs notified from now on.
+    /// The pool's new share difficulty. Jobs notified from now on carry it in their share
+    /// target; the runner re-targets work on the current job at once.
     DifficultyChanged(f64),
     /// A job to mine. With `clean`, every earlier job is stale.
     NewJob { job: Arc<PreparedJob>, clean: bool },
@@ -188,7 +194,10 @@ enum Pending {
     Configure,
     Authorize,
     Submit(Share),
-    SuggestDifficulty,
+    /// `before_authorize`: the first try, sent right before `mining.authorize`.
+    SuggestDifficulty {
+        before_authorize: bool,
+    },
     ExtranonceSubscribe,
 }
 
@@ -211,6 +220,9 @@ pub struct Session {
     events: Vec<Event>,
     connected: bool,
     authorized: bool,
+    /// The pool refused `mining.suggest_difficulty` before authorization: send it again once
+    /// authorized (this connection only).
+    suggest_after_authorize: bool,
     /// The subscription id to resume with.
     session_id: Option<String>,
     /// The current connection's extranonce; `None` until subscribed.
@@ -234,6 +246,7 @@ impl Session {
             events: Vec::new(),
             connected: false,
             authorized: false,
+            suggest_after_authorize: false,
             session_id: None,
             extranonce: None,
             last_extranonce: None,
@@ -327,6 +340,7 @@ impl Session {
         self.outgoing.clear();
         self.connected = false;
         self.authorized = false;
+        self.suggest_after_authorize = false;
         if let Some(en) = self.extranonce.take() {
             self.last_extranonce = Some(en);
         }
@@ -471,6 +485,15 @@ impl Session {
         self.pending.insert(id, what);
     }
 
+    fn send_suggest_difficulty(&mut self, before_authorize: bool) {
+        if let Some(d) = self.config.suggest_difficulty {
+            self.send(
+                ClientRequest::SuggestDifficulty(d),
+                Pending::SuggestDifficulty { before_authorize },
+            );
+        }
+    }
+
     /// Send the queued shares whose job is still live; the others are reported stale.
     fn flush_queue(&mut self) {
         for share in std::mem::take(&mut self.queued) {
@@ -531,11 +554,8 @@ impl Session {
                             Pending::ExtranonceSubscribe,
                         );
                     }
-                    if let Some(d) = self.config.suggest_difficulty {
-                        self.send(
-                            ClientRequest::SuggestDifficulty(d),
-                            Pending::SuggestDifficulty,
-                        );
+                    if std::mem::take(&mut self.suggest_after_authorize) {
+                        self.send_suggest_difficulty(false);
                     }
                     self.flush_queue();
                 }
@@ -548,8 +568,25 @@ impl Session {
                     self.events.push(Event::ShareRejected { share, reason });
                 }
             }
+            Pending::SuggestDifficulty {
+                before_authorize: true,
+            } => {
+                // Some pools take the suggestion only from an authorized worker: try once more
+                // after authorizing (at once if the authorize answer came first).
+                let refused = r.error.is_some() || r.result == Value::Bool(false);
+                if refused {
+                    if self.authorized {
+                        self.send_suggest_difficulty(false);
+                    } else {
+                        self.suggest_after_authorize = true;
+                    }
+                }
+            }
             // Pools answer these with true, false, null or an error; none of it changes anything.
-            Pending::SuggestDifficulty | Pending::ExtranonceSubscribe => {}
+            Pending::SuggestDifficulty {
+                before_authorize: false,
+            }
+            | Pending::ExtranonceSubscribe => {}
         }
     }
 
@@ -586,6 +623,9 @@ impl Session {
             session_id: self.session_id.clone(),
             resumed,
         });
+        // Before authorize: public-pool and others set the worker's difficulty from it while
+        // authorizing; sent after, they first impose their default (16384) with a job.
+        self.send_suggest_difficulty(true);
         let authorize = ClientRequest::Authorize {
             user: self.config.user.clone(),
             password: self.config.password.clone(),
@@ -628,7 +668,8 @@ impl Session {
                 });
             }
             ServerMethod::SetDifficulty(d) => {
-                // Only the next notify uses it: jobs already out keep their share target.
+                // Jobs notified from now on carry it; jobs already out keep the share target they
+                // were built with, and the runner re-targets work on the current job itself.
                 self.difficulty = d;
                 self.events.push(Event::DifficultyChanged(d));
             }
@@ -1174,38 +1215,71 @@ mod tests {
     }
 
     #[test]
-    fn suggested_difficulty_and_extranonce_subscription_follow_authorization() {
+    fn suggested_difficulty_goes_before_authorization_and_again_after_if_refused() {
+        let methods = |out: &[Value]| -> Vec<String> {
+            out.iter()
+                .map(|m| m["method"].as_str().unwrap_or("").to_owned())
+                .collect()
+        };
+        let refuse = |id: &Value| format!(r#"{{"id":{id},"result":null,"error":[20,"no",null]}}"#);
         let mut config = SessionConfig::new("w", "x");
         config.version_rolling = None;
         config.suggest_difficulty = Some(512.0);
         config.extranonce_subscribe = true;
+
+        // A pool that takes it before authorize (public-pool): sent once, right before.
+        let mut s = Session::new(config.clone());
+        s.connection_opened();
+        let out = sent(&mut s);
+        reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
+        let out = sent(&mut s);
+        assert_eq!(
+            methods(&out),
+            ["mining.suggest_difficulty", "mining.authorize"]
+        );
+        assert_eq!(out[0]["params"], json!([512]));
+        assert!(reply(&mut s, &out[0]["id"], "true").is_empty());
+        reply(&mut s, &out[1]["id"], "true");
+        // The extranonce subscription still follows authorization.
+        let after = sent(&mut s);
+        assert_eq!(methods(&after), ["mining.extranonce.subscribe"]);
+        // Its answer, whatever it is, changes nothing.
+        assert!(feed(&mut s, &refuse(&after[0]["id"])).is_empty());
+        assert!(s.is_ready());
+
+        // A pool that refuses it before authorize: once more right after authorizing.
+        let mut s = Session::new(config.clone());
+        s.connection_opened();
+        let out = sent(&mut s);
+        reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
+        let out = sent(&mut s);
+        assert!(feed(&mut s, &refuse(&out[0]["id"])).is_empty());
+        assert!(s.take_outgoing().is_empty(), "not before authorization");
+        reply(&mut s, &out[1]["id"], "true");
+        let after = sent(&mut s);
+        assert_eq!(
+            methods(&after),
+            ["mining.extranonce.subscribe", "mining.suggest_difficulty"]
+        );
+        assert_eq!(after[1]["params"], json!([512]));
+        // Refused again: that is the last try.
+        assert!(feed(&mut s, &refuse(&after[1]["id"])).is_empty());
+        assert!(s.take_outgoing().is_empty());
+        assert!(s.is_ready());
+
+        // The refusal arriving after the authorize answer: resent at once, still only once.
         let mut s = Session::new(config);
         s.connection_opened();
         let out = sent(&mut s);
         reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
-        let auth = sent(&mut s);
-        assert_eq!(auth.len(), 1);
-        reply(&mut s, &auth[0]["id"], "true");
         let out = sent(&mut s);
-        let methods: Vec<&Value> = out.iter().map(|m| &m["method"]).collect();
-        assert_eq!(
-            methods,
-            [
-                &json!("mining.extranonce.subscribe"),
-                &json!("mining.suggest_difficulty")
-            ]
-        );
-        assert_eq!(out[1]["params"], json!([512]));
-        // Their answers, whatever they are, change nothing.
-        let ev = feed(
-            &mut s,
-            &format!(
-                r#"{{"id":{},"result":null,"error":[20,"no",null]}}"#,
-                out[1]["id"]
-            ),
-        );
-        assert!(ev.is_empty());
-        assert!(s.is_ready());
+        reply(&mut s, &out[1]["id"], "true");
+        assert_eq!(methods(&sent(&mut s)), ["mining.extranonce.subscribe"]);
+        feed(&mut s, &refuse(&out[0]["id"]));
+        let again = sent(&mut s);
+        assert_eq!(methods(&again), ["mining.suggest_difficulty"]);
+        feed(&mut s, &refuse(&again[0]["id"]));
+        assert!(s.take_outgoing().is_empty());
     }
 
     #[test]
