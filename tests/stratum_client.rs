@@ -13,6 +13,7 @@
 //! failing them. `tokio::time::pause()` is not used: these tests run real sockets, and paused time
 //! would fire the client's keepalive while the kernel is still delivering bytes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,9 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use wgminer::pow::target_from_difficulty;
-use wgminer::stratum::client::{run, ClientConfig, ClientError, ClientEvent, PoolConfig, PoolUrl};
+use wgminer::stratum::client::{
+    run, ClientConfig, ClientError, ClientEvent, PoolConfig, PoolUrl, SHARE_BATCH,
+};
 use wgminer::stratum::{user_agent, Event};
 use wgminer::work::{Extranonce2, PreparedJob, Roll, Share};
 
@@ -367,8 +370,12 @@ fn config(ports: &[u16], user: &str, password: &str) -> ClientConfig {
 }
 
 fn start(config: ClientConfig) -> Miner {
+    start_with_share_capacity(config, 64)
+}
+
+fn start_with_share_capacity(config: ClientConfig, share_capacity: usize) -> Miner {
     let (events_tx, events) = mpsc::channel(1024);
-    let (shares, shares_rx) = mpsc::channel(64);
+    let (shares, shares_rx) = mpsc::channel(share_capacity);
     let (stop, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(run(config, events_tx, shares_rx, async move {
         let _ = stop_rx.await;
@@ -1049,4 +1056,100 @@ async fn suggested_difficulty_goes_before_authorize_and_again_after_a_refusal() 
     conn.send(&rec.notify_line).await;
     assert_eq!(miner.new_job().await.job().id, "bf");
     miner.stop().await;
+}
+
+/// A pool at a tiny difficulty: the miner's shares pour in without pause. A new clean job must
+/// still be read at once, i.e. within a bounded number of client events after the pool sent it,
+/// while a backlog of shares far larger than that bound waits in the channel (a client that
+/// served the channel before the socket would work through all of it first).
+#[tokio::test]
+async fn a_flood_of_shares_does_not_keep_a_new_job_from_being_read() {
+    const BACKLOG: u32 = 100_000;
+    // Each turn of the client's loop takes at most SHARE_BATCH + 1 shares, and each share here
+    // gives at most one event; a few hundred turns is far more than reading takes.
+    let bound = 200 * (SHARE_BATCH + 1);
+    assert!(bound < BACKLOG as usize / 4);
+    let rec = slush();
+    let pool = MockPool::bind().await;
+    let mut miner = start_with_share_capacity(
+        config(&[pool.port()], &rec.worker, "password"),
+        BACKLOG as usize + 1,
+    );
+    let mut conn = pool.accept().await;
+    conn.handshake(&rec.subscribe_result(), None).await;
+    conn.send(&rec.notify_line).await;
+    miner.new_job().await;
+
+    // The pool reads every submit (never answering) in a task of its own, and counts them.
+    let mut writer = conn.writer.take().expect("writer");
+    let submits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&submits);
+    let pool_reader = tokio::spawn(async move {
+        while let Some(m) = conn.read_line(LIMIT).await {
+            if m["method"] == "mining.submit" {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    // The backlog, then a flood that keeps the channel full.
+    for nonce in 0..BACKLOG {
+        miner
+            .shares
+            .try_send(share_n("bf", nonce))
+            .expect("room for the backlog");
+    }
+    let flood_tx = miner.shares.clone();
+    let flood = tokio::spawn(async move {
+        for nonce in BACKLOG.. {
+            if flood_tx.send(share_n("bf", nonce)).await.is_err() {
+                return;
+            }
+        }
+    });
+    // The client is in the thick of it once the pool's silence overflows its request table:
+    // from then on every share it sends pushes an unanswered one out, one event each.
+    miner
+        .wait_for(|e| matches!(share_event(e), Some(("unanswered", _))).then_some(()))
+        .await;
+
+    let clean = format!("{}\n", rec.notify_as("c9", true));
+    writer.write_all(clean.as_bytes()).await.expect("write");
+    writer.flush().await.expect("flush");
+    let mut passed_over = 0;
+    let job = miner
+        .wait_for_seeing(
+            |e| match e {
+                ClientEvent::Stratum {
+                    event: Event::NewJob { job, clean },
+                    ..
+                } => Some((job.job().id.clone(), *clean)),
+                _ => None,
+            },
+            |_| {
+                passed_over += 1;
+                assert!(
+                    passed_over <= bound,
+                    "no new job after {bound} events: reading waits on shares"
+                );
+            },
+        )
+        .await;
+    assert_eq!(job, ("c9".to_owned(), true));
+    // Shares went out all along...
+    assert!(submits.load(Ordering::Relaxed) > 4096);
+    // ...and the flood's shares are for the replaced job now: stale, not sent.
+    let why = miner
+        .wait_for(|e| stale_why(e).map(|(held, why)| (held, why.to_owned())))
+        .await;
+    assert_eq!(why, (false, "job replaced".to_owned()));
+
+    flood.abort();
+    let _ = flood.await;
+    // At exit the client takes what is left in the channel (stale now) and reports it.
+    let seen = miner.stop_seeing().await;
+    assert!(seen
+        .iter()
+        .all(|e| share_event(e).is_none_or(|(what, _)| what != "held")));
+    drop(writer);
+    pool_reader.abort();
 }

@@ -16,6 +16,9 @@
 //! - every share handed in is accounted for: the session's share events (held, sent, stale,
 //!   answered, unanswered) are forwarded as they happen, and at exit the shares still held are
 //!   reported stale;
+//! - reads never wait on shares: each turn of the connection loop takes at most
+//!   [`SHARE_BATCH`] shares from the channel and writes them, and the socket is polled before
+//!   the channel, so a flood of shares (a pool at a tiny difficulty) cannot hide a new job;
 //! - a line over the limit (see [`LineDecoder`]) drops the connection without buffering it.
 //!
 //! The work manager calls [`run`] in a task with a channel of [`Share`]s in and one of
@@ -29,6 +32,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_rustls::rustls;
 
@@ -41,6 +45,11 @@ pub use super::pool::{ClientConfig, PoolConfig, PoolUrl, PoolUrlError};
 
 /// The longest pause a `client.reconnect` may impose before we reconnect.
 const MAX_REDIRECT_WAIT: Duration = Duration::from_secs(60);
+
+/// Shares taken from the channel per turn of the connection loop at most. The turn then writes
+/// them and polls the socket, so shares keep going out while the pool streams lines, and lines
+/// keep being read while shares pour in.
+pub const SHARE_BATCH: usize = 64;
 
 /// Why the shares still held at exit were not sent.
 const WHY_NO_CONNECTION_AT_EXIT: &str = "not sent: no connection at exit";
@@ -334,6 +343,19 @@ impl Client<'_> {
         let mut next_probe = Instant::now() + probe_every;
         let lost = |reason: String, healthy: bool| ConnEnd::Lost { reason, healthy };
         loop {
+            // The shares already waiting, a bounded batch: a pool streaming lines must not delay
+            // a share, and a flood of shares must not delay reading (see below).
+            for _ in 0..SHARE_BATCH {
+                match self.shares.try_recv() {
+                    Ok(share) => {
+                        if !self.hand_in(share).await {
+                            return ConnEnd::Stop;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return self.stop(&mut stream, pool).await,
+                }
+            }
             let lines = self.sessions[pool].take_outgoing();
             if let Err(e) = self.write_lines(&mut stream, &lines).await {
                 return lost(e, healthy);
@@ -342,15 +364,9 @@ impl Client<'_> {
             tokio::select! {
                 biased;
                 _ = &mut self.shutdown => return self.stop(&mut stream, pool).await,
-                // Shares before reads: a pool streaming lines must not delay a share.
-                share = self.shares.recv() => match share {
-                    Some(share) => {
-                        if !self.hand_in(share).await {
-                            return ConnEnd::Stop;
-                        }
-                    }
-                    None => return self.stop(&mut stream, pool).await,
-                },
+                // Reads before shares: with shares always waiting, a share branch polled first
+                // would win every turn and a new job would never be read. Shares still move:
+                // the batch above takes them every turn.
                 read = stream.read(&mut buf) => {
                     let n = match read {
                         Ok(0) => return lost("pool closed the connection".into(), healthy),
@@ -417,6 +433,14 @@ impl Client<'_> {
                         }
                     }
                 }
+                share = self.shares.recv() => match share {
+                    Some(share) => {
+                        if !self.hand_in(share).await {
+                            return ConnEnd::Stop;
+                        }
+                    }
+                    None => return self.stop(&mut stream, pool).await,
+                },
                 _ = sleep_until(keepalive_deadline) => {
                     let secs = self.config.keepalive.as_secs_f64();
                     return lost(format!("no line from the pool for {secs} s"), healthy);
