@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tokio::sync::mpsc;
 use wgminer::backend::gpu::{GpuBackend, GpuOptions};
 use wgminer::backend::{Backend, CpuBackend};
+use wgminer::mining::{EventSink, Manager, MinerEvent};
 use wgminer::stratum::NotifyContext;
-use wgminer::work::{Manager, MinerEvent, PreparedJob};
+use wgminer::work::PreparedJob;
 
 #[path = "../tests/common/vectors.rs"]
 mod vectors;
@@ -47,7 +47,7 @@ fn job_switch(c: &mut Criterion) {
 
 fn switch_bench(c: &mut Criterion, name: &str, backend: Box<dyn Backend>) {
     let jobs = [bitaxe_job("a", 1.0), bitaxe_job("b", 2.0)];
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (events_tx, mut events) = EventSink::channel();
     let mut manager = Manager::start(vec![backend], events_tx).expect("manager");
     manager.new_job(Arc::clone(&jobs[0]), true);
     // Let the worker size its batches to its speed first.

@@ -1,17 +1,19 @@
 //! wgminer: a SHA-256d (Bitcoin) proof-of-work mining engine.
 //!
-//! Layers, from the bottom: [`pow`] (pure hashing and target math), [`work`] (jobs, work units,
-//! hits and their verification, block templates and assembly, the work manager), [`backend`]
-//! (CPU and GPU compute engines), [`stratum`] (the Stratum V1 pool protocol: pure messages and
-//! session, and the tokio client), [`rpc`] (a Bitcoin node over JSON-RPC: getblocktemplate,
-//! submitblock), [`node`] (the embedded node core: a regtest chain on disk and its JSON-RPC),
-//! [`telemetry`] (the monitoring API), [`http`] (the small HTTP/1.1 layer under both),
+//! Layers, from the bottom: [`pow`] (pure hashing and target math), [`work`] (pure: jobs, work
+//! units, hits and their verification, block templates and assembly, the run's counters),
+//! [`backend`] (CPU and GPU compute engines, streaming their hits), [`stratum`] (the Stratum V1
+//! pool protocol: pure messages and session, and the tokio client), [`rpc`] (a Bitcoin node over
+//! JSON-RPC: getblocktemplate, submitblock), [`node`] (the embedded node core: a regtest chain on
+//! disk and its JSON-RPC), [`mining`] (the work manager, the work sources and the one run loop
+//! between them), [`telemetry`] (the monitoring API), [`http`] (the small HTTP/1.1 layer under both),
 //! [`mod@bench`] and [`plot`] (the hash-rate benchmark and its chart). See DESIGN.md for the
 //! whole picture.
 
 pub mod backend;
 pub mod bench;
 pub mod http;
+pub mod mining;
 pub mod node;
 pub mod plot;
 pub mod pow;

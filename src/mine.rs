@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 use wgminer::backend::gpu::GpuBackend;
 use wgminer::backend::Backend;
 use wgminer::bench::format_rate;
+use wgminer::mining::{EventSink, Manager, MinerEvent, RunConfig, StratumSource, WorkSource};
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
 use wgminer::telemetry::{ApiConfig, ApiServer, ApiState};
-use wgminer::work::{run_pool, Manager, MinerEvent, MiningStats, StatsSnapshot};
+use wgminer::work::{BlockVerdict, MiningStats, StatsSnapshot};
 
 use crate::cli::MineArgs;
 use crate::select::{Device, Inventory, UsageError};
@@ -119,11 +120,12 @@ pub fn run_mine(args: &MineArgs) -> anyhow::Result<()> {
     let display = Display::for_args(args);
     let runtime = runtime()?;
     runtime.block_on(async move {
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let manager = Manager::start(backends, events_tx)?;
+        let (events, events_rx) = EventSink::channel();
+        let manager = Manager::start(backends, events)?;
         let stats = manager.stats();
         let labels: Vec<String> = stats.devices.iter().map(|d| d.label.clone()).collect();
         let pools: Vec<String> = config.pools.iter().map(|p| p.url.to_string()).collect();
+        let source = StratumSource::new(config);
         show(
             display,
             &serde_json::json!({"event": "start", "devices": labels, "pools": pools}),
@@ -132,11 +134,17 @@ pub fn run_mine(args: &MineArgs) -> anyhow::Result<()> {
         let api = start_api(args, display, &stats, pools.clone()).await?;
         let ui = tokio::spawn(render(display, Arc::clone(&stats), events_rx));
         let shutdown = stop_signal();
-        let result = run_pool(config, manager, shutdown, DRAIN).await;
-        ui.abort();
+        let run = RunConfig {
+            drain: DRAIN,
+            ..RunConfig::default()
+        };
+        debug_assert!(!source.is_solo());
+        let outcome = wgminer::mining::run(source, manager, shutdown, run).await;
+        finish_display(ui).await;
         drop(api);
-        let snap = result?.snapshot();
+        let snap = outcome.stats.snapshot();
         show_exit(display, &snap, &status_text(&snap));
+        outcome.result?;
         anyhow::Ok(())
     })
 }
@@ -239,11 +247,23 @@ pub(crate) fn show(display: Display, json: &serde_json::Value, text: &str) {
     let _ = std::io::stdout().flush();
 }
 
+/// Let the display print the events the run left queued (it ends once the run has dropped
+/// every sender), but not hang on it.
+pub(crate) async fn finish_display(ui: tokio::task::JoinHandle<()>) {
+    let abort = ui.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), ui)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+}
+
 /// Draw events and the periodic status until the run ends.
 pub(crate) async fn render(
     display: Display,
     stats: Arc<MiningStats>,
-    mut events: mpsc::UnboundedReceiver<MinerEvent>,
+    mut events: mpsc::Receiver<MinerEvent>,
 ) {
     let every = match display {
         Display::Terminal => Duration::from_secs(1),
@@ -327,8 +347,13 @@ fn status_text(snap: &StatsSnapshot) -> String {
             snap.blocks, snap.rejected, snap.stale
         )
     } else {
+        let held = if snap.held > 0 {
+            format!(" H {}", snap.held)
+        } else {
+            String::new()
+        };
         format!(
-            "A {} R {}{reject} S {}",
+            "A {} R {}{reject} S {}{held}",
             snap.accepted, snap.rejected, snap.stale
         )
     };
@@ -379,12 +404,34 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
         ),
         MinerEvent::DifficultyChanged(d) => (
             json!({"event": "difficulty", "difficulty": d}),
-            format!("difficulty {d} for the next job"),
+            format!("difficulty {d} from now on"),
         ),
-        MinerEvent::Submitted { device, share } => (
-            json!({"event": "submitted", "device": device, "share": share_json(share)}),
+        MinerEvent::Submitted {
+            device,
+            share,
+            latency,
+        } => {
+            let ms = latency.as_secs_f64() * 1e3;
+            (
+                json!({"event": "submitted", "device": device.index, "device_label": device.label,
+                       "latency_ms": ms, "share": share_json(share)}),
+                format!(
+                    "submitted share job {} nonce {:08x} ({device}, {ms:.1} ms after it was found)",
+                    share.job_id, share.nonce
+                ),
+            )
+        }
+        MinerEvent::Held { share } => (
+            json!({"event": "held", "share": share_json(share)}),
             format!(
-                "submitted share job {} nonce {:08x} (device {device})",
+                "held share job {} nonce {:08x} (no connection: sent when the pool is back)",
+                share.job_id, share.nonce
+            ),
+        ),
+        MinerEvent::Unanswered { share, why } => (
+            json!({"event": "unanswered", "reason": why, "share": share_json(share)}),
+            format!(
+                "no answer for share job {} nonce {:08x}: {why}",
                 share.job_id, share.nonce
             ),
         ),
@@ -402,16 +449,16 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
                 share.job_id, share.nonce
             ),
         ),
-        MinerEvent::Stale { share } => (
-            json!({"event": "stale", "share": share_json(share)}),
+        MinerEvent::Stale { share, why } => (
+            json!({"event": "stale", "reason": why, "share": share_json(share)}),
             format!(
-                "stale share job {} nonce {:08x} (not sent)",
+                "stale share job {} nonce {:08x}: {why}",
                 share.job_id, share.nonce
             ),
         ),
         MinerEvent::HardwareError { device, error } => (
-            json!({"event": "hardware_error", "device": device, "error": error}),
-            format!("hardware error on device {device}: {error}"),
+            json!({"event": "hardware_error", "device": device.index, "device_label": device.label, "error": error}),
+            format!("hardware error on {device}: {error}"),
         ),
         MinerEvent::JobSwitch { job_id, latency } => {
             let ms = latency.as_secs_f64() * 1e3;
@@ -421,8 +468,8 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
             )
         }
         MinerEvent::DeviceFailed { device, error } => (
-            json!({"event": "device_error", "device": device, "error": error}),
-            format!("device {device}: {error}"),
+            json!({"event": "device_error", "device": device.index, "device_label": device.label, "error": error}),
+            format!("{device}: {error}"),
         ),
         MinerEvent::PoolMessage(m) => (
             json!({"event": "pool_message", "message": m}),
@@ -449,10 +496,10 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
             hash,
             after,
         } => (
-            json!({"event": "block_found", "device": device, "height": height,
-                   "hash": hash.to_string(), "time_to_find_s": after.as_secs_f64()}),
+            json!({"event": "block_found", "device": device.index, "device_label": device.label,
+                   "height": height, "hash": hash.to_string(), "time_to_find_s": after.as_secs_f64()}),
             format!(
-                "BLOCK FOUND height {height} hash {hash} after {:.1} s (device {device}), submitting",
+                "BLOCK FOUND height {height} hash {hash} after {:.1} s ({device}), submitting",
                 after.as_secs_f64()
             ),
         ),
@@ -461,12 +508,11 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
             hash,
             verdict,
         } => {
-            use wgminer::work::Verdict;
             let (status, why) = match verdict {
-                Verdict::Accepted => ("accepted", None),
-                Verdict::Stale(w) => ("stale", Some(w)),
-                Verdict::Rejected(w) => ("rejected", Some(w)),
-                Verdict::Failed(w) => ("not delivered", Some(w)),
+                BlockVerdict::Accepted => ("accepted", None),
+                BlockVerdict::Stale(w) => ("stale", Some(w)),
+                BlockVerdict::Rejected(w) => ("rejected", Some(w)),
+                BlockVerdict::Undelivered(w) => ("not delivered", Some(w)),
             };
             let text = match why {
                 None => format!("block {height} {hash} accepted"),

@@ -2,23 +2,26 @@
 //! --coinbase-addr ADDR` mines on a node over JSON-RPC; plain `wgminer` mines on the embedded
 //! node core; `wgminer node` serves the core's JSON-RPC without mining. Everything that can be
 //! checked is checked before any device starts (flags, credentials, the node's network against
-//! the payout address); then [`run_solo`] runs with the status display of [`crate::mine`].
+//! the payout address); then the mining layer's runner ([`wgminer::mining::run`]) runs the node
+//! or core source with the status display of [`crate::mine`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use wgminer::mining::{
+    instance_extranonce1, CoreSource, EventSink, Manager, MinerEvent, NodeGbtSource, RunConfig,
+    SoloConfig, SourceError, WorkSource,
+};
 use wgminer::node::{self, rpc_server, Chain, ChainParams, NodeCore};
 use wgminer::rpc::{node_network, Auth, NodeSource, RpcClient, RpcError};
-use wgminer::work::solo_mining::instance_extranonce1;
 use wgminer::work::template::payout_script;
-use wgminer::work::{run_solo, solo_link, Manager, MinerEvent, SoloConfig, SourceLink};
 
 use crate::cli::{MineArgs, NodeArgs};
 use crate::mine::{
-    backends, format_difficulty, render, runtime, show, show_exit, start_api, stop_signal, Display,
+    backends, finish_display, format_difficulty, render, runtime, show, show_exit, start_api,
+    stop_signal, Display,
 };
 use crate::select::UsageError;
 
@@ -73,7 +76,7 @@ pub fn run_node(args: &MineArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let stop = stop_signal();
         tokio::pin!(stop);
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = EventSink::channel();
         // The network and whether segwit is enforced decide which addresses are safe to pay.
         let network = until_ready(display, stop.as_mut(), || {
             let c = client.clone();
@@ -84,7 +87,7 @@ pub fn run_node(args: &MineArgs) -> anyhow::Result<()> {
             return Ok(());
         };
         let first = until_ready(display, stop.as_mut(), || {
-            let mut s = NodeSource::new(client.clone(), events_tx.clone());
+            let mut s = NodeSource::new(client.clone());
             async move { s.fetch(None).await }
         })
         .await?;
@@ -96,21 +99,10 @@ pub fn run_node(args: &MineArgs) -> anyhow::Result<()> {
         let config = SoloConfig {
             payout,
             extranonce1: instance_extranonce1(),
-            drain: DRAIN,
         };
-        let label = format!("node {} ({network})", client.url());
-        let source = NodeSource::new(client, events_tx.clone());
+        let source = NodeGbtSource::new(NodeSource::new(client), network, config);
         let start = format!("paying {addr}");
-        mine_solo(
-            args,
-            display,
-            (label, start),
-            config,
-            (events_tx, events_rx),
-            stop,
-            |link| async move { source.run(link).await.map_err(anyhow::Error::from) },
-        )
-        .await
+        mine_solo(args, display, start, source, (events, events_rx), stop).await
     })
 }
 
@@ -148,10 +140,8 @@ pub fn run_embedded(args: &MineArgs) -> anyhow::Result<()> {
     let config = SoloConfig {
         payout,
         extranonce1: instance_extranonce1(),
-        drain: DRAIN,
     };
     let (height, tip) = core.tip();
-    let label = format!("node core {}", dir.display());
     let start = format!(
         "embedded node core in {} at height {height} ({tip}), difficulty {}; paying {payout_text}",
         dir.display(),
@@ -164,21 +154,8 @@ pub fn run_embedded(args: &MineArgs) -> anyhow::Result<()> {
             Some(bind) => Some(start_rpc(display, &core, bind).await?),
             None => None,
         };
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let source_core = Arc::clone(&core);
-        let result = mine_solo(
-            args,
-            display,
-            (label, start),
-            config,
-            (events_tx, events_rx),
-            stop,
-            |link| async move {
-                node::run_source(source_core, link).await;
-                Ok(())
-            },
-        )
-        .await;
+        let source = CoreSource::new(Arc::clone(&core), config);
+        let result = mine_solo(args, display, start, source, EventSink::channel(), stop).await;
         if let Some(server) = server {
             server.stop().await;
         }
@@ -248,27 +225,18 @@ async fn start_rpc(
 }
 
 /// Start the devices, the display and the source, and mine until `stop` or the source ends.
-async fn mine_solo<F, Fut>(
+async fn mine_solo(
     args: &MineArgs,
     display: Display,
-    (label, start): (String, String),
-    config: SoloConfig,
-    (events_tx, events_rx): (
-        mpsc::UnboundedSender<MinerEvent>,
-        mpsc::UnboundedReceiver<MinerEvent>,
-    ),
+    start: String,
+    source: impl WorkSource,
+    (events, events_rx): (EventSink, tokio::sync::mpsc::Receiver<MinerEvent>),
     stop: Pin<&mut impl Future<Output = ()>>,
-    start_source: F,
-) -> anyhow::Result<()>
-where
-    F: FnOnce(SourceLink) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
+) -> anyhow::Result<()> {
     let backends = backends(args)?;
-    let manager = Manager::start(backends, events_tx)?;
+    let manager = Manager::start(backends, events)?;
     let stats = manager.stats();
-    stats.set_solo();
-    stats.set_pool(Some(label.clone()), true);
+    let label = source.label();
     let labels: Vec<String> = stats.devices.iter().map(|d| d.label.clone()).collect();
     show(
         display,
@@ -277,24 +245,26 @@ where
     );
     let api = start_api(args, display, &stats, vec![label.clone()]).await?;
     let ui = tokio::spawn(render(display, Arc::clone(&stats), events_rx));
-    let (link, source_link) = solo_link();
-    let source = tokio::spawn(start_source(source_link));
-    let result = run_solo(config, link, manager, stop).await;
-    // The source ends once the miner's side of the link is gone.
-    let source_result = match tokio::time::timeout(Duration::from_secs(1), source).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => Err(anyhow::anyhow!("block source task failed: {e}")),
-        Err(_) => Ok(()),
+    let config = RunConfig {
+        drain: DRAIN,
+        ..RunConfig::default()
     };
-    ui.abort();
+    let outcome = wgminer::mining::run(source, manager, stop, config).await;
+    finish_display(ui).await;
     drop(api);
-    let snap = result?.snapshot();
+    let snap = outcome.stats.snapshot();
     let summary = format!(
-        "{} blocks accepted, {} rejected, {} stale",
-        snap.blocks, snap.rejected, snap.stale
+        "{} blocks accepted, {} rejected, {} stale, {} without a verdict",
+        snap.blocks, snap.rejected, snap.stale, snap.unanswered
     );
     show_exit(display, &snap, &summary);
-    source_result
+    match outcome.result {
+        Ok(()) => Ok(()),
+        Err(SourceError::Node(e @ (RpcError::Unauthorized { .. } | RpcError::Cookie { .. }))) => {
+            Err(UsageError(e.to_string()).into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Run `f` until it succeeds, retrying (with backoff, saying why) while the node is down or not

@@ -1,6 +1,8 @@
 //! Every CPU scan path against a brute-force `sha2` loop, on random headers and targets from
 //! easy (regtest, pool difficulty far below 1) to hard.
 
+mod common;
+
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use wgminer::pow::scan::scan;
@@ -120,4 +122,45 @@ fn hard_target_no_false_hits() {
     let limbs = target_limbs(&target_from_bits(0x1d00ffff));
     let header = random_header(&mut rng);
     assert_eq!(check_all_paths(&header, limbs, 0, 1 << 16), 0);
+}
+
+/// The CPU backend streams too: a hit leaves with the slice that found it. With one thread the
+/// order is strict: the easy unit's slice reports its hits before the many slices of the long
+/// unit, and the batch ends after all of them.
+#[test]
+fn a_hit_leaves_with_its_slice_not_with_its_batch() {
+    use common::feed::{RecordingFeed, Report};
+    use wgminer::backend::{Backend, CpuBackend};
+    use wgminer::work::{NonceRange, WorkUnit};
+    let mut cpu = CpuBackend::new(Some(1), None).expect("cpu");
+    let easy = WorkUnit::new(
+        [5u8; 80],
+        target_from_difficulty(1e-9).unwrap(),
+        NonceRange::new(0, 4096),
+    );
+    let long = WorkUnit::new(
+        [6u8; 80],
+        bitcoin::pow::Target::ZERO,
+        NonceRange::new(0, 1 << 20),
+    );
+    let feed = RecordingFeed::new(vec![vec![easy, long]]);
+    cpu.mine(&feed).expect("mine");
+    let reports = feed.reports();
+    assert!(
+        matches!(&reports[0], Report::Progress { hits, .. } if !hits.is_empty()),
+        "{:?}",
+        reports.first()
+    );
+    let slices = reports
+        .iter()
+        .filter(|r| matches!(r, Report::Progress { .. }))
+        .count();
+    assert!(slices >= 8, "{slices}");
+    assert_eq!(
+        reports.last(),
+        Some(&Report::Finished {
+            tag: 0,
+            cancelled: false
+        })
+    );
 }

@@ -557,3 +557,74 @@ fn small_workgroups_stay_within_the_dispatch_limit() {
         );
     }
 }
+
+/// A hit in the first dispatch of a long batch reaches the feed when that dispatch completes,
+/// long before the batch ends (order of events: the hit's report comes first, then the many
+/// dispatches of the rest of the batch, then the end of the batch); and the GPU takes the next
+/// batch before the last dispatch of the current one is read back (two in flight throughout).
+#[test]
+fn a_hit_leaves_with_its_dispatch_not_with_its_batch() {
+    let Some(mut gpu) = open(test_options(KernelShape::X1)) else {
+        return;
+    };
+    // Unit 0: an easy target over a few nonces (hits certain); unit 1: many nonces that no hash
+    // can meet (target 0 is met by no hash).
+    let easy = WorkUnit::new(
+        [5u8; 80],
+        target_from_difficulty(1e-9).unwrap(),
+        NonceRange::new(0, 4096),
+    );
+    let never = bitcoin::pow::Target::ZERO;
+    let long = WorkUnit::new([6u8; 80], never, NonceRange::new(0, 1 << 23));
+    let second = WorkUnit::new([7u8; 80], never, NonceRange::new(0, 1 << 16));
+    let feed = common::feed::RecordingFeed::new(vec![vec![easy.clone(), long], vec![second]]);
+    gpu.mine(&feed).expect("mine");
+    let reports = feed.reports();
+    use common::feed::Report;
+    let first_hit = reports
+        .iter()
+        .position(|r| matches!(r, Report::Progress { hits, .. } if !hits.is_empty()))
+        .expect("the easy unit's hits");
+    let finished_0 = reports
+        .iter()
+        .position(|r| {
+            *r == Report::Finished {
+                tag: 0,
+                cancelled: false,
+            }
+        })
+        .expect("batch 0 finished");
+    let dispatches_0 = reports
+        .iter()
+        .filter(|r| matches!(r, Report::Progress { tag: 0, .. }))
+        .count();
+    assert_eq!(
+        first_hit, 0,
+        "the first dispatch carries the hits: {reports:?}"
+    );
+    assert!(
+        dispatches_0 >= 4,
+        "a long batch of many dispatches: {dispatches_0}"
+    );
+    assert!(first_hit + dispatches_0 <= finished_0 + 1);
+    // Every hit is real, and every one of unit 0's hits came in that first report.
+    let Report::Progress { hits, .. } = &reports[first_hit] else {
+        unreachable!()
+    };
+    assert_eq!(hits, &cpu_hits(std::slice::from_ref(&easy)));
+    // Batch 1 was taken while batch 0 still had a dispatch in flight: its first report comes
+    // right after batch 0's last dispatch, with nothing idle between (or even before it ends).
+    let first_of_1 = reports
+        .iter()
+        .position(|r| matches!(r, Report::Progress { tag: 1, .. }))
+        .expect("batch 1 hashed");
+    assert!(first_of_1 <= finished_0 + 1, "{reports:?}");
+    let hashed: u64 = reports
+        .iter()
+        .map(|r| match r {
+            Report::Progress { hashes, .. } => *hashes,
+            Report::Finished { .. } => 0,
+        })
+        .sum();
+    assert_eq!(hashed, 4096 + (1 << 23) + (1 << 16));
+}

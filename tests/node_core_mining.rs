@@ -435,6 +435,7 @@ fn sigterm_submits_every_block_already_found_and_exits_0_quickly() {
                 "round {round}: block {hash} found but never answered"
             );
         }
+        miner::assert_books_balance(m.of("exit")[0]);
         let chain = open_chain(&data.0);
         chain.verify_stored().unwrap();
         for r in results.iter().filter(|r| r["status"] == "accepted") {

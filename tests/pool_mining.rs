@@ -11,6 +11,8 @@
 //! failing them. The miner runs with `--json-log`, whose lines come in the order the manager
 //! acted, so "no old-job share submitted after the clean job" is checked on that order.
 
+#[path = "common/miner.rs"]
+mod miner;
 #[path = "common/pool_server.rs"]
 mod pool_server;
 
@@ -19,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use miner::assert_books_balance;
 use pool_server::TestPool;
 use serde_json::Value;
 
@@ -143,6 +146,7 @@ async fn cpu_shares_are_accepted_and_ctrl_c_exits_cleanly() {
     let submitted = events(&log, "submitted").count();
     assert_eq!(submitted, pool.submits().len(), "submitted vs received");
     assert!(events(&log, "accepted").count() >= 5);
+    assert_books_balance(exit);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,8 +156,9 @@ async fn difficulty_applies_per_job_and_clean_jobs_cut_off_old_shares() {
     let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
     wait_for("shares for job0", || pool.accepted_for("job0") >= 3).await;
 
-    // Easier difficulty, non-clean job: job0 stays valid and its shares must still meet 4e-4
-    // (a miner that applied the new difficulty to old work would send shares the pool rejects).
+    // Easier difficulty, then a non-clean job: job0 stays valid. The new difficulty applies to
+    // work made from now on, job0's included (cgminer's rule); the pool takes a share at the
+    // difficulty in force when it arrives or its job's, whichever is lower.
     pool.set_difficulty(1e-4);
     let job1 = pool.notify(false);
     wait_for("shares for job1", || pool.accepted_for(&job1) >= 5).await;
@@ -206,6 +211,114 @@ async fn difficulty_applies_per_job_and_clean_jobs_cut_off_old_shares() {
     let ms = switch["latency_ms"].as_f64().expect("latency_ms");
     println!("clean job switch latency (cpu, 1 thread): {ms:.2} ms");
     assert!(ms < 2000.0, "switch took {ms} ms");
+}
+
+/// The most memory the process ever held (VmHWM), in bytes.
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kb * 1024
+}
+
+/// public-pool's order after authorize: difficulty 16384, the first job, then the difficulty
+/// the miner asked for. A miner that applies a difficulty only from the next job mines the first
+/// job at 16384 (no share for up to a minute); it must apply it at once, to the current job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_difficulty_applies_at_once_to_the_current_job() {
+    let pool = TestPool::start_like_public_pool(16384.0, 1e-4).await;
+    let miner = Miner::start(
+        &pool,
+        &["--backend", "cpu", "-t", "1", "--suggest-diff", "1e-4"],
+    );
+    wait_for("shares for the first job", || {
+        pool.accepted_for("job0") >= 5
+    })
+    .await;
+    let log = miner.interrupt();
+    assert_all_valid(&pool);
+    for s in pool.submits() {
+        assert_eq!(s.job_id, "job0", "no other job was sent");
+        assert_eq!(s.job_difficulty, Some(16384.0));
+        assert!(s.share_difficulty.expect("parsed") >= 1e-4);
+    }
+    // The status shows the difficulty in force.
+    let exit = events(&log, "exit").next().expect("an exit line");
+    assert_eq!(exit["status"]["difficulty"], 1e-4, "{exit}");
+    assert_books_balance(exit);
+}
+
+/// A pool at difficulty 1e-9 (a quarter of all hashes are shares) cannot jam the miner: shares
+/// beyond the share-rate cap are counted stale, memory stays bounded, a new job is followed at
+/// once, and SIGTERM ends the run within the drain time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_at_a_tiny_difficulty_cannot_jam_the_miner() {
+    let pool = TestPool::start(1e-9).await;
+    let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_for("shares for job0", || pool.accepted_for("job0") >= 100).await;
+    // Let the flood run a while, then move on: the miner must read the new job.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let job1 = pool.notify(true);
+    wait_for("shares for the new job", || pool.accepted_for(&job1) >= 100).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let peak = peak_memory(miner.child.id());
+    assert!(peak < 100 << 20, "peak memory {} MB", peak >> 20);
+    let started = Instant::now();
+    let log = miner.stop_with("-TERM");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    let exit = events(&log, "exit").next().expect("an exit line");
+    assert_books_balance(exit);
+    let capped = exit["status"]["stale_reasons"]["over the share-rate cap"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        capped > 0,
+        "the cap must have dropped shares at this rate: {exit}"
+    );
+    // The pool saw no more than the cap allows (200 a second, a burst of 400).
+    let received = pool.submits().len() as f64;
+    let uptime = exit["status"]["uptime_s"].as_f64().expect("uptime");
+    assert!(
+        received <= 200.0 * uptime + 400.0,
+        "{received} shares in {uptime} s"
+    );
+}
+
+/// Shares found while the pool is unreachable are held (and said to be held), then sent when it
+/// is back; every solution is counted once, across the disconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_found_while_disconnected_are_held_then_sent() {
+    let pool = TestPool::start(1e-4).await;
+    let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_for("shares before the outage", || {
+        pool.accepted_for("job0") >= 5
+    })
+    .await;
+    pool.drop_connections();
+    wait_for("held shares", || {
+        miner.log().iter().filter(|v| v["event"] == "held").count() >= 3
+    })
+    .await;
+    let before = pool.submits().len();
+    pool.accept_again();
+    wait_for("held shares sent after the reconnect", || {
+        pool.submits().len() >= before + 3
+    })
+    .await;
+    let log = miner.interrupt();
+    assert_all_valid(&pool);
+    assert!(events(&log, "disconnected").count() >= 1);
+    // No share was logged as submitted while the pool was down: the held ones say so.
+    let exit = events(&log, "exit").next().expect("an exit line");
+    assert_books_balance(exit);
+    assert!(
+        exit["status"]["accepted"].as_u64().unwrap() as usize >= before + 3,
+        "{exit}"
+    );
 }
 
 /// The GPU backend (lavapipe on a machine without a GPU) mines shares the pool accepts. Without
@@ -268,10 +381,9 @@ fn library_job(id: &str, ntime_offset: u32, difficulty: f64) -> Arc<wgminer::wor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manager_routes_hits_by_job_and_times_clean_switches() {
     use wgminer::backend::{Backend, CpuBackend};
-    use wgminer::work::Manager;
+    use wgminer::mining::{EventSink, Manager};
     let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
-    let (events_tx, _events) = tokio::sync::mpsc::unbounded_channel();
-    let mut manager = Manager::start(vec![cpu], events_tx).expect("manager");
+    let mut manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
     let a = library_job("a", 0, 1e-4);
     let b = library_job("b", 1, 4e-4);
     let c = library_job("c", 2, 1e-4);

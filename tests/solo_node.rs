@@ -19,8 +19,10 @@ use bitcoind::{start_pair, Node};
 use miner::{accepted, Miner};
 use serde_json::{json, Value};
 use solo::solve;
+use wgminer::mining::source::link;
+use wgminer::mining::{NodeGbtSource, SoloConfig, SourceEvent, WorkSource};
 use wgminer::rpc::{Auth, NodeSource, RpcClient};
-use wgminer::work::{solo_link, Verdict};
+use wgminer::work::BlockVerdict as Verdict;
 
 /// The binary mining on `node` with one CPU thread, paying `address`.
 fn cpu_miner_on(node: &Node, address: &str) -> Miner {
@@ -85,6 +87,7 @@ fn mine_blocks_with(extra: &[&str], blocks: usize) {
         m.events.iter().filter(|e| accepted(e)).count()
     );
     assert!(reported as usize >= blocks);
+    miner::assert_books_balance(exit[0]);
     let end = a.getblockcount();
     assert_eq!(
         end - start,
@@ -194,33 +197,37 @@ fn client_for(a: &Node) -> RpcClient {
 fn a_block_made_elsewhere_reaches_the_miner_through_longpoll_within_a_second() {
     let (a, _b) = start_pair();
     let rt = runtime();
-    let (mut link, source_link) = solo_link();
-    let (events, _keep) = tokio::sync::mpsc::unbounded_channel();
-    let source = NodeSource::new(client_for(&a), events);
+    let (mut link, source_link) = link();
+    let config = SoloConfig {
+        payout: bitcoin::ScriptBuf::new_op_return([]),
+        extranonce1: [1, 2, 3, 4],
+    };
+    let source = NodeGbtSource::new(NodeSource::new(client_for(&a)), Network::Regtest, config);
     rt.spawn(source.run(source_link));
-    let first = rt
-        .block_on(async {
-            tokio::time::timeout(Duration::from_secs(10), link.templates.recv()).await
+    // The next template the source turns into a job, with its longpoll id.
+    let mut next_template = |limit: Duration| {
+        rt.block_on(async {
+            tokio::time::timeout(limit, async {
+                loop {
+                    match link.events.recv().await {
+                        Some(SourceEvent::Template { prev_hash, .. }) => return prev_hash,
+                        Some(_) => continue,
+                        None => panic!("the source ended"),
+                    }
+                }
+            })
+            .await
         })
-        .unwrap()
-        .unwrap();
-    assert!(
-        first.template.longpoll_id.is_some(),
-        "the node offers longpoll"
-    );
+    };
+    next_template(Duration::from_secs(10)).expect("a first template");
     for round in 0..3 {
         // Let the longpoll request reach the node first.
         std::thread::sleep(Duration::from_millis(300));
         let made = a.generate(1)[0].clone();
         let started = Instant::now();
-        let next = rt
-            .block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), link.templates.recv()).await
-            })
-            .expect("a template within 5 s")
-            .unwrap();
+        let next = next_template(Duration::from_secs(5)).expect("a template within 5 s");
         let took = started.elapsed();
-        assert_eq!(next.template.prev_hash.to_string(), made, "round {round}");
+        assert_eq!(next.to_string(), made, "round {round}");
         // The periodic refresh is 30 s apart: this came from longpoll.
         assert!(took < Duration::from_secs(1), "round {round}: {took:?}");
     }
@@ -231,20 +238,19 @@ fn a_block_made_elsewhere_reaches_the_miner_through_longpoll_within_a_second() {
 fn stale_and_bad_pow_blocks_are_reported_with_the_nodes_reason() {
     let (a, _b) = start_pair();
     let rt = runtime();
-    let (events, _keep) = tokio::sync::mpsc::unbounded_channel();
-    let mut source = NodeSource::new(client_for(&a), events);
+    let mut source = NodeSource::new(client_for(&a));
     let payout = bitcoin::ScriptBuf::new_op_return([]);
     let template = rt.block_on(source.fetch(None)).unwrap();
     assert!(!template.segwit, "the SV node has no segwit rule");
 
     let bad_pow = solve(&template, &payout, false);
-    let verdict = rt.block_on(source.submit(&bad_pow.to_hex()));
+    let verdict = rt.block_on(source.submit(&bad_pow.to_hex())).unwrap();
     assert_eq!(verdict, Verdict::Rejected("high-hash".into()));
 
     // Solve the template, then let the node move on before submitting: stale.
     let late = solve(&template, &payout, true);
     a.generate(1);
-    let verdict = rt.block_on(source.submit(&late.to_hex()));
+    let verdict = rt.block_on(source.submit(&late.to_hex())).unwrap();
     assert!(
         matches!(&verdict, Verdict::Stale(r) if r.contains("inconclusive")),
         "{verdict:?}"
@@ -254,12 +260,12 @@ fn stale_and_bad_pow_blocks_are_reported_with_the_nodes_reason() {
     let template = rt.block_on(source.fetch(None)).unwrap();
     let good = solve(&template, &payout, true);
     assert_eq!(
-        rt.block_on(source.submit(&good.to_hex())),
+        rt.block_on(source.submit(&good.to_hex())).unwrap(),
         Verdict::Accepted
     );
     assert_eq!(a.getbestblockhash(), good.hash.to_string());
     assert_eq!(
-        rt.block_on(source.submit(&good.to_hex())),
+        rt.block_on(source.submit(&good.to_hex())).unwrap(),
         Verdict::Rejected("duplicate".into())
     );
 }

@@ -1,8 +1,9 @@
 //! The embedded node core: a regtest-rules chain on disk that wgminer mines against by default,
 //! so a user with no node and no pool still mines real, verifiable blocks.
 //!
-//! Synchronous and free of network code: the JSON-RPC server and the mining glue wrap a
-//! [`Chain`] (behind a mutex) and call [`Chain::template`] and [`Chain::submit_block`].
+//! The chain itself is synchronous: [`service::NodeCore`] shares a [`Chain`] (behind a mutex)
+//! between the in-process miner (`mining::CoreSource`) and the JSON-RPC server ([`rpc_server`]),
+//! which call [`Chain::template`] and [`Chain::submit_block`].
 //!
 //! - [`chain`]: the chain itself (open, tip, lookups, templates, block acceptance).
 //! - [`validate`]: the consensus checks, pure functions testable without disk.
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use chain::{Accepted, BlockRejected, Chain, ChainParams};
 pub use datadir::{chain_dir, default_data_dir};
-pub use service::{run_source, NodeCore};
+pub use service::{verdict_for, NodeCore};
 pub use validate::{regtest_subsidy, RejectReason};
 pub use wallet::{load_or_create_payout, PAYOUT_KEY_FILE};
 

@@ -1,5 +1,5 @@
 //! The node core as a running service: a [`Chain`] behind a lock, shared by the in-process miner
-//! ([`run_source`]) and the JSON-RPC server, with a watch channel that tells both when the tip
+//! (`mining::CoreSource`) and the JSON-RPC server, with a watch channel that tells both when the tip
 //! moves (the longpoll of `getblocktemplate`). Chain calls write to disk, so async callers run
 //! them on the blocking pool.
 
@@ -12,11 +12,11 @@ use tokio::sync::watch;
 use super::chain::{Accepted, BlockRejected, Chain};
 use super::validate::RejectReason;
 use crate::work::template::BlockTemplate;
-use crate::work::{BlockResult, SourceLink, TemplateUpdate, Verdict};
+use crate::work::BlockVerdict;
 
 /// How far ahead of the clock a template's earliest block time may be before the miner waits:
 /// consensus allows two hours; ten minutes are left for the nTime the miner rolls.
-const MAX_CLOCK_LEAD: u32 = 7200 - 600;
+pub const MAX_CLOCK_LEAD: u32 = 7200 - 600;
 
 /// The chain shared by the miner and the RPC server.
 pub struct NodeCore {
@@ -91,86 +91,11 @@ pub fn now() -> u32 {
 /// A rejection as the miner shows it, with Bitcoin Core's code first: a block whose tip moved
 /// on is stale rather than wrong, and a block the disk would not take was not delivered (it is
 /// logged as hex so it can be submitted again).
-pub fn verdict_for(reason: &RejectReason) -> Verdict {
+pub fn verdict_for(reason: &RejectReason) -> BlockVerdict {
     let text = reason.to_string();
     match reason {
-        RejectReason::StalePrevBlock { .. } | RejectReason::Duplicate => Verdict::Stale(text),
-        RejectReason::StoreFailed(_) => Verdict::Failed(text),
-        _ => Verdict::Rejected(text),
-    }
-}
-
-/// Serve the in-process miner: a template now and after every new tip, blocks validated and
-/// stored as they come, until the miner closes its side.
-pub async fn run_source(core: Arc<NodeCore>, mut link: SourceLink) {
-    let mut tips = core.subscribe();
-    let mut send_template = true;
-    let mut warned = false;
-    loop {
-        if send_template {
-            let c = Arc::clone(&core);
-            let Ok(mut template) = tokio::task::spawn_blocking(move || c.template()).await else {
-                return;
-            };
-            // Each block must be later than the median of the last 11 and at most two hours
-            // ahead of the clock: at regtest's difficulty a fast miner outruns the clock in
-            // seconds. Then wait for the clock instead of mining blocks the rules refuse.
-            let ahead = template.min_time.saturating_sub(now());
-            if ahead > MAX_CLOCK_LEAD {
-                let wait = u64::from(ahead - MAX_CLOCK_LEAD);
-                if !warned {
-                    warned = true;
-                    tracing::warn!(
-                        "blocks come faster than block times may advance (at most 2 h ahead of the clock): pausing {wait} s; --difficulty sets a steadier pace"
-                    );
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
-                    _ = link.results.closed() => return,
-                }
-                let c = Arc::clone(&core);
-                let Ok(t) = tokio::task::spawn_blocking(move || c.template()).await else {
-                    return;
-                };
-                template = t;
-            }
-            let update = TemplateUpdate {
-                template: Arc::new(template),
-            };
-            if link.templates.send(update).await.is_err() {
-                return;
-            }
-        }
-        send_template = false;
-        tokio::select! {
-            block = link.blocks.recv() => {
-                let Some(block) = block else { return };
-                let verdict = match block.decode() {
-                    Ok(decoded) => {
-                        let c = Arc::clone(&core);
-                        match tokio::task::spawn_blocking(move || c.submit(&decoded)).await {
-                            Ok(Ok(_)) => Verdict::Accepted,
-                            Ok(Err(rejected)) => verdict_for(&rejected.reason),
-                            Err(e) => Verdict::Failed(format!("node core task failed: {e}")),
-                        }
-                    }
-                    Err(e) => Verdict::Rejected(format!("block decode failed: {e}")),
-                };
-                if let Verdict::Failed(why) = &verdict {
-                    tracing::error!("block {} not stored ({why}): {}", block.hash, block.to_hex());
-                }
-                let result = BlockResult { hash: block.hash, height: block.height, verdict };
-                if link.results.send(result).await.is_err() {
-                    return;
-                }
-            }
-            changed = tips.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                tips.borrow_and_update();
-                send_template = true;
-            }
-        }
+        RejectReason::StalePrevBlock { .. } | RejectReason::Duplicate => BlockVerdict::Stale(text),
+        RejectReason::StoreFailed(_) => BlockVerdict::Undelivered(text),
+        _ => BlockVerdict::Rejected(text),
     }
 }

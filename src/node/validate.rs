@@ -17,6 +17,9 @@ use bitcoin::{Amount, Block, BlockHash, ScriptBuf, Transaction, Weight};
 /// Blocks between subsidy halvings on regtest (Bitcoin Core's `nSubsidyHalvingInterval`).
 pub const REGTEST_HALVING_INTERVAL: u32 = 150;
 
+/// Blocks between subsidy halvings on mainnet, testnet and signet.
+pub const MAINNET_HALVING_INTERVAL: u32 = 210_000;
+
 /// The first block's subsidy: 50 BTC.
 pub const INITIAL_SUBSIDY: Amount = Amount::from_sat(50 * 100_000_000);
 

@@ -7,4 +7,4 @@ pub mod client;
 pub mod source;
 
 pub use client::{Auth, RpcClient, RpcError};
-pub use source::{node_network, NodeSource, SourceError};
+pub use source::{node_network, LongPoll, NodeSource, BACKOFF};

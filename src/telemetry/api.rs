@@ -191,13 +191,21 @@ pub fn summary(state: &ApiState, snap: &StatsSnapshot) -> Value {
         "hashes": snap.devices.iter().map(|d| d.hashes).sum::<u64>(),
         "devices": devices(snap),
         "shares": {
+            "solutions": snap.solutions,
             "submitted": snap.submitted,
             "accepted": snap.accepted,
             "rejected": snap.rejected,
             "stale": snap.stale,
+            "held": snap.held,
+            "pending": snap.pending,
+            "unanswered": snap.unanswered,
             "reject_reasons": snap.reject_reasons,
+            "stale_reasons": snap.stale_reasons,
             "last_reject": snap.last_reject,
         },
+        "latency_ms": snap.latency.map(|l| json!({
+            "samples": l.samples, "median": l.median_ms, "p99": l.p99_ms, "max": l.max_ms,
+        })),
         "hardware_errors": snap.hardware_errors,
         "blocks": snap.blocks,
         "pool": {
@@ -215,10 +223,9 @@ pub fn devices(snap: &StatsSnapshot) -> Value {
     Value::Array(
         snap.devices
             .iter()
-            .enumerate()
-            .map(|(i, d)| {
+            .map(|d| {
                 json!({
-                    "index": i,
+                    "index": d.index,
                     "label": d.label,
                     "hashes": d.hashes,
                     "hashrate": { "5s": d.rate_5s, "1m": d.rate_60s, "15m": d.rate_15m },

@@ -70,6 +70,7 @@ pub fn render(snap: &StatsSnapshot, source: Option<&str>) -> String {
         ("accepted", snap.accepted),
         ("rejected", snap.rejected),
         ("stale", snap.stale),
+        ("unanswered", snap.unanswered),
     ]
     .iter()
     .map(|(r, v)| (labels(&[("result", r)]), *v as f64))
@@ -77,9 +78,42 @@ pub fn render(snap: &StatsSnapshot, source: Option<&str>) -> String {
     family(
         "wgminer_shares_total",
         "counter",
-        "Shares (pool) or blocks (solo) by verdict.",
+        "Shares (pool) or blocks (solo) by final outcome; with the held and pending gauges they add up to the solutions.",
         &results,
     );
+    let waiting: Vec<(String, f64)> = [("held", snap.held), ("pending", snap.pending)]
+        .iter()
+        .map(|(s, v)| (labels(&[("state", s)]), *v as f64))
+        .collect();
+    family(
+        "wgminer_shares_waiting",
+        "gauge",
+        "Shares or blocks held while the pool is unreachable, or pending an answer.",
+        &waiting,
+    );
+    let stale: Vec<(String, f64)> = snap
+        .stale_reasons
+        .iter()
+        .map(|(r, n)| (labels(&[("reason", r)]), *n as f64))
+        .collect();
+    family(
+        "wgminer_stale_total",
+        "counter",
+        "Stale shares or blocks by why they were not sent (or not answered in time).",
+        &stale,
+    );
+    if let Some(l) = snap.latency {
+        let q: Vec<(String, f64)> = [("0.5", l.median_ms), ("0.99", l.p99_ms), ("1", l.max_ms)]
+            .iter()
+            .map(|(q, ms)| (labels(&[("quantile", q)]), ms / 1e3))
+            .collect();
+        family(
+            "wgminer_find_to_submit_seconds",
+            "gauge",
+            "Find-to-submit latency over recent solutions (from the start of the dispatch or slice that found each one).",
+            &q,
+        );
+    }
     family(
         "wgminer_submitted_total",
         "counter",

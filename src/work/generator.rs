@@ -89,6 +89,14 @@ impl WorkGenerator {
         &self.job
     }
 
+    /// Go on with `job`, the same job under another share target (see
+    /// [`PreparedJob::with_share_target`]): the rolling counters continue, so no header is cut
+    /// twice. Units made from now on carry the new target.
+    pub fn retarget(&mut self, job: Arc<PreparedJob>) {
+        debug_assert_eq!(job.job().id, self.job.job().id);
+        self.job = job;
+    }
+
     /// Headers started so far.
     pub fn headers_started(&self) -> u64 {
         self.headers

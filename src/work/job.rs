@@ -331,6 +331,14 @@ impl PreparedJob {
         self.job
     }
 
+    /// The same job with shares at `target` (a new pool difficulty applied to work made from
+    /// now on); everything precomputed is kept.
+    pub fn with_share_target(&self, target: Target) -> PreparedJob {
+        let mut job = self.clone();
+        job.job.share_target = target;
+        job
+    }
+
     /// The merkle root for an extranonce2 (fast path of [`Job::merkle_root_from`] +
     /// [`Job::coinbase_txid`]).
     pub fn coinbase_root(&self, extranonce2: &Extranonce2) -> Result<CoinbaseRoot, JobError> {

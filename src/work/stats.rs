@@ -1,6 +1,7 @@
 //! What a mining run counts: hashes per device (5 s, 60 s and 15 min rates from a [`RateMeter`]),
-//! shares accepted, rejected (with the pool's reasons) and stale, hardware errors, the current
-//! difficulty and pool, the last clean-job switch latency, and uptime. Workers and the manager
+//! every verified solution's fate (accepted, rejected and stale with bounded reason maps, held,
+//! pending, unanswered), find-to-submit latency, hardware errors, the current difficulty and
+//! pool, the last clean-job switch latency, and uptime. Workers and the manager
 //! update it through atomics and short locks; the status display reads a [`StatsSnapshot`].
 
 use std::collections::{BTreeMap, VecDeque};
@@ -11,25 +12,50 @@ use std::time::{Duration, Instant};
 /// The longest hash-rate window reported (the 15-minute average).
 pub const LONGEST_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// Distinct reject or stale reasons kept by name; the rest are counted under [`OTHER_REASON`].
+/// The reasons are a peer's text: without a bound, a pool could grow the map without limit.
+pub const MAX_REASONS: usize = 16;
+
+/// The bucket for reasons beyond [`MAX_REASONS`].
+pub const OTHER_REASON: &str = "other";
+
+/// Reasons longer than this are cut (a pool's text, shown and exported).
+const MAX_REASON_LEN: usize = 80;
+
+/// Find-to-submit latencies kept for the percentiles (the most recent ones).
+const LATENCY_SAMPLES: usize = 4096;
+
 /// One device's counters.
 #[derive(Debug)]
 pub struct DeviceCounters {
+    /// The index `wgminer devices` shows (0: the CPU).
+    pub index: usize,
     pub label: String,
     pub hashes: AtomicU64,
     pub hardware_errors: AtomicU64,
-    /// Verified hits (shares found, before the pool's verdict).
+    /// Verified solutions (shares or blocks found, before any verdict).
     pub solutions: AtomicU64,
 }
 
-/// Everything counted during a run.
+/// Everything counted during a run. Every verified solution is in exactly one of `accepted`,
+/// `rejected`, `stale`, `unanswered`, or the two gauges `held` (waiting for a connection) and
+/// `pending` (handed to the pool or node, waiting for its answer); see [`StatsSnapshot::unaccounted`].
 #[derive(Debug)]
 pub struct MiningStats {
     started: Instant,
     pub devices: Vec<DeviceCounters>,
+    /// Solutions handed to the pool or node (whatever became of them).
     pub submitted: AtomicU64,
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
+    /// Not sent, or no longer worth sending (see the reasons).
     pub stale: AtomicU64,
+    /// Sent, but no answer came (the peer went away, or the run ended first).
+    pub unanswered: AtomicU64,
+    /// Held while the pool is unreachable (a gauge).
+    pub held: AtomicU64,
+    /// Handed over, waiting for an answer (a gauge).
+    pub pending: AtomicU64,
     /// Blocks the node accepted (solo mining).
     pub blocks: AtomicU64,
     inner: Mutex<Inner>,
@@ -38,6 +64,7 @@ pub struct MiningStats {
 #[derive(Debug, Default)]
 struct Inner {
     reject_reasons: BTreeMap<String, u64>,
+    stale_reasons: BTreeMap<String, u64>,
     last_reject: Option<String>,
     difficulty: Option<f64>,
     pool: Option<String>,
@@ -46,6 +73,8 @@ struct Inner {
     last_switch: Option<Duration>,
     max_switch: Option<Duration>,
     meters: Vec<RateMeter>,
+    /// Recent find-to-submit latencies, oldest first.
+    latencies: VecDeque<Duration>,
 }
 
 /// A copy of the counters at one moment, for display and JSON.
@@ -53,25 +82,58 @@ struct Inner {
 pub struct StatsSnapshot {
     pub uptime_s: f64,
     pub devices: Vec<DeviceSnapshot>,
+    /// Verified solutions, all devices.
+    pub solutions: u64,
     pub submitted: u64,
     pub accepted: u64,
     pub rejected: u64,
     pub stale: u64,
+    pub unanswered: u64,
+    pub held: u64,
+    pub pending: u64,
     pub blocks: u64,
     /// Whether this run mines blocks (solo) rather than pool shares.
     pub solo: bool,
     pub hardware_errors: u64,
     pub reject_reasons: BTreeMap<String, u64>,
+    pub stale_reasons: BTreeMap<String, u64>,
     pub last_reject: Option<String>,
     pub difficulty: Option<f64>,
     pub pool: Option<String>,
     pub connected: bool,
     pub last_switch_ms: Option<f64>,
     pub max_switch_ms: Option<f64>,
+    /// Find-to-submit latency over the recent solutions: from the start of the dispatch or
+    /// slice that found each one to its hand-over to the pool or node (an upper bound).
+    pub latency: Option<LatencySummary>,
+}
+
+impl StatsSnapshot {
+    /// Solutions in no counter: 0 whenever the books balance (solutions still on their way from
+    /// a device to the runner show here for a moment while mining; none at the end of a run).
+    pub fn unaccounted(&self) -> i64 {
+        self.solutions as i64
+            - (self.accepted
+                + self.rejected
+                + self.stale
+                + self.unanswered
+                + self.held
+                + self.pending) as i64
+    }
+}
+
+/// Percentiles of the find-to-submit latency, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct LatencySummary {
+    pub samples: usize,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct DeviceSnapshot {
+    pub index: usize,
     pub label: String,
     pub hashes: u64,
     pub rate_5s: f64,
@@ -82,10 +144,12 @@ pub struct DeviceSnapshot {
 }
 
 impl MiningStats {
-    pub fn new(labels: impl IntoIterator<Item = String>) -> Self {
-        let devices: Vec<DeviceCounters> = labels
+    /// Counters for the devices `(index, label)`, in worker order.
+    pub fn new(devices: impl IntoIterator<Item = (usize, String)>) -> Self {
+        let devices: Vec<DeviceCounters> = devices
             .into_iter()
-            .map(|label| DeviceCounters {
+            .map(|(index, label)| DeviceCounters {
+                index,
                 label,
                 hashes: AtomicU64::new(0),
                 hardware_errors: AtomicU64::new(0),
@@ -107,6 +171,9 @@ impl MiningStats {
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             stale: AtomicU64::new(0),
+            unanswered: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
             inner: Mutex::new(inner),
         }
@@ -121,15 +188,74 @@ impl MiningStats {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A solution refused by the pool or node (it was pending).
     pub fn record_reject(&self, reason: &str) {
+        gauge_down(&self.pending);
         self.rejected.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.inner();
-        *inner.reject_reasons.entry(reason.to_owned()).or_insert(0) += 1;
-        inner.last_reject = Some(reason.to_owned());
+        let reason = count_reason(&mut inner.reject_reasons, reason);
+        inner.last_reject = Some(reason);
+    }
+
+    /// A solution accepted by the pool or node (it was pending).
+    pub fn record_accept(&self) {
+        gauge_down(&self.pending);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A solution never sent, or no longer worth sending, before it was handed over.
+    pub fn record_stale(&self, why: &str) {
+        self.stale.fetch_add(1, Ordering::Relaxed);
+        count_reason(&mut self.inner().stale_reasons, why);
+    }
+
+    /// A handed-over solution that went stale (`held`: while held; else while pending).
+    pub fn record_stale_after_hand_over(&self, held: bool, why: &str) {
+        gauge_down(if held { &self.held } else { &self.pending });
+        self.record_stale(why);
+    }
+
+    /// A solution handed to the pool or node, `latency` after its device found it.
+    pub fn record_hand_over(&self, latency: Duration) {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.inner();
+        if inner.latencies.len() >= LATENCY_SAMPLES {
+            inner.latencies.pop_front();
+        }
+        inner.latencies.push_back(latency);
+    }
+
+    /// A pending solution is held until the peer is reachable.
+    pub fn record_held(&self) {
+        gauge_down(&self.pending);
+        self.held.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A held solution went out: pending again.
+    pub fn record_held_sent(&self) {
+        gauge_down(&self.held);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A pending solution will get no answer.
+    pub fn record_unanswered(&self) {
+        gauge_down(&self.pending);
+        self.unanswered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The run ends: solutions still pending will get no answer now.
+    pub fn settle_pending_at_exit(&self) {
+        let left = self.pending.swap(0, Ordering::Relaxed);
+        self.unanswered.fetch_add(left, Ordering::Relaxed);
     }
 
     pub fn set_difficulty(&self, difficulty: f64) {
         self.inner().difficulty = Some(difficulty);
+    }
+
+    pub fn difficulty(&self) -> Option<f64> {
+        self.inner().difficulty
     }
 
     pub fn set_pool(&self, pool: Option<String>, connected: bool) {
@@ -178,6 +304,7 @@ impl MiningStats {
             .map(|(d, m)| {
                 let hashes = d.hashes.load(Ordering::Relaxed);
                 DeviceSnapshot {
+                    index: d.index,
                     label: d.label.clone(),
                     hashes,
                     rate_5s: m.rate(now, hashes, Duration::from_secs(5)),
@@ -191,22 +318,60 @@ impl MiningStats {
         StatsSnapshot {
             uptime_s: self.started.elapsed().as_secs_f64(),
             hardware_errors: devices.iter().map(|d| d.hardware_errors).sum(),
+            solutions: devices.iter().map(|d| d.solutions).sum(),
             devices,
             submitted: self.submitted.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
+            unanswered: self.unanswered.load(Ordering::Relaxed),
+            held: self.held.load(Ordering::Relaxed),
+            pending: self.pending.load(Ordering::Relaxed),
             blocks: self.blocks.load(Ordering::Relaxed),
             solo: inner.solo,
             reject_reasons: inner.reject_reasons.clone(),
+            stale_reasons: inner.stale_reasons.clone(),
             last_reject: inner.last_reject.clone(),
             difficulty: inner.difficulty,
             pool: inner.pool.clone(),
             connected: inner.connected,
             last_switch_ms: inner.last_switch.map(|d| d.as_secs_f64() * 1e3),
             max_switch_ms: inner.max_switch.map(|d| d.as_secs_f64() * 1e3),
+            latency: latency_summary(&inner.latencies),
         }
     }
+}
+
+/// Lower a gauge without wrapping below zero (a peer answering a share twice must not make it
+/// read 2^64).
+fn gauge_down(gauge: &AtomicU64) {
+    let _ = gauge.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+}
+
+/// Count `reason` in a map of at most [`MAX_REASONS`] names; returns the name it was counted
+/// under (cut to a sane length; [`OTHER_REASON`] once the map is full).
+fn count_reason(map: &mut BTreeMap<String, u64>, reason: &str) -> String {
+    let mut name: String = reason.chars().take(MAX_REASON_LEN).collect();
+    if !map.contains_key(&name) && map.len() >= MAX_REASONS - 1 {
+        name = OTHER_REASON.to_owned();
+    }
+    *map.entry(name.clone()).or_insert(0) += 1;
+    name
+}
+
+fn latency_summary(samples: &VecDeque<Duration>) -> Option<LatencySummary> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    Some(LatencySummary {
+        samples: ms.len(),
+        median_ms: at(0.5),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+    })
 }
 
 /// Hash rate over sliding windows: samples of a running total, kept for the longest window.

@@ -257,6 +257,57 @@ impl BlockTemplate {
         merkle_branch(self.transactions.iter().map(|t| t.txid))
     }
 
+    /// Whether `other` would give the same block (only the node's clock moved).
+    pub fn same_work(&self, other: &BlockTemplate) -> bool {
+        self.prev_hash == other.prev_hash
+            && self.coinbase_value == other.coinbase_value
+            && self.bits == other.bits
+            && self.version == other.version
+            && self.transactions.len() == other.transactions.len()
+            && self
+                .transactions
+                .iter()
+                .zip(&other.transactions)
+                .all(|(x, y)| x.txid == y.txid)
+    }
+
+    /// The template for the block after `block`, built here without asking the node: on top of
+    /// `block`, height + 1, no transactions, the coinbase paying `subsidy`, the same bits. This
+    /// is what a pool mines the moment it finds a block, until the node's own template for the
+    /// new tip arrives. `None` when the bits may change at the next height (a retarget every
+    /// `retarget_interval` blocks; 0 for chains that never retarget, such as regtest), where
+    /// only the node knows them.
+    pub fn empty_successor(
+        &self,
+        block: &SolvedBlock,
+        subsidy: Amount,
+        retarget_interval: u32,
+        now: u32,
+    ) -> Option<BlockTemplate> {
+        let height = self.height.checked_add(1)?;
+        if retarget_interval != 0 && height % retarget_interval == 0 {
+            return None;
+        }
+        let time = block.header.time;
+        Some(BlockTemplate {
+            version: self.version,
+            prev_hash: block.hash,
+            height,
+            bits: self.bits,
+            target: self.target,
+            cur_time: now.max(time),
+            // The median time past can only have moved forward, never past our block's time
+            // by much; the node refuses a block otherwise, and its own template follows.
+            min_time: self.min_time.max(time.saturating_sub(1)),
+            coinbase_value: subsidy,
+            coinbase_aux: self.coinbase_aux.clone(),
+            transactions: Vec::new(),
+            segwit: self.segwit,
+            default_witness_commitment: None,
+            longpoll_id: None,
+        })
+    }
+
     /// The nTime to start from: the node's time, never before its minimum.
     pub fn start_time(&self) -> u32 {
         self.cur_time.max(self.min_time)

@@ -188,3 +188,26 @@ pub fn signal(pid: u32, sig: &str) {
         .unwrap_or(false);
     assert!(ok, "kill {sig} {pid} failed");
 }
+
+/// The exit line's counters add up: every verified solution is in exactly one of them.
+pub fn assert_books_balance(exit: &Value) {
+    let st = &exit["status"];
+    let n = |k: &str| st[k].as_u64().unwrap_or_else(|| panic!("no {k} in {exit}"));
+    let solutions: u64 = st["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| d["solutions"].as_u64().expect("solutions"))
+        .sum();
+    assert_eq!(n("solutions"), solutions, "{exit}");
+    assert_eq!(
+        solutions,
+        n("accepted") + n("rejected") + n("stale") + n("unanswered") + n("held") + n("pending"),
+        "every solution in exactly one counter: {exit}"
+    );
+    assert_eq!(
+        n("held") + n("pending"),
+        0,
+        "nothing waits once the run is over: {exit}"
+    );
+}

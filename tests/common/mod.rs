@@ -2,6 +2,8 @@
 //! (copied from ../shared/vectors/headers.json; each entry names its public source).
 #![allow(dead_code)]
 
+pub mod feed;
+
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::deserialize;
 

@@ -35,6 +35,8 @@ use wgminer::work::{CoinbaseTemplate, Extranonce2, Job, Share};
 pub const MASK: u32 = 0x1fff_e000;
 const EXTRANONCE1: &str = "08000002";
 const EXTRANONCE2_SIZE: usize = 4;
+/// Pushed to every connection to close it.
+const DISCONNECT: &str = "\u{0}disconnect";
 
 /// One `mining.submit` as the pool judged it.
 #[derive(Clone, Debug)]
@@ -45,6 +47,10 @@ pub struct Submit {
     pub reason: Option<String>,
     /// The difficulty the share's job was sent with.
     pub job_difficulty: Option<f64>,
+    /// The difficulty in force when the share arrived.
+    pub current_difficulty: f64,
+    /// The share's own difficulty (what its hash meets), when it parsed.
+    pub share_difficulty: Option<f64>,
     pub at: Instant,
 }
 
@@ -56,6 +62,10 @@ struct PoolState {
     next_job: u32,
     submits: Vec<Submit>,
     authorized: Vec<String>,
+    /// public-pool's order on authorize: this difficulty and the first job, then the real one.
+    first_difficulty: Option<f64>,
+    /// While set, connections are refused (closed at once).
+    refusing: bool,
 }
 
 /// The pool: the test drives it (`set_difficulty`, `notify`) and reads `submits`.
@@ -86,6 +96,10 @@ impl TestPool {
         let first = pool.make_job(true);
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                if state.lock().expect("state").refusing {
+                    drop(socket);
+                    continue;
+                }
                 let state = Arc::clone(&state);
                 let rx = lines.subscribe();
                 let first = first.clone();
@@ -93,6 +107,28 @@ impl TestPool {
             }
         });
         pool
+    }
+
+    /// Like public-pool: on authorize, `set_difficulty first`, the first job (made at `first`),
+    /// then `set_difficulty then` (the difficulty in force from then on); it judges a share by
+    /// the difficulty in force when the share arrives, or its job's if that is lower.
+    pub async fn start_like_public_pool(first: f64, then: f64) -> TestPool {
+        let pool = TestPool::start(first).await;
+        let mut st = pool.lock();
+        st.first_difficulty = Some(first);
+        st.difficulty = then;
+        drop(st);
+        pool
+    }
+
+    /// Close every connection now and refuse new ones until [`TestPool::accept_again`].
+    pub fn drop_connections(&self) {
+        self.lock().refusing = true;
+        let _ = self.lines.send(DISCONNECT.to_owned());
+    }
+
+    pub fn accept_again(&self) {
+        self.lock().refusing = false;
     }
 
     pub fn url(&self) -> String {
@@ -225,6 +261,7 @@ async fn serve(
                 _ => return,
             },
             p = pushed.recv() => match p {
+                Ok(p) if p == DISCONNECT => return,
                 Ok(p) => vec![p],
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
@@ -260,12 +297,15 @@ fn answer(line: &str, state: &Mutex<PoolState>, first_job: &str) -> Vec<String> 
                 st.authorized.push(u.to_owned());
             }
             let d = st.difficulty;
+            let first = st.first_difficulty;
             drop(st);
-            vec![
-                ok(json!(true)),
-                json!({"id": null, "method": "mining.set_difficulty", "params": [d]}).to_string(),
-                first_job.to_owned(),
-            ]
+            let set = |d: f64| {
+                json!({"id": null, "method": "mining.set_difficulty", "params": [d]}).to_string()
+            };
+            match first {
+                Some(first) => vec![ok(json!(true)), set(first), first_job.to_owned(), set(d)],
+                None => vec![ok(json!(true)), set(d), first_job.to_owned()],
+            }
         }
         Some("mining.submit") => {
             let (accepted, reason) = judge(&msg["params"], state);
@@ -299,14 +339,30 @@ fn judge(params: &Value, state: &Mutex<PoolState>) -> (bool, Option<String>) {
     })();
     let mut st = state.lock().expect("state");
     let job = st.jobs.get(&job_id).cloned();
+    let current = st.difficulty;
+    // What the share's hash meets, judged by the reference path (the job's header for it).
+    let share_difficulty = match (&share, &job) {
+        (Some(share), Some((job, _, _))) => job.header(&share.roll(), share.nonce).ok().map(|h| {
+            wgminer::pow::difficulty_of_target(&bitcoin::pow::Target::from_le_bytes(
+                h.block_hash().to_byte_array(),
+            ))
+        }),
+        _ => None,
+    };
     let (accepted, reason, job_difficulty) = match (&share, job) {
         (None, _) => (false, Some("malformed submit".to_owned()), None),
         (Some(_), None) => (false, Some("Job not found".to_owned()), None),
         (Some(_), Some((_, d, false))) => (false, Some("Stale".to_owned()), Some(d)),
-        (Some(share), Some((job, d, true))) => match job.check_share(share) {
-            Ok(_) => (true, None, Some(d)),
-            Err(e) => (false, Some(format!("Low difficulty share ({e})")), Some(d)),
-        },
+        (Some(share), Some((job, d, true))) => {
+            // The job's own difficulty, or the one in force now if lower (public-pool judges
+            // by the client's current difficulty).
+            let mut easier = job.clone();
+            easier.share_target = target_from_difficulty(d.min(current)).expect("difficulty");
+            match easier.check_share(share) {
+                Ok(_) => (true, None, Some(d)),
+                Err(e) => (false, Some(format!("Low difficulty share ({e})")), Some(d)),
+            }
+        }
     };
     st.submits.push(Submit {
         job_id,
@@ -314,6 +370,8 @@ fn judge(params: &Value, state: &Mutex<PoolState>) -> (bool, Option<String>) {
         accepted,
         reason: reason.clone(),
         job_difficulty,
+        current_difficulty: current,
+        share_difficulty,
         at: Instant::now(),
     });
     (accepted, reason)

@@ -32,17 +32,18 @@ pub fn groups_along_row(longest: u64, per_group: u64) -> u64 {
 }
 
 /// Walks the units' nonce ranges in order and hands out dispatch-sized batches of rows.
-pub struct Planner<'a> {
-    units: &'a [WorkUnit],
+pub struct Planner {
+    /// Each unit's nonce range, in order.
+    ranges: Vec<NonceRange>,
     unit: usize,
     /// Nonces of `units[unit]` already handed out.
     done: u64,
 }
 
-impl<'a> Planner<'a> {
-    pub fn new(units: &'a [WorkUnit]) -> Self {
+impl Planner {
+    pub fn new(units: &[WorkUnit]) -> Self {
         let mut p = Planner {
-            units,
+            ranges: units.iter().map(|u| u.nonces).collect(),
             unit: 0,
             done: 0,
         };
@@ -51,14 +52,14 @@ impl<'a> Planner<'a> {
     }
 
     fn skip_finished(&mut self) {
-        while self.unit < self.units.len() && self.done >= self.units[self.unit].nonces.count {
+        while self.unit < self.ranges.len() && self.done >= self.ranges[self.unit].count {
             self.unit += 1;
             self.done = 0;
         }
     }
 
     pub fn is_done(&self) -> bool {
-        self.unit >= self.units.len()
+        self.unit >= self.ranges.len()
     }
 
     /// Up to `budget` nonces as rows of at most `row_max` nonces each (and at most
@@ -68,7 +69,7 @@ impl<'a> Planner<'a> {
         let mut left = budget.max(1);
         let mut rows = Vec::new();
         while left > 0 && rows.len() < MAX_ROWS && !self.is_done() {
-            let range = self.units[self.unit].nonces;
+            let range = self.ranges[self.unit];
             let take = (range.count - self.done).min(row_max).min(left);
             let (_, rest) = range.split_at(self.done);
             rows.push(RowSpec {

@@ -2,8 +2,9 @@
 //! kernel that build.rs generates from `shaders/sha256d.wgsl`.
 //!
 //! A [`GpuBackend`] owns one device and everything built for it once (pipeline, buffers, bind
-//! groups). A scan cuts the units' nonces into dispatches sized toward a target GPU time and
-//! keeps two in flight: while dispatch N+1 runs, N's hits are read back. If a dispatch finds
+//! groups). It cuts each batch's nonces into dispatches sized toward a target GPU time and keeps
+//! two in flight, across batches too: while dispatch N+1 runs, N's hits are read back and handed
+//! to the feed at once. If a dispatch finds
 //! more hits than its buffer holds, its rows are re-scanned on the CPU, so no hit is lost.
 
 mod adapters;
@@ -11,10 +12,11 @@ mod context;
 mod dispatch;
 pub mod kernel;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendError, ScanReport};
+use super::{Assignment, Backend, BackendError, DeviceId, Feed, Progress, WorkFeed};
 use crate::pow::{scan, ScanPath};
 use crate::work::{Hit, WorkUnit};
 
@@ -123,6 +125,8 @@ pub struct GpuStats {
 /// A dispatch that has been submitted and not yet read back.
 struct InFlight {
     slot: usize,
+    /// The batch it belongs to.
+    tag: u64,
     index: wgpu::SubmissionIndex,
     rows: Vec<RowSpec>,
     nonces: u64,
@@ -130,6 +134,7 @@ struct InFlight {
 }
 
 pub struct GpuBackend {
+    id: DeviceId,
     label: String,
     summary: AdapterSummary,
     options: GpuOptions,
@@ -167,6 +172,10 @@ impl GpuBackend {
             max_dispatch,
         );
         Ok(GpuBackend {
+            id: DeviceId {
+                index: adapter.index,
+                label: adapter.label(),
+            },
             label: adapter.label(),
             summary: adapter.summary(),
             options,
@@ -205,7 +214,13 @@ impl GpuBackend {
         self.stats
     }
 
-    fn submit(&mut self, slot: usize, rows: Vec<RowSpec>, units: &[WorkUnit]) -> InFlight {
+    fn submit(
+        &mut self,
+        slot: usize,
+        tag: u64,
+        rows: Vec<RowSpec>,
+        units: &[WorkUnit],
+    ) -> InFlight {
         let params: Vec<kernel::Row> = rows
             .iter()
             .map(|r| kernel::Row::new(&units[r.unit].pre, r.nonces.start, r.nonces.count as u32))
@@ -220,6 +235,7 @@ impl GpuBackend {
         let nonces = rows.iter().map(|r| r.nonces.count).sum();
         InFlight {
             slot,
+            tag,
             index,
             rows,
             nonces,
@@ -229,12 +245,8 @@ impl GpuBackend {
 
     /// Read one dispatch back and turn its records into hits (re-scanning on the CPU if the
     /// hit buffer overflowed).
-    fn complete(
-        &mut self,
-        job: &InFlight,
-        units: &[WorkUnit],
-        hits: &mut Vec<Hit>,
-    ) -> Result<(), BackendError> {
+    fn complete(&mut self, job: &InFlight, units: &[WorkUnit]) -> Result<Vec<Hit>, BackendError> {
+        let mut hits = Vec::new();
         let readback = self.ctx.read(job.slot, job.index.clone())?;
         self.stats.dispatches += 1;
         if readback.count > self.ctx.hit_capacity() {
@@ -261,7 +273,7 @@ impl GpuBackend {
                     nonce,
                 }));
             }
-            return Ok(());
+            return Ok(hits);
         }
         for (row, nonce) in readback.records {
             match job.rows.get(row as usize) {
@@ -277,63 +289,123 @@ impl GpuBackend {
                 ),
             }
         }
-        Ok(())
+        Ok(hits)
     }
 
-    fn scan_inner(
-        &mut self,
-        units: &[WorkUnit],
-        cancel: &AtomicBool,
-        report: &mut ScanReport,
-    ) -> Result<(), BackendError> {
-        let mut planner = Planner::new(units);
-        let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
+    /// Keep [`SLOTS`] dispatches in flight across batches: the next batch is asked for as soon
+    /// as the current one has no rows left to plan, so the GPU never idles between batches, and
+    /// each dispatch's hits go to the feed the moment it is read back.
+    fn mine_inner(&mut self, feed: &dyn WorkFeed) -> Result<(), BackendError> {
+        let mut active: VecDeque<Active> = VecDeque::new();
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut free: Vec<usize> = (0..SLOTS).rev().collect();
         let row_max = self.row_max;
+        let mut stopping = false;
         // When the previous dispatch finished: the next one was already queued, so from then on
         // the GPU was working on it.
         let mut last_done: Option<Instant> = None;
         loop {
-            while !planner.is_done() && !cancel.load(Ordering::Relaxed) {
-                let Some(slot) = free.pop() else { break };
-                let rows = planner.next_batch(self.tuner.nonces(), row_max);
-                let job = self.submit(slot, rows, units);
-                in_flight.push_back(job);
+            while let Some(&slot) = free.last() {
+                let planning = active
+                    .back()
+                    .is_some_and(|a| !a.planner.is_done() && !a.assignment.is_cancelled());
+                if !planning {
+                    if stopping {
+                        break;
+                    }
+                    match feed.next(in_flight.is_empty()) {
+                        Feed::Work(assignment) => {
+                            let planner = Planner::new(&assignment.units);
+                            active.push_back(Active {
+                                assignment,
+                                planner,
+                                in_flight: 0,
+                            });
+                            continue;
+                        }
+                        Feed::Empty => break,
+                        Feed::Stop => {
+                            stopping = true;
+                            break;
+                        }
+                    }
+                }
+                let Some(current) = active.back_mut() else {
+                    break;
+                };
+                free.pop();
+                let rows = current.planner.next_batch(self.tuner.nonces(), row_max);
+                current.in_flight += 1;
+                let units = Arc::clone(&current.assignment.units);
+                let tag = current.assignment.tag;
+                in_flight.push_back(self.submit(slot, tag, rows, &units));
             }
+            retire(&mut active, feed);
             let Some(job) = in_flight.pop_front() else {
-                break;
+                if stopping {
+                    return Ok(());
+                }
+                continue;
             };
-            self.complete(&job, units, &mut report.hits)?;
+            let Some(owner) = active.iter_mut().find(|a| a.assignment.tag == job.tag) else {
+                // Every dispatch belongs to an active assignment until it is read back.
+                return Err(BackendError::Other(format!(
+                    "{}: dispatch of an unknown batch",
+                    self.label
+                )));
+            };
+            let hits = self.complete(&job, &owner.assignment.units)?;
             let done = Instant::now();
             let began = last_done.map_or(job.submitted, |t| t.max(job.submitted));
             self.tuner.observe(job.nonces, done - began);
             last_done = Some(done);
-            report.hashes += job.nonces;
+            owner.in_flight -= 1;
             free.push(job.slot);
+            feed.progress(
+                &owner.assignment,
+                Progress {
+                    hashes: job.nonces,
+                    hits: &hits,
+                    started: began,
+                },
+            );
         }
-        report.cancelled = !planner.is_done();
-        Ok(())
     }
 }
 
+/// A batch the GPU is working on.
+struct Active {
+    assignment: Assignment,
+    planner: Planner,
+    /// Its dispatches not yet read back.
+    in_flight: usize,
+}
+
+/// Tell the feed about every batch that has nothing left to plan (or was cancelled) and
+/// nothing in flight, and drop it.
+fn retire(active: &mut VecDeque<Active>, feed: &dyn WorkFeed) {
+    active.retain(|a| {
+        let planned = a.planner.is_done() || a.assignment.is_cancelled();
+        if planned && a.in_flight == 0 {
+            feed.finished(&a.assignment, !a.planner.is_done());
+            false
+        } else {
+            true
+        }
+    });
+}
+
 impl Backend for GpuBackend {
-    fn label(&self) -> String {
-        self.label.clone()
+    fn id(&self) -> DeviceId {
+        self.id.clone()
     }
 
-    fn scan(
-        &mut self,
-        units: &[WorkUnit],
-        cancel: &AtomicBool,
-    ) -> Result<ScanReport, BackendError> {
-        let mut report = ScanReport::default();
-        match self.scan_inner(units, cancel, &mut report) {
-            Ok(()) => Ok(report),
-            Err(e) => {
-                // Leave no dispatch in flight or buffer mapped for the next call.
-                self.ctx.reset();
-                Err(e)
-            }
+    fn mine(&mut self, feed: &dyn WorkFeed) -> Result<(), BackendError> {
+        let result = self.mine_inner(feed);
+        if result.is_err() {
+            // Leave no dispatch in flight or buffer mapped for the next call.
+            self.ctx.reset();
         }
+        result
     }
 }

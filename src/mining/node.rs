@@ -1,0 +1,318 @@
+//! A node over JSON-RPC as a work source (`-o http://…`): `getblocktemplate` with longpoll so a
+//! new tip arrives at once, a refresh every [`REFRESH`] for new transactions, `submitblock` with
+//! the node's verdict. A node that goes away is retried with backoff, and so is a block that
+//! could not be delivered: it is sent again until the node answers or the run ends (then the
+//! runner writes it out).
+//!
+//! A solved tip is left at once: the moment a block is found, the next job is built here from
+//! that block (height + 1, an empty block paying the subsidy, the same bits) and mined until the
+//! node's own template for the new tip arrives, as pools do.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::Network;
+use tokio::sync::mpsc;
+
+use super::manager::Found;
+use super::solo::{SoloBridge, SoloConfig};
+use super::source::{Fate, Solved, SourceError, SourceEvent, SourceLink, WorkSource};
+use crate::rpc::source::REFRESH;
+use crate::rpc::{LongPoll, NodeSource, RpcError, BACKOFF};
+use crate::work::template::{BlockTemplate, SolvedBlock};
+use crate::work::BlockVerdict;
+
+/// Blocks between retargets on every chain but regtest (Bitcoin Core's
+/// `DifficultyAdjustmentInterval()`: two weeks of ten-minute blocks).
+const RETARGET_INTERVAL: u32 = 2016;
+
+/// A node's templates, mined with a coinbase paying us.
+pub struct NodeGbtSource {
+    node: NodeSource,
+    network: Network,
+    bridge: SoloBridge,
+}
+
+/// A block's verdict, from its submission task.
+struct Submitted {
+    block: SolvedBlock,
+    verdict: BlockVerdict,
+}
+
+impl NodeGbtSource {
+    /// `network`: the node's chain (it decides the subsidy and whether bits can change at the
+    /// next height).
+    pub fn new(node: NodeSource, network: Network, config: SoloConfig) -> Self {
+        NodeGbtSource {
+            node,
+            network,
+            bridge: SoloBridge::new(config),
+        }
+    }
+
+    /// A template, retrying with backoff while the node is down or not ready; each failure is
+    /// reported. `Ok(None)` once the runner is gone; errors for what retrying cannot fix.
+    async fn fetch_retrying(
+        &mut self,
+        link: &SourceLink,
+    ) -> Result<Option<BlockTemplate>, RpcError> {
+        let mut attempt = 0usize;
+        loop {
+            match self.node.fetch(None).await {
+                Ok(t) => return Ok(Some(t)),
+                // A template we cannot use may be followed by one we can: keep asking.
+                Err(e) if e.is_transient() || matches!(e, RpcError::BadResponse { .. }) => {
+                    let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
+                    attempt += 1;
+                    if !link
+                        .send(SourceEvent::Down(format!("{e}; retrying in {wait} s")))
+                        .await
+                    {
+                        return Ok(None);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                        _ = link.events.closed() => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Mine `template` if it is new work; false once the runner is gone.
+    async fn offer(&mut self, template: &BlockTemplate, link: &SourceLink) -> bool {
+        if self.bridge.current().is_some_and(|c| c.same_work(template)) {
+            return true;
+        }
+        self.mine(template.clone(), link).await
+    }
+
+    /// Mine `template` from now on; false once the runner is gone.
+    async fn mine(&mut self, template: BlockTemplate, link: &SourceLink) -> bool {
+        match self.bridge.job_for(Arc::new(template)) {
+            Ok(events) => {
+                for e in events {
+                    if !link.send(e).await {
+                        return false;
+                    }
+                }
+                true
+            }
+            Err(why) => link.send(SourceEvent::Message(why)).await,
+        }
+    }
+
+    /// A solution: the block goes to a submission task, and the next job (on top of it) to the
+    /// devices at once. False once the runner is gone.
+    async fn found(
+        &mut self,
+        found: Found,
+        link: &SourceLink,
+        verdicts: &mpsc::Sender<Submitted>,
+    ) -> bool {
+        let (block, after) = match self.bridge.block_for(&found) {
+            Ok(b) => b,
+            Err(why) => {
+                let solved = Solved::Share(found.share);
+                let fate = Fate::Stale { held: false, why };
+                return link.send(SourceEvent::Outcome { solved, fate }).await;
+            }
+        };
+        let event = SourceEvent::BlockFound {
+            device: found.device,
+            height: block.height,
+            hash: block.hash,
+            after,
+            hex: block.to_hex(),
+        };
+        if !link.send(event).await {
+            return false;
+        }
+        if let Some(next) = self.successor(&block) {
+            if !self.mine(next, link).await {
+                return false;
+            }
+        }
+        let node = NodeSource::new(self.node.client().clone());
+        let verdicts = verdicts.clone();
+        let events = link.events.clone();
+        tokio::spawn(async move {
+            let verdict = submit_retrying(&node, &block, &events).await;
+            let _ = verdicts.send(Submitted { block, verdict }).await;
+        });
+        true
+    }
+
+    /// The empty block after `block`, where this chain lets us know its bits.
+    fn successor(&self, block: &SolvedBlock) -> Option<BlockTemplate> {
+        let current = self.bridge.current()?;
+        let interval = if self.network == Network::Regtest {
+            0
+        } else {
+            RETARGET_INTERVAL
+        };
+        // testnet's 20-minute rule: a minimum-difficulty template says nothing about the bits
+        // the next block needs.
+        let testnet = matches!(self.network, Network::Testnet | Network::Testnet4);
+        if testnet && current.bits.to_consensus() == 0x1d00_ffff {
+            return None;
+        }
+        let halving = if self.network == Network::Regtest {
+            crate::node::validate::REGTEST_HALVING_INTERVAL
+        } else {
+            crate::node::validate::MAINNET_HALVING_INTERVAL
+        };
+        let subsidy = crate::node::validate::subsidy(current.height + 1, halving);
+        current.empty_successor(block, subsidy, interval, crate::node::service::now())
+    }
+}
+
+/// `submitblock`, sent again with backoff while the node cannot be reached, until it answers or
+/// the runner is gone (then the runner writes the block out).
+async fn submit_retrying(
+    node: &NodeSource,
+    block: &SolvedBlock,
+    events: &mpsc::Sender<SourceEvent>,
+) -> BlockVerdict {
+    let hex = block.to_hex();
+    let mut attempt = 0usize;
+    loop {
+        let error = match node.submit(&hex).await {
+            Ok(verdict) => return verdict,
+            Err(e) if e.is_transient() => e,
+            Err(e) => return BlockVerdict::Undelivered(e.to_string()),
+        };
+        let wait = BACKOFF[attempt.min(BACKOFF.len() - 1)];
+        attempt += 1;
+        let why = format!(
+            "block {} at height {} not delivered ({error}); sending it again in {wait} s",
+            block.hash, block.height
+        );
+        if events.send(SourceEvent::Down(why)).await.is_err() {
+            return BlockVerdict::Undelivered(error.to_string());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+            _ = events.closed() => return BlockVerdict::Undelivered(error.to_string()),
+        }
+    }
+}
+
+impl WorkSource for NodeGbtSource {
+    fn label(&self) -> String {
+        format!("node {} ({})", self.node.client().url(), self.network)
+    }
+
+    fn is_solo(&self) -> bool {
+        true
+    }
+
+    async fn run(mut self, mut link: SourceLink) -> Result<(), SourceError> {
+        let Some(mut current) = self.fetch_retrying(&link).await? else {
+            return Ok(());
+        };
+        let peer = self.node.client().url().to_string();
+        if !link.send(SourceEvent::Connected { peer }).await
+            || !self.mine(current.clone(), &link).await
+        {
+            return Ok(());
+        }
+        let mut refresh = tokio::time::interval(REFRESH);
+        refresh.tick().await;
+        let (verdict_tx, mut verdicts) = mpsc::channel::<Submitted>(16);
+        // Longpoll runs as its own task on its own connection, so submissions never wait behind
+        // it. It is replaced only when the longpoll id changes (the node then answers the old
+        // one anyway): an abandoned request would hold one of the node's few RPC threads.
+        let (poll_tx, mut poll_rx) = mpsc::channel::<(String, Result<BlockTemplate, RpcError>)>(4);
+        let mut poll: Option<LongPoll> = None;
+        let mut taking = true;
+        loop {
+            let in_flight = poll.as_ref().map(|p| &p.id);
+            if in_flight != current.longpoll_id.as_ref() {
+                poll = current
+                    .longpoll_id
+                    .clone()
+                    .map(|id| self.node.longpoll(id, poll_tx.clone()));
+            }
+            let next = tokio::select! {
+                found = link.solutions.recv(), if taking => {
+                    match found {
+                        Some(found) => {
+                            if !self.found(found, &link, &verdict_tx).await {
+                                return Ok(());
+                            }
+                        }
+                        // The run is ending: no more blocks, but verdicts still count.
+                        None => taking = false,
+                    }
+                    continue;
+                }
+                Some(s) = verdicts.recv() => {
+                    let accepted = s.verdict == BlockVerdict::Accepted;
+                    let solved = Solved::Block { height: s.block.height, hash: s.block.hash };
+                    let fate = Fate::from(s.verdict);
+                    if !link.send(SourceEvent::Outcome { solved, fate }).await {
+                        return Ok(());
+                    }
+                    if !taking {
+                        continue;
+                    }
+                    // Accepted: the node's template for our block (fuller than the empty one
+                    // we mine now). Otherwise the tip we mined on is not the node's: back to
+                    // the node's.
+                    let Some(t) = self.fetch_retrying(&link).await? else { return Ok(()) };
+                    if !accepted {
+                        current = t;
+                        if !self.mine(current.clone(), &link).await {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    t
+                }
+                Some((id, t)) = poll_rx.recv() => {
+                    if poll.as_ref().map(|p| &p.id) != Some(&id) {
+                        continue; // the answer to a poll already replaced
+                    }
+                    poll = None;
+                    match t {
+                        Ok(t) => t,
+                        Err(e) => {
+                            if !e.is_transient() && !matches!(e, RpcError::BadResponse { .. }) {
+                                return Err(e.into());
+                            }
+                            // A longpoll that timed out or failed: a plain refresh instead,
+                            // a moment later so a node that fails every poll is not hammered.
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            let Some(t) = self.fetch_retrying(&link).await? else { return Ok(()) };
+                            t
+                        }
+                    }
+                },
+                _ = refresh.tick() => match self.node.fetch(None).await {
+                    Ok(t) => t,
+                    Err(e) if e.is_transient() || matches!(e, RpcError::BadResponse { .. }) => {
+                        let _ = link.send(SourceEvent::Down(e.to_string())).await;
+                        let Some(t) = self.fetch_retrying(&link).await? else { return Ok(()) };
+                        t
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                _ = link.events.closed() => return Ok(()),
+            };
+            let same = current.same_work(&next);
+            current = if same {
+                BlockTemplate {
+                    longpoll_id: next.longpoll_id,
+                    ..current
+                }
+            } else {
+                next
+            };
+            if !same && taking && !self.offer(&current, &link).await {
+                return Ok(());
+            }
+        }
+    }
+}

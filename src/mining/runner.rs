@@ -1,0 +1,439 @@
+//! The one run loop: a [`WorkSource`] beside a [`Manager`]. Jobs and difficulty go to the
+//! manager; each verified solution goes to the source the moment it arrives (a block for a tip
+//! makes every device leave that tip at once); every solution's fate is counted in
+//! [`MiningStats`] and shown through the [`EventSink`].
+//!
+//! Back-pressure, not deadlock: the runner never waits on the source. Solutions are offered with
+//! `try_send`; beyond the source's queue, or beyond the share-rate cap ([`RunConfig::max_share_rate`],
+//! pools only), they are counted stale with that reason. So a pool at a tiny difficulty costs CPU
+//! time for hashing and verifying, never memory, and the source keeps reading its peer.
+//!
+//! Shutdown: the devices stop, the solutions they already found are handed over, then the
+//! source gets up to [`RunConfig::drain`] to answer what is pending. What is still pending then
+//! is counted unanswered, what is held is counted stale, and a block without a verdict is
+//! written out as hex.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::BlockHash;
+use tokio::sync::mpsc;
+
+use super::events::{EventSink, MinerEvent};
+use super::manager::{Found, Manager};
+use super::source::{self, Fate, Solved, SourceError, SourceEvent, WorkSource};
+use crate::work::{BlockVerdict, MiningStats, PreparedJob};
+
+/// How a run behaves at its edges.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// After the stop signal, how long the source gets to answer what was just handed over.
+    pub drain: Duration,
+    /// Most shares a second handed to a pool (a burst of twice that is allowed); beyond, they
+    /// are counted stale ("over the share-rate cap"). No pool credits a flood, and a pool that
+    /// sets a tiny difficulty must not make the miner flood it.
+    pub max_share_rate: f64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            drain: Duration::from_secs(3),
+            max_share_rate: 200.0,
+        }
+    }
+}
+
+/// Blocks without a verdict kept for writing out (one per tip is ever sent; this bounds a
+/// node that never answers).
+const KEPT_BLOCKS: usize = 64;
+
+/// How long the source task gets to end once the runner is done with it.
+const SOURCE_CLOSE: Duration = Duration::from_secs(2);
+
+/// How a run ended: its counters, and the source's error if it failed for good.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub stats: Arc<MiningStats>,
+    pub result: Result<(), SourceError>,
+}
+
+/// Mine from `source` with `manager`'s devices until `shutdown` completes or the source ends.
+pub async fn run<S: WorkSource>(
+    source: S,
+    mut manager: Manager,
+    shutdown: impl Future<Output = ()>,
+    config: RunConfig,
+) -> RunOutcome {
+    let stats = manager.stats();
+    let solo = source.is_solo();
+    if solo {
+        stats.set_solo();
+    }
+    stats.set_pool(Some(source.label()), false);
+    let (mut link, source_link) = source::link();
+    let mut task = tokio::spawn(source.run(source_link));
+    let mut runner = Runner {
+        stats: Arc::clone(&stats),
+        events: manager.events(),
+        solo,
+        solutions: Some(link.solutions.clone()),
+        bucket: TokenBucket::new(config.max_share_rate),
+        solved_tip: None,
+        blocks: HashMap::new(),
+    };
+    drop(link.solutions);
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ended = None;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => stats.sample(),
+            ev = link.events.recv() => match ev {
+                Some(ev) => runner.source_event(Some(&mut manager), ev),
+                None => break,
+            },
+            f = manager.next_found() => match f {
+                Some(f) => {
+                    let live = manager.is_live(&f.job);
+                    runner.found(Some(&mut manager), live, f);
+                }
+                None => break,
+            },
+            r = &mut task => {
+                ended = Some(r);
+                break;
+            }
+        }
+    }
+    // Stop hashing (joining threads waits for at most one dispatch or slice), then hand in what
+    // was already found.
+    let live = manager.live_jobs().to_vec();
+    let found = tokio::task::spawn_blocking(move || manager.stop())
+        .await
+        .unwrap_or_default();
+    for f in found {
+        let is_live = live.iter().any(|j| Arc::ptr_eq(j, &f.job));
+        runner.found(None, is_live, f);
+    }
+    runner.solutions = None;
+    if ended.is_none() {
+        let deadline = tokio::time::Instant::now() + config.drain;
+        while stats.pending.load(Ordering::Relaxed) > 0 {
+            tokio::select! {
+                ev = link.events.recv() => match ev {
+                    Some(ev) => runner.source_event(None, ev),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+                r = &mut task => {
+                    ended = Some(r);
+                    break;
+                }
+            }
+        }
+    }
+    // Done with the source: it sees its events channel close and ends.
+    drop(link.events);
+    let result = match ended {
+        Some(r) => r,
+        None => match tokio::time::timeout(SOURCE_CLOSE, &mut task).await {
+            Ok(r) => r,
+            Err(_) => {
+                task.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    runner.settle_at_exit();
+    stats.sample();
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => Err(SourceError::Failed(format!("work source task failed: {e}"))),
+    };
+    RunOutcome { stats, result }
+}
+
+/// The runner's state between events.
+struct Runner {
+    stats: Arc<MiningStats>,
+    events: EventSink,
+    solo: bool,
+    /// To the source; `None` once the run is ending.
+    solutions: Option<mpsc::Sender<Found>>,
+    bucket: TokenBucket,
+    /// Solo: the tip a block was sent for (later solutions on it would only compete with it).
+    solved_tip: Option<BlockHash>,
+    /// Solo: blocks sent and not yet answered, as hex, so none is lost without a word.
+    blocks: HashMap<BlockHash, (u32, String)>,
+}
+
+impl Runner {
+    fn emit(&self, e: MinerEvent) {
+        self.events.emit(e);
+    }
+
+    fn stale(&self, f: &Found, why: &str) {
+        self.stats.record_stale(why);
+        if !self.solo {
+            self.emit(MinerEvent::Stale {
+                share: f.share.clone(),
+                why: why.into(),
+            });
+        }
+    }
+
+    /// A verified solution: to the source, or counted stale with why not.
+    fn found(&mut self, manager: Option<&mut Manager>, live: bool, f: Found) {
+        if !live {
+            return self.stale(&f, "job replaced");
+        }
+        if self.solo {
+            if self.solved_tip == Some(f.job.job().prev_hash) {
+                return self.stale(&f, "tip already solved");
+            }
+        } else if !self.bucket.take() {
+            return self.stale(&f, "over the share-rate cap");
+        }
+        let Some(solutions) = &self.solutions else {
+            return self.stale(&f, "run ended");
+        };
+        let latency = f.started.elapsed();
+        let (device, share, job) = (f.device.clone(), f.share.clone(), Arc::clone(&f.job));
+        match solutions.try_send(f) {
+            Ok(()) => {
+                self.stats.record_hand_over(latency);
+                if self.solo {
+                    // Every device leaves the solved tip now; the source sends the next job.
+                    self.solved_tip = Some(job.job().prev_hash);
+                    if let Some(m) = manager {
+                        m.tip_solved(&job);
+                    }
+                } else {
+                    self.emit(MinerEvent::Submitted {
+                        device,
+                        share,
+                        latency,
+                    });
+                }
+            }
+            Err(mpsc::error::TrySendError::Full(f)) => self.stale(&f, "source queue full"),
+            Err(mpsc::error::TrySendError::Closed(f)) => self.stale(&f, "source stopped"),
+        }
+    }
+
+    /// One event from the source; `manager` is `None` once the devices have stopped.
+    fn source_event(&mut self, manager: Option<&mut Manager>, ev: SourceEvent) {
+        match ev {
+            SourceEvent::Connected { peer } => {
+                if self.solo {
+                    self.stats.set_pool(None, true);
+                } else {
+                    self.stats.set_pool(Some(peer.clone()), true);
+                    self.emit(MinerEvent::Connected { pool: peer });
+                }
+            }
+            SourceEvent::Disconnected { reason } => {
+                self.stats.set_pool(None, false);
+                self.emit(MinerEvent::Disconnected { reason });
+            }
+            SourceEvent::Job { job, clean } => self.job(manager, job, clean),
+            SourceEvent::Difficulty(d) => {
+                self.stats.set_difficulty(d);
+                self.emit(MinerEvent::DifficultyChanged(d));
+                match (manager, crate::pow::target_from_difficulty(d)) {
+                    (Some(m), Ok(target)) => m.retarget(target),
+                    (_, Err(e)) => tracing::warn!("pool difficulty {d} ignored: {e}"),
+                    (None, Ok(_)) => {}
+                }
+            }
+            SourceEvent::ClearJobs => {
+                if let Some(m) = manager {
+                    m.clear_jobs();
+                }
+            }
+            SourceEvent::Outcome { solved, fate } => self.outcome(solved, fate),
+            SourceEvent::Template {
+                height,
+                prev_hash,
+                transactions,
+                clean,
+                difficulty,
+            } => {
+                self.stats.set_difficulty(difficulty);
+                self.emit(MinerEvent::NewTemplate {
+                    height,
+                    prev_hash,
+                    transactions,
+                    clean,
+                    difficulty,
+                });
+            }
+            SourceEvent::BlockFound {
+                device,
+                height,
+                hash,
+                after,
+                hex,
+            } => {
+                if self.blocks.len() >= KEPT_BLOCKS {
+                    // A node that answers nothing: write the oldest out rather than hold it.
+                    if let Some(old) = self.blocks.keys().next().copied() {
+                        if let Some((h, hex)) = self.blocks.remove(&old) {
+                            write_out_block(h, old, &hex, "no verdict yet");
+                        }
+                    }
+                }
+                self.blocks.insert(hash, (height, hex));
+                self.emit(MinerEvent::BlockFound {
+                    device,
+                    height,
+                    hash,
+                    after,
+                });
+            }
+            SourceEvent::Message(m) => self.emit(MinerEvent::PoolMessage(m)),
+            SourceEvent::Down(why) => self.emit(MinerEvent::SourceDown(why)),
+        }
+    }
+
+    fn job(&mut self, manager: Option<&mut Manager>, job: Arc<PreparedJob>, clean: bool) {
+        if !self.solo {
+            let difficulty = crate::pow::difficulty_of_target(&job.job().share_target);
+            self.stats.set_difficulty(difficulty);
+            self.emit(MinerEvent::NewJob {
+                job_id: job.job().id.clone(),
+                clean,
+                difficulty,
+            });
+        }
+        if let Some(m) = manager {
+            m.new_job(job, clean);
+        }
+    }
+
+    /// Count a solution's new state and show it.
+    fn outcome(&mut self, solved: Solved, fate: Fate) {
+        let stats = &self.stats;
+        match &fate {
+            Fate::Accepted => stats.record_accept(),
+            Fate::Rejected(reason) => stats.record_reject(reason),
+            Fate::Stale { held, why } => stats.record_stale_after_hand_over(*held, why),
+            Fate::Held => stats.record_held(),
+            Fate::Sent => stats.record_held_sent(),
+            Fate::Unanswered(_) => stats.record_unanswered(),
+        }
+        match solved {
+            Solved::Share(share) => {
+                let event = match fate {
+                    Fate::Accepted => MinerEvent::Accepted { share },
+                    Fate::Rejected(reason) => MinerEvent::Rejected { share, reason },
+                    Fate::Stale { why, .. } => MinerEvent::Stale { share, why },
+                    Fate::Held => MinerEvent::Held { share },
+                    Fate::Sent => return,
+                    Fate::Unanswered(why) => MinerEvent::Unanswered { share, why },
+                };
+                self.emit(event);
+            }
+            Solved::Block { height, hash } => {
+                let verdict = match fate {
+                    Fate::Accepted => {
+                        stats.blocks.fetch_add(1, Ordering::Relaxed);
+                        BlockVerdict::Accepted
+                    }
+                    Fate::Rejected(why) => BlockVerdict::Rejected(why),
+                    Fate::Stale { why, .. } => BlockVerdict::Stale(why),
+                    Fate::Unanswered(why) => {
+                        if let Some((h, hex)) = self.blocks.remove(&hash) {
+                            write_out_block(h, hash, &hex, &why);
+                        }
+                        BlockVerdict::Undelivered(why)
+                    }
+                    Fate::Held | Fate::Sent => return,
+                };
+                self.blocks.remove(&hash);
+                if verdict != BlockVerdict::Accepted {
+                    // Let a later solution for the same tip through.
+                    self.solved_tip = None;
+                }
+                self.emit(MinerEvent::BlockResult {
+                    height,
+                    hash,
+                    verdict,
+                });
+            }
+        }
+    }
+
+    /// The run is over: what is pending gets no answer now, what is held was never sent, and a
+    /// block without a verdict is written out.
+    fn settle_at_exit(&mut self) {
+        let stats = &self.stats;
+        stats.settle_pending_at_exit();
+        let held = stats.held.swap(0, Ordering::Relaxed);
+        for _ in 0..held {
+            stats.record_stale("not sent: no connection at exit");
+        }
+        for (hash, (height, hex)) in self.blocks.drain() {
+            write_out_block(height, hash, &hex, "no verdict before the run ended");
+        }
+    }
+}
+
+/// A block that may not have reached the node: logged whole, so it can be submitted by hand
+/// (`bitcoin-cli submitblock HEX`).
+fn write_out_block(height: u32, hash: BlockHash, hex: &str, why: &str) {
+    tracing::error!(
+        "block {hash} at height {height} has no verdict ({why}); submit it by hand: {hex}"
+    );
+}
+
+/// A share-rate limit: `rate` tokens a second, up to twice that banked.
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64) -> Self {
+        TokenBucket {
+            rate,
+            tokens: rate * 2.0,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let burst = self.rate * 2.0;
+        self.tokens = (self.tokens + (now - self.last).as_secs_f64() * self.rate).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_allows_a_burst_then_the_rate() {
+        let mut b = TokenBucket::new(100.0);
+        let burst = (0..1000).filter(|_| b.take()).count();
+        assert!((200..=202).contains(&burst), "{burst}");
+        std::thread::sleep(Duration::from_millis(50));
+        let after = (0..1000).filter(|_| b.take()).count();
+        // About 5 tokens came back in 50 ms (scheduling may add a few).
+        assert!((3..=30).contains(&after), "{after}");
+    }
+}

@@ -1,0 +1,133 @@
+//! What solo mining adds to a block source (a node over JSON-RPC, or the embedded node core):
+//! [`SoloBridge`] turns templates into jobs whose coinbase pays us (a new previous block is a
+//! clean job, a refresh of the same tip is not) and a verified solution into the full block for
+//! the node. Both block sources use it, so the runner sees jobs and solutions like any source's.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::{BlockHash, ScriptBuf};
+
+use super::manager::Found;
+use super::source::SourceEvent;
+use crate::work::template::{BlockTemplate, SoloJob, SolvedBlock, SOLO_EXTRANONCE1_SIZE};
+
+/// Solo jobs remembered for assembling blocks (older ones are no longer live in the manager).
+const KEPT_JOBS: usize = 16;
+
+/// How to build coinbases.
+#[derive(Clone, Debug)]
+pub struct SoloConfig {
+    /// The output script every coinbase pays (checked against the node's network beforehand).
+    pub payout: ScriptBuf,
+    /// Tells this miner instance's coinbases apart from any other's.
+    pub extranonce1: [u8; SOLO_EXTRANONCE1_SIZE],
+}
+
+/// Four bytes that differ between miner processes (the clock and the process id, hashed).
+pub fn instance_extranonce1() -> [u8; SOLO_EXTRANONCE1_SIZE] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let v = h.finish().to_le_bytes();
+    [v[0], v[1], v[2], v[3]]
+}
+
+/// Templates to jobs, solutions to blocks.
+pub struct SoloBridge {
+    config: SoloConfig,
+    /// Recent jobs, newest last.
+    jobs: VecDeque<SoloJob>,
+    next_id: u64,
+    /// The previous block the current job builds on.
+    tip: Option<BlockHash>,
+    /// When mining on the current tip started: the "time to find" of its block.
+    tip_since: Instant,
+    /// The template the current job came from.
+    current: Option<Arc<BlockTemplate>>,
+}
+
+impl SoloBridge {
+    pub fn new(config: SoloConfig) -> Self {
+        SoloBridge {
+            config,
+            jobs: VecDeque::new(),
+            next_id: 0,
+            tip: None,
+            tip_since: Instant::now(),
+            current: None,
+        }
+    }
+
+    /// The template the current job came from.
+    pub fn current(&self) -> Option<&Arc<BlockTemplate>> {
+        self.current.as_ref()
+    }
+
+    /// A template as the events that start mining it (the display's `Template`, then the
+    /// `Job`); an error says why it cannot be mined (e.g. coinbase flags too long).
+    pub fn job_for(&mut self, template: Arc<BlockTemplate>) -> Result<[SourceEvent; 2], String> {
+        let height = template.height;
+        self.next_id += 1;
+        let id = format!("{:x}", self.next_id);
+        let solo = template
+            .solo_job(id, &self.config.payout, self.config.extranonce1)
+            .map_err(|e| format!("template for height {height} cannot be mined: {e}"))?;
+        let prepared = solo
+            .job
+            .clone()
+            .prepare()
+            .map_err(|e| format!("template for height {height} cannot be mined: {e}"))?;
+        let clean = self.tip != Some(template.prev_hash);
+        if clean {
+            self.tip = Some(template.prev_hash);
+            self.tip_since = Instant::now();
+        }
+        self.jobs.push_back(solo);
+        if self.jobs.len() > KEPT_JOBS {
+            self.jobs.pop_front();
+        }
+        let shown = SourceEvent::Template {
+            height,
+            prev_hash: template.prev_hash,
+            transactions: template.transactions.len(),
+            clean,
+            difficulty: crate::pow::difficulty_of_target(&template.target),
+        };
+        self.current = Some(template);
+        let job = SourceEvent::Job {
+            job: Arc::new(prepared),
+            clean,
+        };
+        Ok([shown, job])
+    }
+
+    /// The block a solution makes, and how long its tip was mined; an error if the job is gone
+    /// or the block cannot be assembled (a bug: the hit was verified against this job).
+    pub fn block_for(&self, found: &Found) -> Result<(SolvedBlock, Duration), String> {
+        let job = self
+            .jobs
+            .iter()
+            .rev()
+            .find(|j| {
+                j.job.id == found.share.job_id && j.job.prev_hash == found.job.job().prev_hash
+            })
+            .ok_or_else(|| format!("job {} is no longer known", found.share.job_id))?;
+        let block = job
+            .block(&found.share)
+            .map_err(|e| format!("cannot assemble the block for a verified solution: {e}"))?;
+        let after = if self.tip == Some(job.template.prev_hash) {
+            self.tip_since.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        Ok((block, after))
+    }
+}
