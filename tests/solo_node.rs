@@ -88,6 +88,20 @@ fn mine_blocks_with(extra: &[&str], blocks: usize) {
     );
     assert!(reported as usize >= blocks);
     miner::assert_books_balance(exit[0]);
+    // A solved tip is left at once: right after the first block is found (on the node's own
+    // tip), before the node's verdict, the miner is on a job built from that block, as pools
+    // mine an empty block on a new tip.
+    let first = m.of("block_found")[0]["hash"].clone();
+    let at = |pred: &dyn Fn(&Value) -> bool| m.events.iter().position(pred);
+    let found_at = at(&|e| e["event"] == "block_found" && e["hash"] == first).unwrap();
+    let next_job =
+        at(&|e| e["event"] == "template" && e["prev_hash"] == first && e["clean"] == true)
+            .expect("a job on top of the first block");
+    let verdict = at(&|e| e["event"] == "block_result" && e["hash"] == first).expect("its verdict");
+    assert!(
+        found_at < next_job && next_job < verdict,
+        "block {first}: found {found_at}, next job {next_job}, verdict {verdict}"
+    );
     let end = a.getblockcount();
     assert_eq!(
         end - start,

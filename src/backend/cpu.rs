@@ -11,9 +11,9 @@ use crate::pow::{scan, ScanPath};
 use crate::work::Hit;
 
 /// Nonces per slice: large enough to amortise scheduling (a few microseconds a slice), small
-/// enough (3 to 7 ms on one core) that a hit leaves soon after it is found and a cancel is
+/// enough (1 to 4 ms on one core) that a hit leaves soon after it is found and a cancel is
 /// obeyed promptly.
-const SLICE: u64 = 1 << 16;
+const SLICE: u64 = 1 << 15;
 
 /// Why the CPU backend could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -33,11 +33,14 @@ pub struct NodeGbtSource {
     bridge: SoloBridge,
 }
 
-/// A block's verdict, from its submission task.
+/// A block's verdict, from the submission task.
 struct Submitted {
     block: SolvedBlock,
     verdict: BlockVerdict,
 }
+
+/// Blocks waiting for the submission task (one per tip is ever sent: a few at most).
+const SUBMIT_QUEUE: usize = 16;
 
 impl NodeGbtSource {
     /// `network`: the node's chain (it decides the subsidy and whether bits can change at the
@@ -103,13 +106,14 @@ impl NodeGbtSource {
         }
     }
 
-    /// A solution: the block goes to a submission task, and the next job (on top of it) to the
-    /// devices at once. False once the runner is gone.
+    /// A solution: the block goes to the submission task, and the next job (on top of it) to
+    /// the devices at once. False once the runner is gone.
     async fn found(
         &mut self,
         found: Found,
+        node_tip: bitcoin::BlockHash,
         link: &SourceLink,
-        verdicts: &mpsc::Sender<Submitted>,
+        submit: &mpsc::Sender<SolvedBlock>,
     ) -> bool {
         let (block, after) = match self.bridge.block_for(&found) {
             Ok(b) => b,
@@ -129,18 +133,26 @@ impl NodeGbtSource {
         if !link.send(event).await {
             return false;
         }
-        if let Some(next) = self.successor(&block) {
-            if !self.mine(next, link).await {
-                return false;
+        // One block ahead of the node at most: a block on our own not-yet-answered block waits
+        // for the node (a refused parent would make the whole private chain worthless).
+        if block.header.prev_blockhash == node_tip {
+            if let Some(next) = self.successor(&block) {
+                if !self.mine(next, link).await {
+                    return false;
+                }
             }
         }
-        let node = NodeSource::new(self.node.client().clone());
-        let verdicts = verdicts.clone();
-        let events = link.events.clone();
-        tokio::spawn(async move {
-            let verdict = submit_retrying(&node, &block, &events).await;
-            let _ = verdicts.send(Submitted { block, verdict }).await;
-        });
+        if let Err(e) = submit.try_send(block) {
+            let block = match e {
+                mpsc::error::TrySendError::Full(b) | mpsc::error::TrySendError::Closed(b) => b,
+            };
+            let solved = Solved::Block {
+                height: block.height,
+                hash: block.hash,
+            };
+            let fate = Fate::Unanswered("too many blocks waiting for the node".into());
+            return link.send(SourceEvent::Outcome { solved, fate }).await;
+        }
         true
     }
 
@@ -220,7 +232,21 @@ impl WorkSource for NodeGbtSource {
         }
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.tick().await;
-        let (verdict_tx, mut verdicts) = mpsc::channel::<Submitted>(16);
+        // One task sends the blocks, in the order they were found: a block's parent reaches the
+        // node before the block does.
+        let (submit_tx, mut submit_rx) = mpsc::channel::<SolvedBlock>(SUBMIT_QUEUE);
+        let (verdict_tx, mut verdicts) = mpsc::channel::<Submitted>(SUBMIT_QUEUE);
+        let submitter = NodeSource::new(self.node.client().clone());
+        let events = link.events.clone();
+        let submissions = tokio::spawn(async move {
+            while let Some(block) = submit_rx.recv().await {
+                let verdict = submit_retrying(&submitter, &block, &events).await;
+                if verdict_tx.send(Submitted { block, verdict }).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let _stop_submissions = AbortOnDrop(submissions);
         // Longpoll runs as its own task on its own connection, so submissions never wait behind
         // it. It is replaced only when the longpoll id changes (the node then answers the old
         // one anyway): an abandoned request would hold one of the node's few RPC threads.
@@ -239,7 +265,7 @@ impl WorkSource for NodeGbtSource {
                 found = link.solutions.recv(), if taking => {
                     match found {
                         Some(found) => {
-                            if !self.found(found, &link, &verdict_tx).await {
+                            if !self.found(found, current.prev_hash, &link, &submit_tx).await {
                                 return Ok(());
                             }
                         }
@@ -314,5 +340,14 @@ impl WorkSource for NodeGbtSource {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Aborts a task when dropped (the source's helpers end with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -66,6 +66,17 @@ impl SoloBridge {
         }
     }
 
+    /// This job's extranonce1: the instance's, mixed with the job's sequence number. Every job
+    /// rolls extranonce2 from 0 again, so two jobs made from the same template (a refresh, the
+    /// node's template after our own empty one, a tip mined again after a refused block) would
+    /// otherwise hash the very same headers and find the very same blocks twice.
+    fn job_extranonce1(&self) -> [u8; SOLO_EXTRANONCE1_SIZE] {
+        let instance = u32::from_le_bytes(self.config.extranonce1);
+        // An odd multiplier spreads consecutive numbers over all 32 bits (Knuth's golden ratio).
+        let mixed = instance ^ (self.next_id as u32).wrapping_mul(0x9e37_79b1);
+        mixed.to_le_bytes()
+    }
+
     /// The template the current job came from.
     pub fn current(&self) -> Option<&Arc<BlockTemplate>> {
         self.current.as_ref()
@@ -78,7 +89,7 @@ impl SoloBridge {
         self.next_id += 1;
         let id = format!("{:x}", self.next_id);
         let solo = template
-            .solo_job(id, &self.config.payout, self.config.extranonce1)
+            .solo_job(id, &self.config.payout, self.job_extranonce1())
             .map_err(|e| format!("template for height {height} cannot be mined: {e}"))?;
         let prepared = solo
             .job
