@@ -51,6 +51,12 @@ impl Default for RunConfig {
 /// node that never answers).
 const KEPT_BLOCKS: usize = 64;
 
+/// Why a solution over the share-rate cap is stale.
+const CAP_REASON: &str = "over the share-rate cap";
+
+/// How often dropped solutions are summed up in one line.
+const DROP_REPORT: Duration = Duration::from_secs(10);
+
 /// How long the source task gets to end once the runner is done with it.
 const SOURCE_CLOSE: Duration = Duration::from_secs(2);
 
@@ -84,6 +90,10 @@ pub async fn run<S: WorkSource>(
         bucket: TokenBucket::new(config.max_share_rate),
         solved_tip: None,
         blocks: HashMap::new(),
+        connected: false,
+        dropped: 0,
+        dropped_why: "",
+        dropped_reported: Instant::now(),
     };
     drop(link.solutions);
     tokio::pin!(shutdown);
@@ -92,7 +102,10 @@ pub async fn run<S: WorkSource>(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tick.tick() => stats.sample(),
+            _ = tick.tick() => {
+                stats.sample();
+                runner.report_dropped();
+            }
             ev = link.events.recv() => match ev {
                 Some(ev) => runner.source_event(Some(&mut manager), ev),
                 None => break,
@@ -170,6 +183,12 @@ struct Runner {
     solved_tip: Option<BlockHash>,
     /// Solo: blocks sent and not yet answered, as hex, so none is lost without a word.
     blocks: HashMap<BlockHash, (u32, String)>,
+    /// Whether the source says its peer is connected.
+    connected: bool,
+    /// Solutions dropped without a line since the last summary, and the last reason.
+    dropped: u64,
+    dropped_why: &'static str,
+    dropped_reported: Instant,
 }
 
 impl Runner {
@@ -187,6 +206,35 @@ impl Runner {
         }
     }
 
+    /// Counted stale without a line each: a flood (a pool at a tiny difficulty) would print
+    /// thousands a second. [`Runner::report_dropped`] sums them up now and then.
+    fn dropped(&mut self, why: &'static str) {
+        self.stats.record_stale(why);
+        self.dropped += 1;
+        self.dropped_why = why;
+    }
+
+    /// One line for the solutions dropped since the last one, at most every [`DROP_REPORT`].
+    fn report_dropped(&mut self) {
+        if self.dropped == 0 || self.dropped_reported.elapsed() < DROP_REPORT {
+            return;
+        }
+        let n = std::mem::take(&mut self.dropped);
+        self.dropped_reported = Instant::now();
+        let advice = if self.dropped_why == CAP_REASON {
+            format!(
+                "; the pool's difficulty is too low for this miner (at most {} shares a second are sent): ask for more with --suggest-diff",
+                self.bucket.rate
+            )
+        } else {
+            String::new()
+        };
+        self.emit(MinerEvent::PoolMessage(format!(
+            "{n} solutions counted stale, not sent ({}){advice}",
+            self.dropped_why
+        )));
+    }
+
     /// A verified solution: to the source, or counted stale with why not.
     fn found(&mut self, manager: Option<&mut Manager>, live: bool, f: Found) {
         if !live {
@@ -197,7 +245,7 @@ impl Runner {
                 return self.stale(&f, "tip already solved");
             }
         } else if !self.bucket.take() {
-            return self.stale(&f, "over the share-rate cap");
+            return self.dropped(CAP_REASON);
         }
         let Some(solutions) = &self.solutions else {
             return self.stale(&f, "run ended");
@@ -213,7 +261,9 @@ impl Runner {
                     if let Some(m) = manager {
                         m.tip_solved(&job);
                     }
-                } else {
+                } else if self.connected {
+                    // Not "submitted" while the pool is unreachable: the client holds it, and
+                    // says so.
                     self.emit(MinerEvent::Submitted {
                         device,
                         share,
@@ -221,7 +271,7 @@ impl Runner {
                     });
                 }
             }
-            Err(mpsc::error::TrySendError::Full(f)) => self.stale(&f, "source queue full"),
+            Err(mpsc::error::TrySendError::Full(_)) => self.dropped("source queue full"),
             Err(mpsc::error::TrySendError::Closed(f)) => self.stale(&f, "source stopped"),
         }
     }
@@ -230,6 +280,7 @@ impl Runner {
     fn source_event(&mut self, manager: Option<&mut Manager>, ev: SourceEvent) {
         match ev {
             SourceEvent::Connected { peer } => {
+                self.connected = true;
                 if self.solo {
                     self.stats.set_pool(None, true);
                 } else {
@@ -238,6 +289,7 @@ impl Runner {
                 }
             }
             SourceEvent::Disconnected { reason } => {
+                self.connected = false;
                 self.stats.set_pool(None, false);
                 self.emit(MinerEvent::Disconnected { reason });
             }
@@ -394,6 +446,7 @@ fn write_out_block(height: u32, hash: BlockHash, hex: &str, why: &str) {
 
 /// A share-rate limit: `rate` tokens a second, up to twice that banked.
 struct TokenBucket {
+    /// Tokens a second.
     rate: f64,
     tokens: f64,
     last: Instant,
