@@ -68,39 +68,20 @@ impl CoreSource {
         if same && !force {
             return true;
         }
-        match self.bridge.job_for(Arc::new(template)) {
-            Ok(events) => {
-                for e in events {
-                    if !link.send(e).await {
-                        return false;
-                    }
-                }
-                true
-            }
-            Err(why) => link.send(SourceEvent::Message(why)).await,
-        }
+        link.send_all(self.bridge.start(template)).await
     }
 
     /// Validate and store the block for a solution; false once the runner is gone.
     async fn submit(&mut self, found: Found, link: &SourceLink) -> bool {
-        let (block, after) = match self.bridge.block_for(&found) {
-            Ok(b) => b,
-            Err(why) => {
-                let solved = Solved::Share(found.share);
-                let fate = Fate::Stale { held: false, why };
-                return link.send(SourceEvent::Outcome { solved, fate }).await;
+        let block = match self.bridge.found(found) {
+            Ok((block, event)) => {
+                if !link.send(event).await {
+                    return false;
+                }
+                block
             }
+            Err(stale) => return link.send(stale).await,
         };
-        let found_event = SourceEvent::BlockFound {
-            device: found.device,
-            height: block.height,
-            hash: block.hash,
-            after,
-            hex: block.to_hex(),
-        };
-        if !link.send(found_event).await {
-            return false;
-        }
         let verdict = match block.decode() {
             Ok(decoded) => {
                 let c = Arc::clone(&self.core);

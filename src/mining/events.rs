@@ -104,8 +104,10 @@ pub struct EventSink {
     dropped: Arc<AtomicU64>,
 }
 
-/// Display events that may wait for the display.
-pub const EVENT_BACKLOG: usize = 1024;
+/// Display events that may wait for the display: a few MB at most, and room for the bursts of
+/// regtest-difficulty mining (thousands of blocks a second) so that a display that keeps up on
+/// average shows every event.
+pub const EVENT_BACKLOG: usize = 16 * 1024;
 
 impl EventSink {
     /// A sink and the receiver the display reads.

@@ -8,7 +8,6 @@
 //! that block (height + 1, an empty block paying the subsidy, the same bits) and mined until the
 //! node's own template for the new tip arrives, as pools do.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::Network;
@@ -93,17 +92,7 @@ impl NodeGbtSource {
 
     /// Mine `template` from now on; false once the runner is gone.
     async fn mine(&mut self, template: BlockTemplate, link: &SourceLink) -> bool {
-        match self.bridge.job_for(Arc::new(template)) {
-            Ok(events) => {
-                for e in events {
-                    if !link.send(e).await {
-                        return false;
-                    }
-                }
-                true
-            }
-            Err(why) => link.send(SourceEvent::Message(why)).await,
-        }
+        link.send_all(self.bridge.start(template)).await
     }
 
     /// A solution: the block goes to the submission task, and the next job (on top of it) to
@@ -115,24 +104,15 @@ impl NodeGbtSource {
         link: &SourceLink,
         submit: &mpsc::Sender<SolvedBlock>,
     ) -> bool {
-        let (block, after) = match self.bridge.block_for(&found) {
-            Ok(b) => b,
-            Err(why) => {
-                let solved = Solved::Share(found.share);
-                let fate = Fate::Stale { held: false, why };
-                return link.send(SourceEvent::Outcome { solved, fate }).await;
+        let block = match self.bridge.found(found) {
+            Ok((block, event)) => {
+                if !link.send(event).await {
+                    return false;
+                }
+                block
             }
+            Err(stale) => return link.send(stale).await,
         };
-        let event = SourceEvent::BlockFound {
-            device: found.device,
-            height: block.height,
-            hash: block.hash,
-            after,
-            hex: block.to_hex(),
-        };
-        if !link.send(event).await {
-            return false;
-        }
         // One block ahead of the node at most: a block on our own not-yet-answered block waits
         // for the node (a refused parent would make the whole private chain worthless).
         if block.header.prev_blockhash == node_tip {

@@ -150,6 +150,13 @@ pub async fn run<S: WorkSource>(
             }
         }
     }
+    if ended.is_some() {
+        // The source ended: what it said last is still queued (select! may see the task end
+        // before the events it sent just before).
+        while let Ok(ev) = link.events.try_recv() {
+            runner.source_event(None, ev);
+        }
+    }
     // Done with the source: it sees its events channel close and ends.
     drop(link.events);
     let result = match ended {

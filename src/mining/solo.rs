@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bitcoin::{BlockHash, ScriptBuf};
 
 use super::manager::Found;
-use super::source::SourceEvent;
+use super::source::{Fate, Solved, SourceEvent};
 use crate::work::template::{BlockTemplate, SoloJob, SolvedBlock, SOLO_EXTRANONCE1_SIZE};
 
 /// Solo jobs remembered for assembling blocks (older ones are no longer live in the manager).
@@ -120,9 +120,39 @@ impl SoloBridge {
         Ok([shown, job])
     }
 
+    /// The events that start mining `template`: the display's `Template` and the `Job`, or a
+    /// message saying why it cannot be mined.
+    pub fn start(&mut self, template: BlockTemplate) -> Vec<SourceEvent> {
+        match self.job_for(Arc::new(template)) {
+            Ok(events) => events.into(),
+            Err(why) => vec![SourceEvent::Message(why)],
+        }
+    }
+
+    /// The block a solution makes, with the `BlockFound` event that announces it; or, when there
+    /// is none, the outcome that says why (the solution is stale).
+    pub fn found(&self, found: Found) -> Result<(SolvedBlock, SourceEvent), SourceEvent> {
+        match self.block_for(&found) {
+            Ok((block, after)) => {
+                let event = SourceEvent::BlockFound {
+                    device: found.device,
+                    height: block.height,
+                    hash: block.hash,
+                    after,
+                    hex: block.to_hex(),
+                };
+                Ok((block, event))
+            }
+            Err(why) => Err(SourceEvent::Outcome {
+                solved: Solved::Share(found.share),
+                fate: Fate::Stale { held: false, why },
+            }),
+        }
+    }
+
     /// The block a solution makes, and how long its tip was mined; an error if the job is gone
     /// or the block cannot be assembled (a bug: the hit was verified against this job).
-    pub fn block_for(&self, found: &Found) -> Result<(SolvedBlock, Duration), String> {
+    fn block_for(&self, found: &Found) -> Result<(SolvedBlock, Duration), String> {
         let job = self
             .jobs
             .iter()

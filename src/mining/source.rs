@@ -124,6 +124,16 @@ impl SourceLink {
         self.events.send(event).await.is_ok()
     }
 
+    /// Tell the runner several things in order; false once the runner is gone.
+    pub async fn send_all(&self, events: Vec<SourceEvent>) -> bool {
+        for e in events {
+            if !self.send(e).await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Whether the runner has gone (closed its side).
     pub fn runner_gone(&self) -> bool {
         self.events.is_closed()
