@@ -138,6 +138,18 @@ fn one_signal_waits_a_bounded_time_for_the_verdict_then_exits_0() {
         "it waited for the answer: {took:?}"
     );
     assert!(took < Duration::from_secs(6), "but not forever: {took:?}");
+    // The block in flight is not lost: counted as without a verdict, and written out whole.
+    let exit = m.of("exit")[0].clone();
+    miner::assert_books_balance(&exit);
+    assert!(
+        exit["status"]["unanswered"].as_u64().unwrap() >= 1,
+        "{exit}"
+    );
+    assert!(
+        m.stderr().contains("submit it by hand: "),
+        "the block's hex: {}",
+        m.stderr()
+    );
 }
 
 #[test]
