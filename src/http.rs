@@ -125,9 +125,11 @@ pub async fn read_message<R: tokio::io::AsyncRead + Unpin>(
     if chunked {
         msg.body = read_chunked(reader).await?;
     } else if let Some(len) = msg.header("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| HttpError::Malformed(format!("bad Content-Length {len:?}")))?;
+        // Digits only: Rust's parser would also take "+5", which HTTP does not allow.
+        let len: usize = Some(len)
+            .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| HttpError::Malformed(format!("bad Content-Length {len:?}")))?;
         if len > MAX_BODY {
             return Err(HttpError::TooLarge(MAX_BODY));
         }
@@ -154,9 +156,16 @@ async fn read_chunked<R: tokio::io::AsyncRead + Unpin>(
         line.clear();
         (&mut *reader).take(128).read_line(&mut line).await?;
         let size = line.trim().split(';').next().unwrap_or("");
-        let size = usize::from_str_radix(size, 16)
-            .map_err(|_| HttpError::Malformed(format!("bad chunk size {size:?}")))?;
-        if body.len() + size > MAX_BODY {
+        let size = Some(size)
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|s| usize::from_str_radix(s, 16).ok())
+            .ok_or_else(|| HttpError::Malformed(format!("bad chunk size {size:?}")))?;
+        // A peer's size may be anything up to usize::MAX: never add it unchecked.
+        if body
+            .len()
+            .checked_add(size)
+            .is_none_or(|total| total > MAX_BODY)
+        {
             return Err(HttpError::TooLarge(MAX_BODY));
         }
         let start = body.len();
@@ -227,6 +236,40 @@ mod tests {
     async fn parse(raw: &[u8], is_response: bool) -> Result<Message, HttpError> {
         let mut r = BufReader::new(raw);
         read_message(&mut r, is_response).await
+    }
+
+    /// A chunk size near usize::MAX once overflowed `body.len() + size` and panicked the reader
+    /// (the solo miner exited 101, losing the block it was submitting); a signed length was
+    /// taken as a number.
+    #[tokio::test]
+    async fn hostile_lengths_are_refused_not_panicked_on() {
+        let huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nffffffffffffffff\r\nx\r\n0\r\n\r\n";
+        assert!(matches!(
+            parse(huge, true).await,
+            Err(HttpError::TooLarge(_))
+        ));
+        for bad in ["+5", "-1", "5 5", "0x5", ""] {
+            let raw = format!("POST / HTTP/1.1\r\nContent-Length: {bad}\r\n\r\nhello");
+            assert!(
+                matches!(
+                    parse(raw.as_bytes(), false).await,
+                    Err(HttpError::Malformed(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        for bad in ["+3", "-3", "zz", ""] {
+            let raw = format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{bad}\r\nabc\r\n0\r\n\r\n"
+            );
+            assert!(
+                matches!(
+                    parse(raw.as_bytes(), true).await,
+                    Err(HttpError::Malformed(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -59,8 +59,11 @@ pub const MAX_QUEUED_SHARES: usize = 1024;
 /// without bound. A share evicted from it is reported as [`Event::ShareUnanswered`].
 pub const MAX_PENDING_REQUESTS: usize = 4096;
 
-/// BIP310's "any bits the pool allows": the pool answers with the mask it grants.
-pub const VERSION_ROLLING_ANY: u32 = 0xffff_ffff;
+/// The version bits BIP320 leaves free for miners to roll (bits 13 to 28). Whatever a pool
+/// grants, no other bit is rolled: the top three bits say "BIP9 versionbits" and the low bits
+/// carry soft-fork signals, and a mask of `ffffffff` would otherwise have the miner hash version
+/// 0 headers that no node accepts.
+pub const BIP320_MASK: u32 = 0x1fff_e000;
 
 /// Why a share went stale, for [`Event::ShareStale`].
 const WHY_JOB_REPLACED: &str = "job replaced";
@@ -87,14 +90,14 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// Version rolling on (any mask the pool grants), no suggested difficulty, no extranonce
-    /// subscription.
+    /// Version rolling on (BIP320's bits, as far as the pool grants them), no suggested
+    /// difficulty, no extranonce subscription.
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         SessionConfig {
             user: user.into(),
             password: password.into(),
             user_agent: super::user_agent(),
-            version_rolling: Some(VERSION_ROLLING_ANY),
+            version_rolling: Some(BIP320_MASK),
             suggest_difficulty: None,
             extranonce_subscribe: false,
             ntime_roll: DEFAULT_NTIME_ROLL,
@@ -537,9 +540,12 @@ impl Session {
                     Ok(c) if r.error.is_none() => c.version_rolling_mask,
                     _ => None,
                 };
-                // BIP310: the pool's mask is a subset of ours; AND them in case it is not.
+                // BIP310: the pool's mask is a subset of ours; AND them in case it is not, and
+                // never roll a bit outside BIP320's.
                 let requested = self.config.version_rolling.unwrap_or(0);
-                let mask = granted.map(|m| m & requested).filter(|m| *m != 0);
+                let mask = granted
+                    .map(|m| m & requested & BIP320_MASK)
+                    .filter(|m| *m != 0);
                 self.version_mask = mask.unwrap_or(0);
                 self.events.push(Event::VersionRolling { mask });
             }
@@ -684,7 +690,7 @@ impl Session {
             }
             ServerMethod::SetVersionMask(mask) => {
                 let requested = self.config.version_rolling.unwrap_or(0);
-                self.version_mask = mask & requested;
+                self.version_mask = mask & requested & BIP320_MASK;
                 let mask = Some(self.version_mask).filter(|m| *m != 0);
                 self.events.push(Event::VersionRolling { mask });
             }
@@ -1104,6 +1110,54 @@ mod tests {
     }
 
     #[test]
+    fn only_bip320_bits_are_rolled_whatever_the_pool_grants() {
+        let mut config = SessionConfig::new("w", "x");
+        // Even a miner configured to ask for every bit rolls only BIP320's.
+        config.version_rolling = Some(0xffff_ffff);
+        let mut s = Session::new(config);
+        s.connection_opened();
+        let out = sent(&mut s);
+        let ev = reply(
+            &mut s,
+            &out[1]["id"],
+            r#"{"version-rolling":true,"version-rolling.mask":"ffffffff"}"#,
+        );
+        assert!(
+            matches!(
+                ev[..],
+                [Event::VersionRolling {
+                    mask: Some(BIP320_MASK)
+                }]
+            ),
+            "{ev:?}"
+        );
+        assert_eq!(s.version_mask(), BIP320_MASK);
+        let ev = feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.set_version_mask","params":["ffffffff"]}"#,
+        );
+        assert!(
+            matches!(
+                ev[..],
+                [Event::VersionRolling {
+                    mask: Some(BIP320_MASK)
+                }]
+            ),
+            "{ev:?}"
+        );
+        // A grant outside BIP320's bits only: no rolling at all.
+        let ev = feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.set_version_mask","params":["e0000001"]}"#,
+        );
+        assert!(
+            matches!(ev[..], [Event::VersionRolling { mask: None }]),
+            "{ev:?}"
+        );
+        assert_eq!(s.version_mask(), 0);
+    }
+
+    #[test]
     fn version_rolling_is_negotiated_and_used() {
         let mut s = Session::new(SessionConfig::new("w", "x"));
         s.connection_opened();
@@ -1111,7 +1165,7 @@ mod tests {
         assert_eq!(out[1]["method"], "mining.configure");
         assert_eq!(
             out[1]["params"],
-            json!([["version-rolling"], {"version-rolling.mask": "ffffffff"}])
+            json!([["version-rolling"], {"version-rolling.mask": "1fffe000"}])
         );
         let ev = reply(
             &mut s,
