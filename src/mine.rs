@@ -4,6 +4,7 @@
 //! per share result) otherwise, or one JSON object per line with `--json-log`.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -225,7 +226,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The last line of a run: the final counters (clearing the status line on a terminal).
 pub(crate) fn show_exit(display: Display, snap: &StatsSnapshot, summary: &str) {
     if display == Display::Terminal {
-        eprint!("\r\x1b[2K");
+        write_to(Stream::Err, "\r\x1b[2K");
     }
     show(
         display,
@@ -237,14 +238,62 @@ pub(crate) fn show_exit(display: Display, snap: &StatsSnapshot, summary: &str) {
 /// Print one event: text (stdout for logs, stderr above the status line on a terminal) or JSON.
 pub(crate) fn show(display: Display, json: &serde_json::Value, text: &str) {
     match display {
-        Display::Json => println!("{json}"),
-        Display::Log => println!("{text}"),
-        Display::Terminal => {
-            eprint!("\r\x1b[2K");
-            eprintln!("{text}");
-        }
+        Display::Json => write_to(Stream::Out, &format!("{json}\n")),
+        Display::Log => write_to(Stream::Out, &format!("{text}\n")),
+        Display::Terminal => write_to(Stream::Err, &format!("\r\x1b[2K{text}\n")),
     }
-    let _ = std::io::stdout().flush();
+}
+
+/// Where a line goes.
+#[derive(Clone, Copy)]
+pub(crate) enum Stream {
+    Out,
+    Err,
+}
+
+/// Set once output cannot be written any more (`wgminer … | head -1` closed the pipe): the run
+/// then ends as on Ctrl-C, submitting what was found, instead of panicking in `println!` or
+/// mining on unseen.
+static OUTPUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+fn output_closed_notify() -> &'static tokio::sync::Notify {
+    static NOTIFY: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    NOTIFY.get_or_init(tokio::sync::Notify::new)
+}
+
+/// Write `text` and flush; a failure (a closed pipe or terminal) stops the run once, quietly.
+pub(crate) fn write_to(stream: Stream, text: &str) {
+    if OUTPUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let written = match stream {
+        Stream::Out => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        }
+        Stream::Err => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(text.as_bytes()).and_then(|()| err.flush())
+        }
+    };
+    if written.is_err() && !OUTPUT_CLOSED.swap(true, Ordering::Relaxed) {
+        tracing::info!("output closed: stopping");
+        output_closed_notify().notify_waiters();
+    }
+}
+
+/// Resolves once output cannot be written any more.
+async fn output_closed() {
+    let notify = output_closed_notify();
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if OUTPUT_CLOSED.load(Ordering::Relaxed) {
+            return;
+        }
+        notified.await;
+    }
 }
 
 /// Let the display print the events the run left queued (it ends once the run has dropped
@@ -303,8 +352,7 @@ pub(crate) async fn render(
 }
 
 fn draw_status(snap: &StatsSnapshot) {
-    eprint!("\r\x1b[2K{}", status_text(snap));
-    let _ = std::io::stderr().flush();
+    write_to(Stream::Err, &format!("\r\x1b[2K{}", status_text(snap)));
 }
 
 /// "cpu 12.3 MH/s (5s) 11.9 MH/s (60s) | A 10 R 1 (low difficulty) S 0 | diff 0.001 | pool … | up 1m02s"
@@ -531,18 +579,25 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
     }
 }
 
-/// Resolves on Ctrl-C, or SIGTERM on Unix (what systemd and container runtimes send), and from
-/// then on a second signal ends the process at once (exit code 130) instead of waiting for the
-/// drain. The handlers are installed when this is called (inside the runtime), not when the
-/// future is first polled, so a signal during start-up is not lost. If no handler can be
-/// installed, mining goes on until the process is killed.
+/// Resolves on Ctrl-C, or SIGTERM on Unix (what systemd and container runtimes send), or when
+/// output can no longer be written (a closed pipe), and from then on a second signal ends the
+/// process at once (exit code 130) instead of waiting for the drain. The handlers are installed
+/// when this is called (inside the runtime), not when the future is first polled, so a signal
+/// during start-up is not lost. If no handler can be installed, mining goes on until the
+/// process is killed.
 pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> {
     let mut signals = Signals::install();
     async move {
-        signals.next().await;
+        tokio::select! {
+            _ = signals.next() => {}
+            _ = output_closed() => {}
+        }
         tokio::spawn(async move {
             signals.next().await;
-            eprintln!("second signal: exiting now, without waiting for answers");
+            write_to(
+                Stream::Err,
+                "second signal: exiting now, without waiting for answers\n",
+            );
             std::process::exit(130);
         });
     }

@@ -173,17 +173,25 @@ pub fn run_embedded(args: &MineArgs) -> anyhow::Result<()> {
 pub fn run_node_server(args: &NodeArgs) -> anyhow::Result<()> {
     let core = open_core(args.datadir.as_deref(), args.difficulty)?;
     let (height, tip) = core.tip();
-    println!(
-        "embedded node core in {} at height {height} ({tip}), difficulty {}",
-        core.dir().display(),
-        format_difficulty(core.difficulty())
+    show(
+        Display::Log,
+        &serde_json::Value::Null,
+        &format!(
+            "embedded node core in {} at height {height} ({tip}), difficulty {}",
+            core.dir().display(),
+            format_difficulty(core.difficulty())
+        ),
     );
     runtime()?.block_on(async move {
         let server = start_rpc(Display::Log, &core, args.rpc_bind).await?;
         stop_signal().await;
         server.stop().await;
         let (height, tip) = core.tip();
-        println!("stopped at height {height} ({tip})");
+        show(
+            Display::Log,
+            &serde_json::Value::Null,
+            &format!("stopped at height {height} ({tip})"),
+        );
         anyhow::Ok(())
     })
 }

@@ -451,3 +451,47 @@ fn sigterm_submits_every_block_already_found_and_exits_0_quickly() {
         );
     }
 }
+
+/// `wgminer … | head -1`: once stdout is closed the run ends as on Ctrl-C (blocks found are
+/// submitted, the store stays sound) and exits 0, without a panic and without mining on unseen.
+#[test]
+fn a_closed_stdout_ends_the_run_cleanly() {
+    use std::io::BufRead;
+    let data = TempDir::new("pipe");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args([
+            "--datadir",
+            data.path(),
+            "--backend",
+            "cpu",
+            "-t",
+            "1",
+            "--json-log",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("\"event\""), "{first}");
+    drop(out);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wgminer kept running after its stdout was closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let chain = open_chain(&data.0);
+    chain.verify_stored().unwrap();
+}
