@@ -885,6 +885,33 @@ async fn client_reconnect_request_is_followed() {
     miner.stop().await;
 }
 
+/// A pool (or whoever holds its connection) that answers every connection with
+/// `client.reconnect` and no wait once made the client reconnect hundreds of times a second.
+#[tokio::test]
+async fn a_pool_that_keeps_asking_to_reconnect_is_not_hammered() {
+    let rec = slush();
+    let pool = MockPool::bind().await;
+    let miner = start(config(&[pool.port()], &rec.worker, "password"));
+    let window = Duration::from_secs(4);
+    let started = tokio::time::Instant::now();
+    let mut connections = 0;
+    loop {
+        let left = window.saturating_sub(started.elapsed());
+        let Ok(mut conn) = timeout(left, pool.accept()).await else {
+            break;
+        };
+        connections += 1;
+        conn.send(r#"{"id":null,"method":"client.reconnect","params":[]}"#)
+            .await;
+    }
+    // At once, then after 1 s and 2 s more: 3 (4 with scheduling slack) in 4 s.
+    assert!(
+        (2..=4).contains(&connections),
+        "{connections} connections in {window:?}"
+    );
+    miner.stop().await;
+}
+
 #[tokio::test]
 async fn shares_found_while_down_are_sent_after_reconnect() {
     let rec = slush();

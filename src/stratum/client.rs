@@ -46,6 +46,19 @@ pub use super::pool::{ClientConfig, PoolConfig, PoolUrl, PoolUrlError};
 /// The longest pause a `client.reconnect` may impose before we reconnect.
 const MAX_REDIRECT_WAIT: Duration = Duration::from_secs(60);
 
+/// A connection that lasted this long ends a run of `client.reconnect` requests.
+const REDIRECT_RESET: Duration = Duration::from_secs(60);
+
+/// The least we wait before the `n`th `client.reconnect` in a row: none for the first (a pool
+/// restarting for maintenance), then 1, 2, 4 … s up to [`MAX_REDIRECT_WAIT`], so a pool that asks
+/// again at once on every connection is not reconnected to hundreds of times a second.
+fn redirect_floor(n: u32) -> Duration {
+    match n {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 2).min(6)).min(MAX_REDIRECT_WAIT),
+    }
+}
+
 /// Shares taken from the channel per turn of the connection loop at most. The turn then writes
 /// them and polls the socket, so shares keep going out while the pool streams lines, and lines
 /// keep being read while shares pour in.
@@ -182,6 +195,8 @@ impl Client<'_> {
     async fn run_pools(&mut self) {
         let mut retry = Retry::default();
         let mut redirect: Option<PoolUrl> = None;
+        // `client.reconnect` requests in a row (see `redirect_floor`).
+        let mut redirects = 0u32;
         loop {
             let pool = self.active;
             let url = redirect
@@ -197,7 +212,12 @@ impl Client<'_> {
                     if !self.emit(ClientEvent::Connected { pool, url }).await {
                         return;
                     }
-                    self.connection(stream).await
+                    let opened = Instant::now();
+                    let end = self.connection(stream).await;
+                    if opened.elapsed() >= REDIRECT_RESET {
+                        redirects = 0;
+                    }
+                    end
                 }
                 Err(reason) => ConnEnd::Lost {
                     reason,
@@ -213,8 +233,17 @@ impl Client<'_> {
                         return;
                     }
                     redirect = target;
+                    redirects += 1;
+                    let floor = redirect_floor(redirects);
+                    if wait < floor {
+                        tracing::warn!(
+                            pool = %self.config.pools[pool].url,
+                            "pool asked to reconnect {redirects} times in a row; waiting {} s",
+                            floor.as_secs()
+                        );
+                    }
                     // A pool may ask for a pause (maintenance), but not park the miner for long.
-                    wait.min(MAX_REDIRECT_WAIT)
+                    wait.max(floor).min(MAX_REDIRECT_WAIT)
                 }
                 ConnEnd::BackToPrimary => {
                     if !self.disconnected(pool, "primary pool is back").await
@@ -557,6 +586,12 @@ async fn probe(url: &PoolUrl, limit: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_reconnect_requests_back_off() {
+        let floors: Vec<u64> = (1..=10).map(|n| redirect_floor(n).as_secs()).collect();
+        assert_eq!(floors, [0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
 
     #[test]
     fn tls_config_builds() {
