@@ -237,11 +237,28 @@ pub(crate) fn show_exit(display: Display, snap: &StatsSnapshot, summary: &str) {
 
 /// Print one event: text (stdout for logs, stderr above the status line on a terminal) or JSON.
 pub(crate) fn show(display: Display, json: &serde_json::Value, text: &str) {
+    let text = printable(text);
     match display {
         Display::Json => write_to(Stream::Out, &format!("{json}\n")),
         Display::Log => write_to(Stream::Out, &format!("{text}\n")),
         Display::Terminal => write_to(Stream::Err, &format!("\r\x1b[2K{text}\n")),
     }
+}
+
+/// `text` safe for a terminal: control characters (escape sequences, BEL, carriage returns a
+/// pool or node could put in a message or a reason) become `?`, and a line is cut at 500
+/// characters. JSON output needs none of this: serde escapes it.
+fn printable(text: &str) -> String {
+    const MAX: usize = 500;
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Where a line goes.
@@ -579,7 +596,8 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
     }
 }
 
-/// Resolves on Ctrl-C, or SIGTERM on Unix (what systemd and container runtimes send), or when
+/// Resolves on Ctrl-C, or SIGTERM or SIGHUP on Unix (what systemd and container runtimes send,
+/// and what a closed terminal sends), or when
 /// output can no longer be written (a closed pipe), and from then on a second signal ends the
 /// process at once (exit code 130) instead of waiting for the drain. The handlers are installed
 /// when this is called (inside the runtime), not when the future is first polled, so a signal
@@ -603,12 +621,16 @@ pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// SIGINT and SIGTERM streams (Ctrl-C elsewhere).
+/// SIGINT, SIGTERM and SIGHUP streams (Ctrl-C elsewhere). SIGHUP (the terminal went away, or
+/// `systemctl reload` without a reload command) is a graceful stop like the others: nothing is
+/// reloaded, and the cookie file and found blocks are dealt with as on Ctrl-C.
 struct Signals {
     #[cfg(unix)]
     int: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -619,6 +641,7 @@ impl Signals {
             Signals {
                 int: signal(SignalKind::interrupt()).ok(),
                 term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
         #[cfg(not(unix))]
@@ -641,11 +664,29 @@ impl Signals {
             tokio::select! {
                 _ = recv(&mut self.int) => {}
                 _ = recv(&mut self.term) => {}
+                _ = recv(&mut self.hup) => {}
             }
         }
         #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peer_text_cannot_drive_the_terminal() {
+        assert_eq!(
+            super::printable("pool says: \x1b[2J\x1b[31mred\x07\r\nnext"),
+            "pool says: ?[2J?[31mred???next"
+        );
+        assert_eq!(
+            super::printable("plain text, ünïcode"),
+            "plain text, ünïcode"
+        );
+        let long = "x".repeat(2000);
+        assert_eq!(super::printable(&long).chars().count(), 501);
     }
 }

@@ -495,3 +495,16 @@ fn a_closed_stdout_ends_the_run_cleanly() {
     let chain = open_chain(&data.0);
     chain.verify_stored().unwrap();
 }
+
+/// SIGHUP (a closed terminal, a reload request) is a graceful stop: exit 0 and the cookie file
+/// removed, where it once killed the process (exit 129) and left the cookie behind.
+#[test]
+fn sighup_stops_the_node_gracefully_and_removes_the_cookie() {
+    let data = TempDir::new("hup");
+    let (mut node, _rpc, cookie) = start_node(&data, &[]);
+    assert!(cookie.exists());
+    miner::signal(node.pid(), "-HUP");
+    let status = node.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}: {}", node.stderr());
+    assert!(!cookie.exists(), "the cookie file is left behind");
+}
