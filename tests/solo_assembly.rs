@@ -282,6 +282,53 @@ fn corrupt_templates_are_refused_with_the_field_named() {
         "{e}"
     );
 
+    // A template whose numbers no chain allows, or that contradict each other, is refused
+    // rather than mined: bits that are negative, overflow, zero or easier than regtest's limit;
+    // a `target` that is not the target of `bits`; a coinbase value above 21 million BTC.
+    for bits in [
+        "ffffffff", "ff7fffff", "00000000", "217fffff", "20ffffff", "2100ffff",
+    ] {
+        let mut t = good.clone();
+        t["bits"] = bits.into();
+        t.as_object_mut().unwrap().remove("target");
+        let e = BlockTemplate::from_gbt(&t).unwrap_err();
+        assert!(
+            matches!(&e, TemplateError::Invalid { field: "bits", .. }),
+            "{bits}: {e}"
+        );
+    }
+    let mut t = good.clone();
+    t["bits"] = "207fffff".into();
+    t.as_object_mut().unwrap().remove("target");
+    assert!(BlockTemplate::from_gbt(&t).is_ok(), "regtest's own limit");
+    let mut t = good.clone();
+    t["target"] = "7fffff0000000000000000000000000000000000000000000000000000000000".into();
+    t["bits"] = "1d00ffff".into();
+    let e = BlockTemplate::from_gbt(&t).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            TemplateError::Invalid {
+                field: "target",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let mut t = good.clone();
+    t["coinbasevalue"] = serde_json::json!(21_000_000u64 * 100_000_000 + 1);
+    let e = BlockTemplate::from_gbt(&t).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            TemplateError::Invalid {
+                field: "coinbasevalue",
+                ..
+            }
+        ),
+        "{e}"
+    );
+
     // A coinbaseaux too long for the 100-byte scriptSig.
     let mut t = good.clone();
     t["coinbaseaux"] = serde_json::json!({ "flags": "ab".repeat(90) });

@@ -126,13 +126,18 @@ impl BlockTemplate {
             .filter(|_| bits_hex.len() == 8)
             .map(CompactTarget::from_consensus)
             .ok_or_else(|| invalid("bits", format!("{bits_hex:?} is not 8 hex digits")))?;
-        let target = match v.get("target").and_then(|t| t.as_str()) {
-            Some(t) => {
-                let bytes = <[u8; 32]>::from_hex(t).map_err(|e| invalid("target", e))?;
-                Target::from_be_bytes(bytes)
+        // The block must meet `bits`, whatever else the template says: a `target` that
+        // disagrees is refused rather than trusted.
+        let target = target_of_bits(bits)?;
+        if let Some(t) = v.get("target").and_then(|t| t.as_str()) {
+            let bytes = <[u8; 32]>::from_hex(t).map_err(|e| invalid("target", e))?;
+            if Target::from_be_bytes(bytes) != target {
+                return Err(invalid(
+                    "target",
+                    format!("{t} is not the target of bits {bits_hex}, which a block must meet"),
+                ));
             }
-            None => Target::from_compact(bits),
-        };
+        }
         let cur_time = u32::try_from(field_u64(v, "curtime")?)
             .map_err(|_| invalid("curtime", "above 2^32"))?;
         let min_time = match v.get("mintime") {
@@ -143,6 +148,12 @@ impl BlockTemplate {
             None => 0,
         };
         let coinbase_value = Amount::from_sat(field_u64(v, "coinbasevalue")?);
+        if coinbase_value > Amount::MAX_MONEY {
+            return Err(invalid(
+                "coinbasevalue",
+                format!("{coinbase_value} is more than the 21 million BTC that can ever exist"),
+            ));
+        }
         let coinbase_aux = match v.pointer("/coinbaseaux/flags").and_then(|f| f.as_str()) {
             Some(f) => Vec::from_hex(f).map_err(|e| invalid("coinbaseaux.flags", e))?,
             None => Vec::new(),
@@ -485,6 +496,35 @@ fn push_output(out: &mut Vec<u8>, value: u64, script: &ScriptBuf) {
         .consensus_encode(out)
         .expect("writing to a Vec cannot fail");
     out.extend_from_slice(script.as_bytes());
+}
+
+/// The target `bits` encode, refusing what no chain accepts: a negative or overflowing compact
+/// number, a zero target, or one easier than regtest's proof-of-work limit (`207fffff`, the
+/// easiest of all chains).
+fn target_of_bits(bits: CompactTarget) -> Result<Target, TemplateError> {
+    let raw = bits.to_consensus();
+    let why = if raw & 0x0080_0000 != 0 {
+        Some("is negative")
+    } else if raw >> 24 > 32 {
+        Some("has an exponent above 32 (no 256-bit target needs one)")
+    } else {
+        None
+    };
+    let target = match why {
+        Some(_) => Target::ZERO,
+        None => Target::from_compact(bits),
+    };
+    let why = why.or(if target == Target::ZERO {
+        Some("is zero")
+    } else if target > Target::MAX_ATTAINABLE_REGTEST {
+        Some("is easier than any chain allows (regtest's limit is 207fffff)")
+    } else {
+        None
+    });
+    match why {
+        Some(why) => Err(invalid("bits", format!("{raw:08x} {why}"))),
+        None => Ok(target),
+    }
 }
 
 /// The coinbase's siblings at each level of the merkle tree over `[coinbase] + txids`, bottom
