@@ -431,6 +431,26 @@ impl RateMeter {
 mod tests {
     use super::*;
 
+    /// A pool's reject text keyed the map without a bound (89 MB to 959 MB in 12 s): now at most
+    /// MAX_REASONS names, the rest under "other", each cut to a sane length.
+    #[test]
+    fn reasons_from_a_peer_cannot_grow_the_maps() {
+        let stats = MiningStats::new([(0, "cpu".to_owned())]);
+        for i in 0..100_000 {
+            stats.record_reject(&format!("reason {i} {}", "x".repeat(1000)));
+            stats.record_stale(&format!("why {i}"));
+        }
+        let snap = stats.snapshot();
+        assert_eq!(snap.reject_reasons.len(), MAX_REASONS);
+        assert_eq!(snap.stale_reasons.len(), MAX_REASONS);
+        assert_eq!(snap.reject_reasons.values().sum::<u64>(), 100_000);
+        assert!(snap.reject_reasons[OTHER_REASON] > 99_000);
+        assert!(snap.reject_reasons.keys().all(|k| k.chars().count() <= 80));
+        assert!(snap.last_reject.is_some_and(|r| r == OTHER_REASON));
+        // The books still balance: every reject and stale counted once.
+        assert_eq!(snap.rejected + snap.stale, 200_000);
+    }
+
     #[test]
     fn rate_meter_windows() {
         let t0 = Instant::now();
