@@ -3,7 +3,7 @@
 //!
 //! The node here is a stand-in (a mock, said plainly): a real node always answers submitblock
 //! at once, and this test needs one that does not. It serves a real recorded Bitcoin Core
-//! regtest template (../shared/vectors/gbt) and holds submitblock and longpoll requests open.
+//! regtest template (tests/data/gbt) and holds submitblock and longpoll requests open.
 
 #[path = "common/miner.rs"]
 mod miner;
@@ -20,10 +20,10 @@ use serde_json::{json, Value};
 
 fn template() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/vectors/gbt/ckpool_regtest_one_txns.json");
+        .join("tests/data/gbt/ckpool_regtest_one_txns.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the shared vectors must be beside the repo)",
+            "{}: {e} (the recorded templates live in tests/data/gbt)",
             path.display()
         )
     });

@@ -1,6 +1,6 @@
 //! Solo block assembly against real data: the getblocktemplate captures in
-//! ../shared/vectors/gbt (Bitcoin Core regtest, signet and testnet3 templates, with the
-//! mining.notify pools made from them) and the real mainnet blocks in ../shared/vectors/blocks
+//! tests/data/gbt (Bitcoin Core regtest, signet and testnet3 templates, with the
+//! mining.notify pools made from them) and the real mainnet blocks in tests/data/blocks
 //! (481829, 702861 and 830000 are segwit). Merkle branches, roots and witness commitments are
 //! rebuilt by wgminer's code and must match the recorded values exactly.
 
@@ -22,10 +22,10 @@ use wgminer::work::{BlockTemplate, Extranonce2, Roll, TemplateError};
 fn vectors_dir() -> PathBuf {
     let dir = std::env::var_os("WGMINER_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data"));
     assert!(
         dir.join("blocks.json").exists(),
-        "test vectors not found at {} (set WGMINER_VECTORS to the shared vectors folder)",
+        "test vectors not found at {} (they live in tests/data; WGMINER_VECTORS overrides)",
         dir.display()
     );
     dir
