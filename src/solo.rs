@@ -87,7 +87,7 @@ pub fn run_node(args: &MineArgs) -> anyhow::Result<()> {
             return Ok(());
         };
         let first = until_ready(display, stop.as_mut(), || {
-            let mut s = NodeSource::new(client.clone());
+            let mut s = NodeSource::new(client.clone()).with_network(network);
             async move { s.fetch(None).await }
         })
         .await?;

@@ -46,7 +46,7 @@ impl NodeGbtSource {
     /// next height).
     pub fn new(node: NodeSource, network: Network, config: SoloConfig) -> Self {
         NodeGbtSource {
-            node,
+            node: node.with_network(network),
             network,
             bridge: SoloBridge::new(config),
         }
