@@ -28,9 +28,24 @@ impl Miner {
         Self::spawn_plain(&all)
     }
 
+    /// Start `wgminer ARGS --json-log` in the working directory `dir`.
+    pub fn spawn_in(dir: &std::path::Path, args: &[&str]) -> Miner {
+        let mut all = args.to_vec();
+        all.push("--json-log");
+        Self::start(&all, Some(dir))
+    }
+
     /// Start `wgminer ARGS`; lines that are not JSON become `{"event": "text", "line": …}`.
     pub fn spawn_plain(args: &[&str]) -> Miner {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        Self::start(args, None)
+    }
+
+    fn start(args: &[&str], dir: Option<&std::path::Path>) -> Miner {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wgminer"));
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -133,6 +148,11 @@ impl Miner {
     /// SIGINT, as Ctrl-C.
     pub fn interrupt(&self) {
         signal(self.pid(), "-INT");
+    }
+
+    /// SIGTERM, as systemd and container runtimes stop a service.
+    pub fn terminate(&self) {
+        signal(self.pid(), "-TERM");
     }
 
     /// SIGKILL, with no chance to clean up.
