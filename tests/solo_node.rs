@@ -25,7 +25,7 @@ use bitcoind::{start_pair, Node};
 use fake_node::{chain_info, regtest_template, FakeNode, Reply};
 use miner::{accepted, Miner};
 use serde_json::{json, Value};
-use solo::{saved_blocks, solve, TempDir};
+use solo::{saved_blocks, solve, LogCapture, TempDir};
 use wgminer::mining::source::link;
 use wgminer::mining::{NodeGbtSource, SoloConfig, SourceEvent, WorkSource};
 use wgminer::rpc::{Auth, NodeSource, RpcClient};
@@ -606,4 +606,59 @@ fn a_mainnet_template_with_regtest_bits_is_refused_before_mining() {
     );
     assert!(events.iter().all(|e| e["event"] != "start"), "{events:?}");
     assert_eq!(node.calls("submitblock"), 0);
+}
+
+/// A node that answers every longpoll at once with the same template and longpoll id: the node
+/// source slows down (0, 0.1, 0.2, 0.4 … s between longpolls) instead of asking hundreds of
+/// times a second, and says so once. A fake node: bitcoind waits as it should.
+#[test]
+fn a_node_answering_longpoll_at_once_is_paced_not_hammered() {
+    let node = FakeNode::start(|c| match c.method {
+        "getblocktemplate" => Reply::Result(regtest_template(101, Some("always-the-same"))),
+        _ => Reply::Result(Value::Null),
+    });
+    let log = LogCapture::default();
+    let _guard = log.install();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut link, source_link) = link();
+    let config = SoloConfig {
+        payout: bitcoin::ScriptBuf::new_op_return([]),
+        extranonce1: [1, 2, 3, 4],
+    };
+    let client = RpcClient::new(
+        &node.url(),
+        Auth::UserPass {
+            user: "u".into(),
+            password: "p".into(),
+        },
+    )
+    .unwrap();
+    let source = NodeGbtSource::new(NodeSource::new(client), Network::Regtest, config);
+    let calls = rt.block_on(async {
+        let task = tokio::spawn(source.run(source_link));
+        let window = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                _ = &mut window => break,
+                ev = link.events.recv() => if ev.is_none() { panic!("the source ended") },
+            }
+        }
+        let calls = node.calls("getblocktemplate");
+        drop(link);
+        let _ = task.await;
+        calls
+    });
+    // First fetch, then longpolls 0, 0, 0.1, 0.2, 0.4, 0.8, 1.6 s apart: about 8 in 3 s.
+    println!("{calls} getblocktemplate calls in 3 s");
+    assert!(
+        (4..=20).contains(&calls),
+        "{calls} getblocktemplate calls in 3 s"
+    );
+    let text = log.text();
+    let notes = text.matches("answers longpoll at once").count();
+    assert_eq!(notes, 1, "{text}");
 }
