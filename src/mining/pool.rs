@@ -127,7 +127,11 @@ fn translate(ev: ClientEvent) -> Option<SourceEvent> {
         },
         ClientEvent::Disconnected { reason, .. } => SourceEvent::Disconnected { reason },
         ClientEvent::Stratum { event, .. } => match event {
-            Event::NewJob { job, clean } => SourceEvent::Job { job, clean },
+            Event::NewJob { job, clean } => SourceEvent::Job {
+                job,
+                clean,
+                solo: None,
+            },
             Event::DifficultyChanged(d) => SourceEvent::Difficulty(d),
             Event::ShareAccepted { share } => outcome(share, Fate::Accepted),
             Event::ShareRejected { share, reason } => outcome(share, Fate::Rejected(reason)),

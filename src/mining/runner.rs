@@ -11,10 +11,17 @@
 //! Shutdown: the devices stop, the solutions they already found are handed over, then the
 //! source gets up to [`RunConfig::drain`] to answer what is pending. What is still pending then
 //! is counted unanswered, what is held is counted stale, and a block without a verdict is
-//! written out as hex.
+//! written out: its hex in the log and in a file under [`RunConfig::blocks_dir`].
+//!
+//! A block is never lost to its source: the runner keeps each block solution it hands over
+//! until the source announces the block, and the template of each solo job, so a block that
+//! sits unread in a source busy retrying, or whose source stopped, failed or panicked, is
+//! assembled and written out here. A source task that fails or panics ends the run (with its
+//! error); it is not restarted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +31,13 @@ use tokio::sync::mpsc;
 
 use super::events::{EventSink, MinerEvent};
 use super::manager::{Found, Manager};
+use super::solo::{solo_job_of, KEPT_JOBS};
 use super::source::{self, Fate, Solved, SourceError, SourceEvent, WorkSource};
-use crate::work::{BlockVerdict, MiningStats, PreparedJob};
+use crate::work::{BlockVerdict, MiningStats, PreparedJob, SoloJob};
+
+/// Where blocks without a verdict are written, unless the run has a data directory: a folder
+/// of this name in the working directory.
+pub const UNSUBMITTED_BLOCKS: &str = "unsubmitted-blocks";
 
 /// How a run behaves at its edges.
 #[derive(Clone, Debug)]
@@ -36,6 +48,9 @@ pub struct RunConfig {
     /// are counted stale ("over the share-rate cap"). No pool credits a flood, and a pool that
     /// sets a tiny difficulty must not make the miner flood it.
     pub max_share_rate: f64,
+    /// Solo: where a block without a verdict is written, as `<height>-<hash>.hex` (created
+    /// when needed).
+    pub blocks_dir: PathBuf,
 }
 
 impl Default for RunConfig {
@@ -43,6 +58,7 @@ impl Default for RunConfig {
         RunConfig {
             drain: Duration::from_secs(3),
             max_share_rate: 200.0,
+            blocks_dir: PathBuf::from(UNSUBMITTED_BLOCKS),
         }
     }
 }
@@ -90,6 +106,9 @@ pub async fn run<S: WorkSource>(
         bucket: TokenBucket::new(config.max_share_rate),
         solved_tip: None,
         blocks: HashMap::new(),
+        solo_jobs: VecDeque::new(),
+        unannounced: HashMap::new(),
+        blocks_dir: config.blocks_dir.clone(),
         connected: false,
         dropped: 0,
         dropped_why: "",
@@ -190,6 +209,13 @@ struct Runner {
     solved_tip: Option<BlockHash>,
     /// Solo: blocks sent and not yet answered, as hex, so none is lost without a word.
     blocks: HashMap<BlockHash, (u32, String)>,
+    /// Solo: the recent jobs' templates, newest last, to assemble a block the source did not.
+    solo_jobs: VecDeque<Arc<SoloJob>>,
+    /// Solo: block solutions handed to the source and not yet announced by it as a block
+    /// (`BlockFound`) or settled: a source busy retrying, or one that dies, may never do so.
+    unannounced: HashMap<BlockHash, Found>,
+    /// Where blocks without a verdict are written.
+    blocks_dir: PathBuf,
     /// Whether the source says its peer is connected.
     connected: bool,
     /// Solutions dropped without a line since the last summary, and the last reason.
@@ -255,13 +281,20 @@ impl Runner {
             return self.dropped(CAP_REASON);
         }
         let Some(solutions) = &self.solutions else {
+            if self.solo && f.is_block() {
+                return self.save_unsent(&f, "found as the run was ending");
+            }
             return self.stale(&f, "run ended");
         };
         let latency = f.started.elapsed();
         let (device, share, job) = (f.device.clone(), f.share.clone(), Arc::clone(&f.job));
+        let block = (self.solo && f.is_block()).then(|| f.clone());
         match solutions.try_send(f) {
             Ok(()) => {
                 self.stats.record_hand_over(latency);
+                if let Some(b) = block {
+                    self.keep_unannounced(b);
+                }
                 if self.solo {
                     // Every device leaves the solved tip now; the source sends the next job.
                     self.solved_tip = Some(job.job().prev_hash);
@@ -278,8 +311,60 @@ impl Runner {
                     });
                 }
             }
-            Err(mpsc::error::TrySendError::Full(_)) => self.dropped("source queue full"),
-            Err(mpsc::error::TrySendError::Closed(f)) => self.stale(&f, "source stopped"),
+            Err(mpsc::error::TrySendError::Full(f)) => match block {
+                Some(_) => self.save_unsent(&f, "the work source's queue was full"),
+                None => self.dropped("source queue full"),
+            },
+            Err(mpsc::error::TrySendError::Closed(f)) => match block {
+                Some(_) => self.save_unsent(&f, "the work source had stopped"),
+                None => self.stale(&f, "source stopped"),
+            },
+        }
+    }
+
+    /// Remember a block solution until its source announces the block; beyond
+    /// [`KEPT_BLOCKS`] (a source that never reads), one is written out now instead.
+    fn keep_unannounced(&mut self, f: Found) {
+        if self.unannounced.len() >= KEPT_BLOCKS {
+            if let Some(old) = self.unannounced.keys().next().copied() {
+                if let Some(old) = self.unannounced.remove(&old) {
+                    self.write_out_found(&old, "its work source has not passed it on yet");
+                }
+            }
+        }
+        self.unannounced.insert(f.hash, f);
+    }
+
+    /// A block solution the source never got: assembled and written out here, counted
+    /// unanswered.
+    fn save_unsent(&mut self, f: &Found, why: &str) {
+        self.stats.record_unsent_block();
+        self.write_out_found(f, why);
+    }
+
+    /// Assemble the block for a solution from its job's template and write it out.
+    fn write_out_found(&self, f: &Found, why: &str) {
+        let Some(job) = solo_job_of(&self.solo_jobs, f) else {
+            tracing::error!(
+                "block {} found on job {} cannot be written out ({why}): the job's template is no longer known",
+                f.hash,
+                f.share.job_id
+            );
+            return;
+        };
+        match job.block(&f.share) {
+            Ok(block) => write_out_block(
+                &self.blocks_dir,
+                block.height,
+                block.hash,
+                &block.to_hex(),
+                why,
+            ),
+            Err(e) => tracing::error!(
+                "block {} found on job {} cannot be assembled ({why}): {e}",
+                f.hash,
+                f.share.job_id
+            ),
         }
     }
 
@@ -300,7 +385,15 @@ impl Runner {
                 self.stats.set_pool(None, false);
                 self.emit(MinerEvent::Disconnected { reason });
             }
-            SourceEvent::Job { job, clean } => self.job(manager, job, clean),
+            SourceEvent::Job { job, clean, solo } => {
+                if let Some(solo) = solo {
+                    self.solo_jobs.push_back(solo);
+                    if self.solo_jobs.len() > KEPT_JOBS {
+                        self.solo_jobs.pop_front();
+                    }
+                }
+                self.job(manager, job, clean)
+            }
             SourceEvent::Difficulty(d) => {
                 self.stats.set_difficulty(d);
                 self.emit(MinerEvent::DifficultyChanged(d));
@@ -339,11 +432,12 @@ impl Runner {
                 after,
                 hex,
             } => {
+                self.unannounced.remove(&hash);
                 if self.blocks.len() >= KEPT_BLOCKS {
                     // A node that answers nothing: write the oldest out rather than hold it.
                     if let Some(old) = self.blocks.keys().next().copied() {
                         if let Some((h, hex)) = self.blocks.remove(&old) {
-                            write_out_block(h, old, &hex, "no verdict yet");
+                            write_out_block(&self.blocks_dir, h, old, &hex, "no verdict yet");
                         }
                     }
                 }
@@ -388,6 +482,10 @@ impl Runner {
         }
         match solved {
             Solved::Share(share) => {
+                if self.solo {
+                    // A solution the source could not make a block of (its job was gone).
+                    self.unannounced.retain(|_, f| f.share != share);
+                }
                 let event = match fate {
                     Fate::Accepted => MinerEvent::Accepted { share },
                     Fate::Rejected(reason) => MinerEvent::Rejected { share, reason },
@@ -399,6 +497,7 @@ impl Runner {
                 self.emit(event);
             }
             Solved::Block { height, hash } => {
+                self.unannounced.remove(&hash);
                 let verdict = match fate {
                     Fate::Accepted => {
                         stats.blocks.fetch_add(1, Ordering::Relaxed);
@@ -408,7 +507,7 @@ impl Runner {
                     Fate::Stale { why, .. } => BlockVerdict::Stale(why),
                     Fate::Unanswered(why) => {
                         if let Some((h, hex)) = self.blocks.remove(&hash) {
-                            write_out_block(h, hash, &hex, &why);
+                            write_out_block(&self.blocks_dir, h, hash, &hex, &why);
                         }
                         BlockVerdict::Undelivered(why)
                     }
@@ -429,7 +528,7 @@ impl Runner {
     }
 
     /// The run is over: what is pending gets no answer now, what is held was never sent, and a
-    /// block without a verdict is written out.
+    /// block without a verdict is written out, the source's or one it never passed on.
     fn settle_at_exit(&mut self) {
         let stats = &self.stats;
         stats.settle_pending_at_exit();
@@ -438,17 +537,47 @@ impl Runner {
             stats.record_stale("not sent: no connection at exit");
         }
         for (hash, (height, hex)) in self.blocks.drain() {
-            write_out_block(height, hash, &hex, "no verdict before the run ended");
+            write_out_block(
+                &self.blocks_dir,
+                height,
+                hash,
+                &hex,
+                "no verdict before the run ended",
+            );
+        }
+        for (_, f) in std::mem::take(&mut self.unannounced) {
+            self.write_out_found(
+                &f,
+                "found, but its work source never passed it on to the node before the run ended",
+            );
         }
     }
 }
 
-/// A block that may not have reached the node: logged whole, so it can be submitted by hand
-/// (`bitcoin-cli submitblock HEX`).
-fn write_out_block(height: u32, hash: BlockHash, hex: &str, why: &str) {
-    tracing::error!(
-        "block {hash} at height {height} has no verdict ({why}); submit it by hand: {hex}"
-    );
+/// A block that may not have reached the node: logged whole, and saved to
+/// `dir/<height>-<hash>.hex`, so it can be submitted by hand (`bitcoin-cli submitblock`). The
+/// hex is in the log whether or not the file could be written.
+fn write_out_block(dir: &Path, height: u32, hash: BlockHash, hex: &str, why: &str) {
+    let path = dir.join(format!("{height}-{hash}.hex"));
+    let saved =
+        std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, format!("{hex}\n")));
+    // Absolute, so the pointer works from any directory.
+    let path = std::path::absolute(&path).unwrap_or(path);
+    match saved {
+        Ok(()) => {
+            tracing::error!(
+                "block {hash} at height {height} has no verdict ({why}); submit it by hand: {hex}"
+            );
+            tracing::error!(
+                "block {hash} saved to {0}; submit it with `bitcoin-cli submitblock $(cat {0})`",
+                path.display()
+            );
+        }
+        Err(e) => tracing::error!(
+            "block {hash} at height {height} has no verdict ({why}) and could not be saved to {} ({e}); submit it by hand: {hex}",
+            path.display()
+        ),
+    }
 }
 
 /// A share-rate limit: `rate` tokens a second, up to twice that banked.

@@ -14,7 +14,7 @@ use super::source::{Fate, Solved, SourceEvent};
 use crate::work::template::{BlockTemplate, SoloJob, SolvedBlock, SOLO_EXTRANONCE1_SIZE};
 
 /// Solo jobs remembered for assembling blocks (older ones are no longer live in the manager).
-const KEPT_JOBS: usize = 16;
+pub(crate) const KEPT_JOBS: usize = 16;
 
 /// How to build coinbases.
 #[derive(Clone, Debug)]
@@ -43,8 +43,8 @@ pub fn instance_extranonce1() -> [u8; SOLO_EXTRANONCE1_SIZE] {
 /// Templates to jobs, solutions to blocks.
 pub struct SoloBridge {
     config: SoloConfig,
-    /// Recent jobs, newest last.
-    jobs: VecDeque<SoloJob>,
+    /// Recent jobs, newest last (shared with the runner, which can assemble blocks too).
+    jobs: VecDeque<Arc<SoloJob>>,
     next_id: u64,
     /// The previous block the current job builds on.
     tip: Option<BlockHash>,
@@ -101,7 +101,8 @@ impl SoloBridge {
             self.tip = Some(template.prev_hash);
             self.tip_since = Instant::now();
         }
-        self.jobs.push_back(solo);
+        let solo = Arc::new(solo);
+        self.jobs.push_back(Arc::clone(&solo));
         if self.jobs.len() > KEPT_JOBS {
             self.jobs.pop_front();
         }
@@ -116,6 +117,7 @@ impl SoloBridge {
         let job = SourceEvent::Job {
             job: Arc::new(prepared),
             clean,
+            solo: Some(solo),
         };
         Ok([shown, job])
     }
@@ -153,13 +155,7 @@ impl SoloBridge {
     /// The block a solution makes, and how long its tip was mined; an error if the job is gone
     /// or the block cannot be assembled (a bug: the hit was verified against this job).
     fn block_for(&self, found: &Found) -> Result<(SolvedBlock, Duration), String> {
-        let job = self
-            .jobs
-            .iter()
-            .rev()
-            .find(|j| {
-                j.job.id == found.share.job_id && j.job.prev_hash == found.job.job().prev_hash
-            })
+        let job = solo_job_of(&self.jobs, found)
             .ok_or_else(|| format!("job {} is no longer known", found.share.job_id))?;
         let block = job
             .block(&found.share)
@@ -171,4 +167,14 @@ impl SoloBridge {
         };
         Ok((block, after))
     }
+}
+
+/// The job among `jobs` (newest last) that a solution was found for.
+pub(crate) fn solo_job_of<'a>(
+    jobs: &'a VecDeque<Arc<SoloJob>>,
+    found: &Found,
+) -> Option<&'a Arc<SoloJob>> {
+    jobs.iter()
+        .rev()
+        .find(|j| j.job.id == found.share.job_id && j.job.prev_hash == found.job.job().prev_hash)
 }

@@ -12,7 +12,7 @@ use bitcoin::BlockHash;
 use tokio::sync::mpsc;
 
 use super::manager::Found;
-use crate::work::{PreparedJob, Share};
+use crate::work::{PreparedJob, Share, SoloJob};
 
 /// Solutions the runner may have handed to a source and not yet seen a fate for. Beyond this
 /// the runner counts new solutions stale ("source queue full") instead of waiting.
@@ -53,8 +53,14 @@ pub enum SourceEvent {
     Connected { peer: String },
     /// Lost the peer; it retries on its own.
     Disconnected { reason: String },
-    /// Mine this from now on; with `clean`, every earlier job is dead.
-    Job { job: Arc<PreparedJob>, clean: bool },
+    /// Mine this from now on; with `clean`, every earlier job is dead. `solo`: a block source's
+    /// template behind the job, so the runner can assemble and save a block itself when the
+    /// source cannot pass it on (it stopped, failed or panicked first).
+    Job {
+        job: Arc<PreparedJob>,
+        clean: bool,
+        solo: Option<Arc<SoloJob>>,
+    },
     /// The share difficulty for work made from now on, the current job's included.
     Difficulty(f64),
     /// Every job so far is unusable (a pool gave us a new extranonce1): stop until the next.

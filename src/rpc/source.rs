@@ -71,14 +71,25 @@ pub async fn node_network(client: &RpcClient) -> Result<bitcoin::Network, RpcErr
 pub struct NodeSource {
     client: RpcClient,
     params: GbtParams,
+    /// The node's chain: its templates' bits are held to this chain's proof-of-work limit.
+    network: bitcoin::Network,
 }
 
 impl NodeSource {
+    /// A node of any chain (bits are held to regtest's limit, the easiest) until
+    /// [`Self::with_network`] says which.
     pub fn new(client: RpcClient) -> Self {
         NodeSource {
             client,
             params: GbtParams::Segwit,
+            network: bitcoin::Network::Regtest,
         }
+    }
+
+    /// The node is on `network` (from [`node_network`]): templates easier than its
+    /// proof-of-work limit are refused.
+    pub fn with_network(self, network: bitcoin::Network) -> Self {
+        NodeSource { network, ..self }
     }
 
     pub fn client(&self) -> &RpcClient {
@@ -114,7 +125,7 @@ impl NodeSource {
             }
             r => r?,
         };
-        BlockTemplate::from_gbt(&value).map_err(|e| RpcError::BadResponse {
+        BlockTemplate::from_gbt_on(&value, self.network).map_err(|e| RpcError::BadResponse {
             method: "getblocktemplate".into(),
             why: e.to_string(),
         })
@@ -160,6 +171,7 @@ impl NodeSource {
         let mut poller = NodeSource {
             client: self.client.clone(),
             params: self.params,
+            network: self.network,
         };
         let tag = id.clone();
         let task = tokio::spawn(async move {

@@ -244,6 +244,12 @@ impl MiningStats {
         self.unanswered.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A block that could not be handed to its source (it had stopped or was full): no answer
+    /// can come; it was written out instead.
+    pub fn record_unsent_block(&self) {
+        self.unanswered.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The run ends: solutions still pending will get no answer now.
     pub fn settle_pending_at_exit(&self) {
         let left = self.pending.swap(0, Ordering::Relaxed);

@@ -18,9 +18,12 @@ use bitcoin::block::{Header, Version};
 use bitcoin::consensus::{deserialize, Encodable};
 use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::hex::{DisplayHex, FromHex};
+use bitcoin::params::Params;
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::script::PushBytesBuf;
-use bitcoin::{Amount, Block, BlockHash, ScriptBuf, Transaction, TxMerkleNode, Txid, Wtxid};
+use bitcoin::{
+    Amount, Block, BlockHash, Network, ScriptBuf, Transaction, TxMerkleNode, Txid, Wtxid,
+};
 
 use super::job::{CoinbaseTemplate, Job, JobError, DEFAULT_NTIME_ROLL};
 use super::share::Share;
@@ -41,6 +44,18 @@ const MAX_COINBASE_SCRIPT_SIG: usize = 100;
 /// BIP141's commitment header in the coinbase output: OP_RETURN, push 36, 0xaa21a9ed.
 const WITNESS_COMMITMENT_HEADER: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
 
+/// Most bytes a template's transactions may take together: a whole block's serialization is at
+/// most 4,000,000 bytes (Bitcoin Core's `MAX_BLOCK_SERIALIZED_SIZE`, witness data included), so
+/// more can never be mined. Checked on the hex lengths before anything is decoded.
+pub const MAX_TEMPLATE_TX_BYTES: usize = 4_000_000;
+
+/// Most transactions a template may list: a block's serialization without witnesses is at most
+/// 1,000,000 bytes (`MAX_BLOCK_WEIGHT / WITNESS_SCALE_FACTOR`, Core's `CheckBlock`) and no
+/// transaction is smaller than 60 bytes without its witness (one input spending nothing with an
+/// empty script, one empty output), so no block holds more than 16,666, its coinbase among
+/// them (a template lists the others).
+pub const MAX_TEMPLATE_TRANSACTIONS: usize = 1_000_000 / 60;
+
 /// Why a template cannot be mined or a block cannot be assembled.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -53,6 +68,12 @@ pub enum TemplateError {
     BadTransaction { index: usize, why: String },
     #[error("coinbase scriptSig would be {0} bytes, more than the 100 consensus allows (coinbaseaux too long)")]
     ScriptSigTooLong(usize),
+    #[error(
+        "template lists {count} transactions, more than a block can hold ({limit}); refused unread"
+    )]
+    TooManyTransactions { count: usize, limit: usize },
+    #[error("template transactions take {bytes} bytes, more than a block can hold ({limit}); refused unread")]
+    TooLarge { bytes: usize, limit: usize },
     #[error("{0}")]
     Job(#[from] JobError),
 }
@@ -108,9 +129,18 @@ pub struct BlockTemplate {
 }
 
 impl BlockTemplate {
-    /// Parse a `getblocktemplate` result. Checks every transaction's txid (and wtxid, when the
-    /// node gives `hash`) against its data, so a corrupt template is refused before mining.
+    /// Parse a `getblocktemplate` result from a node of any chain: bits are held to regtest's
+    /// proof-of-work limit, the easiest of all. [`Self::from_gbt_on`] holds them to the node's.
     pub fn from_gbt(v: &serde_json::Value) -> Result<Self, TemplateError> {
+        Self::from_gbt_on(v, Network::Regtest)
+    }
+
+    /// Parse a `getblocktemplate` result from a node on `network`. Bits easier than that
+    /// chain's proof-of-work limit are refused (no block with them is valid there), and so is a
+    /// template with more transactions or bytes than a block can hold, before any of them is
+    /// decoded. Checks every transaction's txid (and wtxid, when the node gives `hash`) against
+    /// its data, so a corrupt template is refused before mining.
+    pub fn from_gbt_on(v: &serde_json::Value, network: Network) -> Result<Self, TemplateError> {
         let version = field_u64(v, "version")?;
         let version = Version::from_consensus(
             u32::try_from(version).map_err(|_| invalid("version", "above 2^32"))? as i32,
@@ -129,6 +159,16 @@ impl BlockTemplate {
         // The block must meet `bits`, whatever else the template says: a `target` that
         // disagrees is refused rather than trusted.
         let target = target_of_bits(bits)?;
+        let limit = Params::new(network).max_attainable_target;
+        if target > limit {
+            return Err(invalid(
+                "bits",
+                format!(
+                    "{bits_hex} is easier than the proof-of-work limit of {network} ({:08x}): no block with it is valid there (is the node on another chain?)",
+                    limit.to_compact_lossy().to_consensus()
+                ),
+            ));
+        }
         if let Some(t) = v.get("target").and_then(|t| t.as_str()) {
             let bytes = <[u8; 32]>::from_hex(t).map_err(|e| invalid("target", e))?;
             if Target::from_be_bytes(bytes) != target {
@@ -177,6 +217,7 @@ impl BlockTemplate {
             .get("transactions")
             .and_then(|t| t.as_array())
             .ok_or(TemplateError::Missing("transactions"))?;
+        check_template_size(list)?;
         let mut transactions = Vec::with_capacity(list.len());
         for (index, t) in list.iter().enumerate() {
             transactions.push(parse_template_tx(index, t)?);
@@ -527,6 +568,29 @@ fn target_of_bits(bits: CompactTarget) -> Result<Target, TemplateError> {
     }
 }
 
+/// Refuse a transaction list no block can hold before decoding any of it: a peer's template
+/// must not make us allocate for more than one block's worth.
+fn check_template_size(list: &[serde_json::Value]) -> Result<(), TemplateError> {
+    if list.len() > MAX_TEMPLATE_TRANSACTIONS {
+        return Err(TemplateError::TooManyTransactions {
+            count: list.len(),
+            limit: MAX_TEMPLATE_TRANSACTIONS,
+        });
+    }
+    // Entries whose data is not a string are refused later, one by one, with their index.
+    let bytes = list
+        .iter()
+        .filter_map(|t| t.get("data").and_then(|d| d.as_str()))
+        .fold(0usize, |sum, d| sum.saturating_add(d.len() / 2));
+    if bytes > MAX_TEMPLATE_TX_BYTES {
+        return Err(TemplateError::TooLarge {
+            bytes,
+            limit: MAX_TEMPLATE_TX_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// The coinbase's siblings at each level of the merkle tree over `[coinbase] + txids`, bottom
 /// first (what Stratum calls the merkle branch). An odd level pairs its last node with itself.
 pub fn merkle_branch(txids: impl IntoIterator<Item = Txid>) -> Vec<TxMerkleNode> {
@@ -679,7 +743,7 @@ pub fn payout_script(
     segwit: bool,
 ) -> Result<ScriptBuf, PayoutError> {
     use bitcoin::address::NetworkUnchecked;
-    use bitcoin::{Address, Network};
+    use bitcoin::Address;
     let unchecked: Address<NetworkUnchecked> =
         addr.trim().parse().map_err(|e| PayoutError::Unparseable {
             addr: addr.to_owned(),

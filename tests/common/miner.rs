@@ -18,6 +18,9 @@ pub struct Miner {
     pub events: Vec<Value>,
     stderr: Arc<Mutex<String>>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
+    /// The working directory made for it when none was given (removed on drop): blocks a run
+    /// leaves without a verdict are saved there, not in the source tree.
+    scratch: Option<std::path::PathBuf>,
 }
 
 impl Miner {
@@ -28,9 +31,31 @@ impl Miner {
         Self::spawn_plain(&all)
     }
 
+    /// Start `wgminer ARGS --json-log` in the working directory `dir`.
+    pub fn spawn_in(dir: &std::path::Path, args: &[&str]) -> Miner {
+        let mut all = args.to_vec();
+        all.push("--json-log");
+        Self::start(&all, Some(dir))
+    }
+
     /// Start `wgminer ARGS`; lines that are not JSON become `{"event": "text", "line": …}`.
     pub fn spawn_plain(args: &[&str]) -> Miner {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        Self::start(args, None)
+    }
+
+    fn start(args: &[&str], dir: Option<&std::path::Path>) -> Miner {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let scratch = dir.is_none().then(|| {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let d = std::env::temp_dir().join(format!("wgminer-run-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        });
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wgminer"));
+        if let Some(dir) = dir.or(scratch.as_deref()) {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -70,6 +95,7 @@ impl Miner {
             events: Vec::new(),
             stderr,
             stderr_reader: Some(stderr_reader),
+            scratch,
         }
     }
 
@@ -135,6 +161,11 @@ impl Miner {
         signal(self.pid(), "-INT");
     }
 
+    /// SIGTERM, as systemd and container runtimes stop a service.
+    pub fn terminate(&self) {
+        signal(self.pid(), "-TERM");
+    }
+
     /// SIGKILL, with no chance to clean up.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
@@ -172,6 +203,9 @@ impl Drop for Miner {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = self.scratch.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 

@@ -88,3 +88,55 @@ pub fn solve(template: &BlockTemplate, payout: &ScriptBuf, meets: bool) -> Solve
     }
     block
 }
+
+/// What `tracing` writes while a guard from [`LogCapture::install`] lives on this thread (run
+/// the code under test on a current-thread runtime so its tasks log here too).
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let sink = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The blocks saved in `dir` (`<height>-<hash>.hex` files), with their file names, sorted.
+pub fn saved_blocks(dir: &std::path::Path) -> Vec<(String, String, Block)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String, Block)> = entries
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = std::fs::read_to_string(e.path()).unwrap().trim().to_owned();
+            let bytes: Vec<u8> = bitcoin::hex::FromHex::from_hex(&hex)
+                .unwrap_or_else(|err| panic!("{name} is not hex: {err}"));
+            let block: Block = bitcoin::consensus::deserialize(&bytes)
+                .unwrap_or_else(|err| panic!("{name} is not a block: {err}"));
+            (name, hex, block)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
