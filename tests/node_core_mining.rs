@@ -406,6 +406,76 @@ fn bad_data_directories_and_difficulties_are_clear_errors() {
     first.stop_cleanly();
 }
 
+/// `wgminer` on a damaged chain file, as a user meets it (with `RUST_BACKTRACE=1` set, as many
+/// shells have it): a truncated file is refused with the one-line error only, where redb's
+/// assertion once printed "panicked at" and a backtrace first; an empty file is refused, not
+/// taken for a new chain, and left exactly as it was.
+#[test]
+fn truncated_or_empty_chain_files_are_refused_with_the_clean_message_only() {
+    let run = |data: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wgminer"))
+            .args(["--datadir", data.to_str().unwrap(), "--backend", "cpu"])
+            .args(["-t", "1", "--json-log"])
+            .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let clean = |stderr: &str| {
+        for noise in ["panicked", "backtrace", "RUST_BACKTRACE", "assertion"] {
+            assert!(!stderr.contains(noise), "{noise:?} in: {stderr}");
+        }
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    };
+
+    let good = TempDir::new("trunc-src");
+    drop(open_chain(&good.0));
+    let bytes = std::fs::read(chain_dir(&good.0).join("chain.redb")).unwrap();
+    for len in [1000, 4096, bytes.len() / 2, bytes.len() - 1] {
+        let data = TempDir::new("trunc");
+        let dir = chain_dir(&data.0);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("chain.redb"), &bytes[..len]).unwrap();
+        let out = run(&data.0);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{len}: {stderr}");
+        assert!(
+            stderr.contains("chain.redb is unreadable or corrupt"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("truncated"), "{stderr}");
+        assert!(stderr.contains("move it away"), "{stderr}");
+        clean(&stderr);
+    }
+
+    let data = TempDir::new("empty");
+    let dir = chain_dir(&data.0);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("chain.redb");
+    std::fs::write(&file, b"").unwrap();
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let out = run(&data.0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "chain.redb at {} is empty (0 bytes): it is not a chain; delete it to start a new chain, or restore it from a backup",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    clean(&stderr);
+    let after = std::fs::metadata(&file).unwrap();
+    assert_eq!(after.len(), 0, "the empty file was written to");
+    assert_eq!(
+        after.modified().unwrap(),
+        modified,
+        "the empty file was rewritten"
+    );
+    assert!(!dir.join("chain.redb.new").exists());
+}
+
 #[test]
 fn sigterm_submits_every_block_already_found_and_exits_0_quickly() {
     let data = TempDir::new("term");
