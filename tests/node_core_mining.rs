@@ -18,7 +18,7 @@ use bitcoin::hex::FromHex;
 use bitcoin::{Address, Block, BlockHash, Network};
 use miner::{accepted, Miner};
 use serde_json::{json, Value};
-use solo::TempDir;
+use solo::{TempDir, Tmpfs};
 use wgminer::node::{chain_dir, Chain, ChainParams};
 use wgminer::pow::hash_meets_target;
 use wgminer::work::BlockTemplate;
@@ -474,6 +474,96 @@ fn truncated_or_empty_chain_files_are_refused_with_the_clean_message_only() {
         "the empty file was rewritten"
     );
     assert!(!dir.join("chain.redb.new").exists());
+}
+
+/// A full disk while mining (a real one: a small tmpfs filled to the last byte). The block the
+/// disk refuses pauses mining with one message and is kept in memory (its hex logged); nothing
+/// floods while paused, where the miner once printed thousands of `store-failed` results a
+/// second and never stored again. Once space is freed, the next try stores the kept block and
+/// mining resumes, with one message; the block is in the chain on disk.
+#[test]
+fn a_full_disk_pauses_mining_keeps_the_block_and_resumes_when_space_is_back() {
+    let fs = match Tmpfs::mount("disk", 8) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED: no small file system to fill here: {why}");
+            return;
+        }
+    };
+    let file = chain_dir(&fs.dir).join("chain.redb");
+    let mut m = Miner::spawn(&["--datadir", fs.path(), "--backend", "cpu", "-t", "1"]);
+    m.wait_blocks(3);
+    fs.fill();
+    let paused = m
+        .wait_for(Duration::from_secs(60), |e| e["event"] == "source_down")
+        .unwrap_or_else(|| panic!("no pause on a full disk; stderr: {}", m.stderr()));
+    assert_eq!(
+        paused["reason"],
+        format!(
+            "disk full at {}: mining paused; free space and it resumes",
+            file.display()
+        )
+    );
+    let at_pause = m.events.len();
+
+    // Paused: a few seconds without a flood, then space back.
+    let _ = m.wait_for(Duration::from_secs(3), |_| false);
+    fs.free();
+    m.wait_for(Duration::from_secs(30), |e| {
+        e["event"] == "pool_message"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("takes blocks again")
+    })
+    .unwrap_or_else(|| panic!("mining never resumed; stderr: {}", m.stderr()));
+    let during: Vec<Value> = m.events[at_pause - 1..].to_vec();
+    let texts: Vec<String> = during.iter().map(|e| e.to_string()).collect();
+    assert!(during.len() <= 6, "a flood while paused: {texts:#?}");
+    let pauses = during
+        .iter()
+        .filter(|e| e["event"] == "source_down")
+        .count();
+    assert_eq!(pauses, 1, "{texts:#?}");
+    assert!(
+        !during
+            .iter()
+            .any(|e| e["event"] == "block_result" && e["status"] != "accepted"),
+        "{texts:#?}"
+    );
+
+    // The kept block: logged as hex that decodes to it, then stored and accepted.
+    let kept = during
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .find(|t| t.contains("is kept in memory"))
+        .unwrap_or_else(|| panic!("no kept block: {texts:#?}"));
+    let hash: BlockHash = kept.split(' ').nth(1).unwrap().parse().unwrap();
+    let hex = kept.rsplit(' ').next().unwrap();
+    let block: Block = deserialize(&Vec::<u8>::from_hex(hex).unwrap()).unwrap();
+    assert_eq!(block.block_hash(), hash);
+    assert!(
+        during
+            .iter()
+            .any(|e| accepted(e) && e["hash"] == hash.to_string()),
+        "the kept block {hash} was not accepted: {texts:#?}"
+    );
+
+    // Mining goes on, and everything is on disk.
+    let before = m.events.iter().filter(|e| accepted(e)).count();
+    m.wait_blocks(before + 3);
+    m.stop_cleanly();
+    miner::assert_books_balance(m.of("exit")[0]);
+    let chain = open_chain(&fs.dir);
+    assert!(
+        chain.header(&hash).is_some(),
+        "the kept block is not stored"
+    );
+    assert_eq!(chain.verify_stored().unwrap(), chain.height() + 1);
+    assert_eq!(
+        m.of("chain")[0]["height"].as_u64().unwrap(),
+        u64::from(chain.height())
+    );
 }
 
 #[test]
