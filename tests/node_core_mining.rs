@@ -566,6 +566,88 @@ fn a_full_disk_pauses_mining_keeps_the_block_and_resumes_when_space_is_back() {
     );
 }
 
+/// Any other write error pauses mining the same way, with its own words; here a real one
+/// without mounting anything: the process's file-size limit (`RLIMIT_FSIZE`, set from outside
+/// with `prlimit`) stops the chain file from growing (EFBIG, SIGXFSZ ignored). Lifted, mining
+/// resumes; set again and the run stopped while paused, the kept block is written out as hex
+/// and counted without a verdict, never lost.
+#[test]
+fn a_store_write_error_pauses_mining_and_a_kept_block_is_written_out_at_exit() {
+    let prlimit = |pid: u32, limit: &str| {
+        std::process::Command::new("prlimit")
+            .args(["--pid", &pid.to_string(), &format!("--fsize={limit}")])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !prlimit(std::process::id(), "unlimited:unlimited") {
+        eprintln!("SKIPPED: prlimit (util-linux) cannot set a process's file-size limit here");
+        return;
+    }
+    let data = TempDir::new("fsize");
+    let file = chain_dir(&data.0).join("chain.redb");
+    let mut m = Miner::spawn_after(
+        "trap '' XFSZ",
+        &["--datadir", data.path(), "--backend", "cpu", "-t", "1"],
+    );
+    let kept_hex = |m: &mut Miner| {
+        let kept = m.wait_for(Duration::from_secs(10), |e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|t| t.contains("is kept in memory"))
+        });
+        let line = kept.unwrap_or_else(|| panic!("no kept block; stderr: {}", m.stderr()));
+        let line = line["message"].as_str().unwrap();
+        let hash: BlockHash = line.split(' ').nth(1).unwrap().parse().unwrap();
+        (hash, line.rsplit(' ').next().unwrap().to_owned())
+    };
+    for round in 0..2 {
+        m.wait_blocks(m.events.iter().filter(|e| accepted(e)).count() + 2);
+        let size = std::fs::metadata(&file).unwrap().len();
+        assert!(prlimit(m.pid(), &format!("{size}:unlimited")));
+        let paused = m
+            .wait_for(Duration::from_secs(60), |e| e["event"] == "source_down")
+            .unwrap_or_else(|| panic!("no pause; stderr: {}", m.stderr()));
+        let reason = paused["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(&format!("cannot store blocks in {} (", file.display())),
+            "{reason}"
+        );
+        assert!(reason.contains("File too large"), "{reason}");
+        assert!(
+            reason.ends_with("): mining paused; it resumes once the block is stored"),
+            "{reason}"
+        );
+        let (hash, hex) = kept_hex(&mut m);
+        if round == 0 {
+            assert!(prlimit(m.pid(), "unlimited:unlimited"));
+            m.wait_for(Duration::from_secs(30), |e| {
+                accepted(e) && e["hash"] == hash.to_string()
+            })
+            .unwrap_or_else(|| panic!("the kept block was never stored: {}", m.stderr()));
+            continue;
+        }
+        // Stopped while paused: the block comes out as hex on stderr, counted without a verdict.
+        let _ = m.wait_for(Duration::from_millis(500), |_| false);
+        m.stop_cleanly();
+        let stderr = m.stderr();
+        assert!(
+            stderr.contains(&format!("block {hash}")) && stderr.contains(&hex),
+            "the kept block was not written out: {stderr}"
+        );
+        let exit = m.of("exit")[0].clone();
+        miner::assert_books_balance(&exit);
+        assert!(
+            exit["status"]["unanswered"].as_u64().unwrap()
+                + exit["status"]["stale"].as_u64().unwrap()
+                >= 1
+        );
+        let chain = open_chain(&data.0);
+        assert!(chain.header(&hash).is_none());
+        chain.verify_stored().unwrap();
+    }
+}
+
 #[test]
 fn sigterm_submits_every_block_already_found_and_exits_0_quickly() {
     let data = TempDir::new("term");

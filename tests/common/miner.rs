@@ -30,7 +30,23 @@ impl Miner {
 
     /// Start `wgminer ARGS`; lines that are not JSON become `{"event": "text", "line": …}`.
     pub fn spawn_plain(args: &[&str]) -> Miner {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        Self::start(Command::new(env!("CARGO_BIN_EXE_wgminer")), args)
+    }
+
+    /// Start `wgminer ARGS --json-log` from bash after running `prelude` there (`trap`,
+    /// `ulimit`: what the process inherits). `exec` keeps the pid wgminer's.
+    pub fn spawn_after(prelude: &str, args: &[&str]) -> Miner {
+        let mut bash = Command::new("bash");
+        bash.arg("-c")
+            .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_wgminer"));
+        let mut all = args.to_vec();
+        all.push("--json-log");
+        Self::start(bash, &all)
+    }
+
+    fn start(mut command: Command, args: &[&str]) -> Miner {
+        let mut child = command
             .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
