@@ -79,11 +79,6 @@ impl NodeCore {
         result
     }
 
-    /// Whether the last write failed and the store has not recovered yet.
-    pub fn store_fault(&self) -> Option<super::StoreFault> {
-        self.lock().store_fault().cloned()
-    }
-
     /// Read access to the chain (lookups for the RPC server).
     pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
         f(&self.lock())
