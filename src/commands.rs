@@ -2,6 +2,7 @@
 //! thread (all at once, so `--backend all` measures the machine as it would mine), and print a
 //! table or JSON.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use wgminer::backend::Backend;
 use wgminer::bench::{self, format_rate, BenchResult, RateSample};
 
 use crate::cli::{BenchArgs, DevicesArgs};
+use crate::mine::{write_to, Stream};
 use crate::select::{Device, Inventory, UsageError};
 
 /// One device's benchmark figures and how it was configured.
@@ -230,7 +232,14 @@ fn bench_device(
     }
 }
 
+/// The results, written to stdout in one piece: a reader that closed early (`| head -1`) ends
+/// the command quietly instead of panicking in `println!`.
 fn print_bench(results: &[Measured], json: bool) {
+    write_to(Stream::Out, &bench_text(results, json));
+}
+
+fn bench_text(results: &[Measured], json: bool) -> String {
+    let mut out = String::new();
     let total: f64 = results.iter().map(|m| m.result.hashes_per_second).sum();
     if json {
         let rows: Vec<_> = results
@@ -250,13 +259,15 @@ fn print_bench(results: &[Measured], json: bool) {
                 })
             })
             .collect();
-        println!(
+        let _ = writeln!(
+            out,
             "{}",
             serde_json::json!({ "devices": rows, "total_hashes_per_second": total })
         );
-        return;
+        return out;
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{:<6} {:<34} {:<22} {:>13} {:>14} {:>7} {:>4} {:>6} {:>11} {:>9} {:>10}",
         "device",
         "name",
@@ -283,7 +294,8 @@ fn print_bench(results: &[Measured], json: bool) {
             ),
             None => ("-".into(), "-".into(), "-".into()),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<6} {:<34} {:<22} {:>13} {:>14} {:>7.2} {:>4} {:>6} {:>11} {:>9} {:>10}",
             r.backend,
             truncate(&m.name, 34),
@@ -299,7 +311,8 @@ fn print_bench(results: &[Measured], json: bool) {
         );
     }
     if results.len() > 1 {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<6} {:<34} {:<22} {:>13}",
             "total",
             "",
@@ -307,6 +320,7 @@ fn print_bench(results: &[Measured], json: bool) {
             format_rate(total)
         );
     }
+    out
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -338,14 +352,21 @@ pub fn run_devices(args: &DevicesArgs) -> anyhow::Result<()> {
                 "default": defaults.contains(&g.index),
             }));
         }
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        write_to(
+            Stream::Out,
+            &format!("{}\n", serde_json::to_string_pretty(&rows)?),
+        );
         return Ok(());
     }
-    println!(
+    // One write at the end (see print_bench).
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{:<5} {:<4} {:<40} {:<7} {:<10} {:<8} driver",
         "index", "kind", "name", "api", "type", "default"
     );
-    println!(
+    let _ = writeln!(
+        out,
         "{:<5} {:<4} {:<40} {:<7} {:<10} {:<8} {}",
         0,
         "cpu",
@@ -357,7 +378,8 @@ pub fn run_devices(args: &DevicesArgs) -> anyhow::Result<()> {
     );
     for g in &inventory.gpus {
         let s = g.summary();
-        println!(
+        let _ = writeln!(
+            out,
             "{:<5} {:<4} {:<40} {:<7} {:<10} {:<8} {} {}",
             s.index,
             "gpu",
@@ -374,10 +396,12 @@ pub fn run_devices(args: &DevicesArgs) -> anyhow::Result<()> {
         );
     }
     if inventory.gpus.is_empty() {
-        println!(
+        let _ = writeln!(
+            out,
             "(no GPU adapter found: {})",
             wgminer::backend::gpu::GpuError::NoAdapter
         );
     }
+    write_to(Stream::Out, &out);
     Ok(())
 }

@@ -1244,9 +1244,10 @@ pub fn run_doctor(args: &DoctorArgs) -> anyhow::Result<()> {
         let mut json = serde_json::to_value(&findings)?;
         json["nvidia"]["present"] = findings.nvidia.present().into();
         json["verdict"] = serde_json::to_value(&v)?;
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        let text = format!("{}\n", serde_json::to_string_pretty(&json)?);
+        crate::mine::write_to(crate::mine::Stream::Out, &text);
     } else {
-        print!("{}", render_text(&findings, &v));
+        crate::mine::write_to(crate::mine::Stream::Out, &render_text(&findings, &v));
     }
     if args.strict && !v.ready {
         anyhow::bail!("no real GPU is usable (--strict)");

@@ -46,12 +46,14 @@ fn main() -> ExitCode {
         Some(Command::Devices(args)) => commands::run_devices(&args),
         Some(Command::Doctor(args)) => doctor::run_doctor(&args),
         Some(Command::Node(args)) => solo::run_node_server(&args),
+        // Output goes through mine::write_to: a reader that closed early ends the command
+        // quietly, where println! panics.
         Some(Command::Config(ConfigCommand::Example)) => {
-            print!("{}", config::EXAMPLE);
+            mine::write_to(mine::Stream::Out, config::EXAMPLE);
             Ok(())
         }
         Some(Command::Config(ConfigCommand::Show(args))) => {
-            print!("{}", config::effective(&args, &level));
+            mine::write_to(mine::Stream::Out, &config::effective(&args, &level));
             Ok(())
         }
         None => mine::run_mine(&cli.mine),

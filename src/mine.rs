@@ -279,6 +279,8 @@ fn output_closed_notify() -> &'static tokio::sync::Notify {
 }
 
 /// Write `text` and flush; a failure (a closed pipe or terminal) stops the run once, quietly.
+/// Every command writes its stdout through here (`wgminer devices | head -1` must not panic
+/// in `println!`); outside a run nothing waits for the stop, and the command just ends.
 pub(crate) fn write_to(stream: Stream, text: &str) {
     if OUTPUT_CLOSED.load(Ordering::Relaxed) {
         return;

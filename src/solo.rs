@@ -190,8 +190,11 @@ pub fn run_node_server(args: &NodeArgs) -> anyhow::Result<()> {
         ),
     );
     runtime()?.block_on(async move {
+        // Handlers first: a signal sent as soon as the rpc line is out must stop gracefully,
+        // not meet the default action (SIGHUP killed the process, exit 129).
+        let stop = stop_signal();
         let server = start_rpc(Display::Log, &core, args.rpc_bind).await?;
-        stop_signal().await;
+        stop.await;
         server.stop().await;
         let (height, tip) = core.tip();
         show(

@@ -73,3 +73,55 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// `wgminer devices | head -1` and `wgminer bench … | head -1`: a reader that closes early ends
+/// the command cleanly (exit 0, no "failed printing to stdout" panic). Deterministic: the pipe
+/// is closed before the command writes anything; then the literal shell pipeline.
+#[test]
+fn a_closed_stdout_ends_devices_bench_and_config_cleanly() {
+    use std::process::Stdio;
+    let commands: [&[&str]; 5] = [
+        &["devices"],
+        &["devices", "--json"],
+        &["bench", "--backend", "cpu", "-t", "1", "-s", "0.2"],
+        &[
+            "bench",
+            "--backend",
+            "cpu",
+            "-t",
+            "1",
+            "-s",
+            "0.2",
+            "--json",
+        ],
+        &["config", "example"],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("failed printing"), "{args:?}: {err}");
+    }
+    for args in ["devices", "bench --backend cpu -t 1 -s 0.2"] {
+        let script = format!("set -o pipefail; \"$0\" {args} | head -1");
+        let out = Command::new("bash")
+            .args(["-c", &script, env!("CARGO_BIN_EXE_wgminer")])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{args}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked"), "{args}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    }
+}

@@ -24,7 +24,7 @@ use wgminer::work::template::TemplateTx;
 
 #[path = "common/solo.rs"]
 mod solo;
-use solo::{mine, TempDir};
+use solo::{mine, TempDir, Tmpfs};
 
 /// The extranonce1 these tests' coinbases carry.
 const TAG: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
@@ -539,6 +539,159 @@ fn open_errors_are_clear_and_never_panic() {
         let err = load_or_create_payout(ro, Network::Regtest).unwrap_err();
         assert!(err.to_string().contains("/sys/wgminer-node-test"), "{err}");
     }
+}
+
+/// Only a missing `chain.redb` is a new chain: an empty one is refused and left as it is, a
+/// truncated one is refused as corrupt before redb (which asserts on it) sees it, and a new
+/// chain is built beside the final name so that nothing half-made is left under it.
+#[test]
+fn only_a_missing_chain_file_is_a_new_chain() {
+    let dir = TempDir::new("edges");
+    let payout = payout();
+
+    // A new chain: the genesis block in chain.redb, no chain.redb.new left; a stale
+    // chain.redb.new (a crash while creating) is simply started over.
+    let fresh = dir.0.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::write(fresh.join("chain.redb.new"), b"half made").unwrap();
+    {
+        let mut chain = Chain::open(&fresh, ChainParams::regtest()).unwrap();
+        assert_eq!(chain.height(), 0);
+        mine_next(&mut chain, &payout);
+    }
+    let mut names: Vec<_> = std::fs::read_dir(&fresh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["chain.redb"]);
+    let db = fresh.join("chain.redb");
+    let good = std::fs::read(&db).unwrap();
+    assert_eq!(
+        Chain::open(&fresh, ChainParams::regtest())
+            .unwrap()
+            .height(),
+        1
+    );
+
+    // Empty: refused, named, and not touched (not even opened for writing).
+    let empty = dir.0.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let file = empty.join("chain.redb");
+    std::fs::write(&file, b"").unwrap();
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let err = Chain::open(&empty, ChainParams::regtest()).unwrap_err();
+    assert!(matches!(err, NodeError::Empty { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&file.display().to_string()), "{msg}");
+    assert!(msg.contains("is empty (0 bytes)"), "{msg}");
+    assert!(msg.contains("delete it to start a new chain"), "{msg}");
+    let after = std::fs::metadata(&file).unwrap();
+    assert_eq!(after.len(), 0);
+    assert_eq!(after.modified().unwrap(), modified);
+
+    // Truncated anywhere: corrupt, never a panic (redb 4.1 asserted on all but the shortest).
+    let cut = dir.0.join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    let file = cut.join("chain.redb");
+    for len in [1, 31, 100, 1000, 4096, good.len() / 2, good.len() - 1] {
+        std::fs::write(&file, &good[..len]).unwrap();
+        let err = Chain::open(&cut, ChainParams::regtest()).unwrap_err();
+        assert!(matches!(err, NodeError::Corrupt { .. }), "{len}: {err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("truncated"), "{len}: {msg}");
+        assert!(msg.contains(&file.display().to_string()), "{len}: {msg}");
+        assert!(
+            !msg.contains("panic") && !msg.contains("assert"),
+            "{len}: {msg}"
+        );
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), len as u64);
+    }
+    // Not a redb file at all.
+    std::fs::write(&file, vec![0u8; good.len()]).unwrap();
+    let err = Chain::open(&cut, ChainParams::regtest()).unwrap_err();
+    assert!(err.to_string().contains("not a redb database"), "{err}");
+    // The whole file again opens as before.
+    std::fs::write(&file, &good).unwrap();
+    assert_eq!(
+        Chain::open(&cut, ChainParams::regtest()).unwrap().height(),
+        1
+    );
+}
+
+/// A full disk (a real one: a small tmpfs) refuses a block as `store-failed` with the disk
+/// named as full, and the chain is unchanged. redb refuses every later write on a handle that
+/// failed once, so the chain reopens the database before the next write, at most every
+/// second; once space is back the same block is stored and survives a reopen.
+#[test]
+fn a_full_disk_refuses_a_block_and_the_store_recovers_when_space_is_back() {
+    let fs = match Tmpfs::mount("full", 8) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED: no small file system to fill here: {why}");
+            return;
+        }
+    };
+    let dir = fs.dir.join("regtest");
+    let payout = payout();
+    let mut chain = Chain::open(&dir, ChainParams::regtest()).unwrap();
+    for _ in 0..3 {
+        mine_next(&mut chain, &payout);
+    }
+    let filled = fs.fill();
+    eprintln!("filled the tmpfs with {filled} bytes");
+
+    // Blocks until one needs a page the disk does not have (freed pages are reused first).
+    let mut refused = None;
+    for _ in 0..200 {
+        let t = now();
+        let block = mine(&chain.template(t), &payout, TAG);
+        match chain.submit_block(&block, t) {
+            Ok(_) => continue,
+            Err(e) => {
+                refused = Some((block, e));
+                break;
+            }
+        }
+    }
+    let (block, err) = refused.expect("a full disk never refused a block");
+    let before = chain.tip();
+    eprintln!("refused: {err}");
+    let RejectReason::StoreFailed(fault) = &err.reason else {
+        panic!("not store-failed: {err}");
+    };
+    assert!(fault.disk_full, "{fault:?}");
+    assert!(err.to_string().contains("disk is full"), "{err}");
+    assert!(chain.store_fault().is_some());
+
+    // Right away again: refused at once, without touching the disk.
+    let started = std::time::Instant::now();
+    let again = chain.submit_block(&block, now()).unwrap_err();
+    assert_eq!(again.reason.code(), "store-failed");
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    assert_eq!(chain.tip(), before);
+
+    // Still full a second later: the reopened store refuses again.
+    std::thread::sleep(wgminer::node::chain::STORE_RETRY);
+    let still = chain
+        .submit_block(&block, now())
+        .expect_err("stored on a full disk");
+    assert_eq!(still.reason.code(), "store-failed", "{still}");
+    assert_eq!(chain.tip(), before);
+
+    // Space back: the same block goes in on the next try.
+    fs.free();
+    std::thread::sleep(wgminer::node::chain::STORE_RETRY);
+    let accepted = chain.submit_block(&block, now()).unwrap();
+    assert_eq!(accepted.hash, block.block_hash());
+    assert!(chain.store_fault().is_none());
+    assert_eq!(chain.tip().1, block.block_hash());
+    mine_next(&mut chain, &payout);
+    let height = chain.height();
+    drop(chain);
+    let chain = Chain::open(&dir, ChainParams::regtest()).unwrap();
+    assert_eq!(chain.height(), height);
+    assert_eq!(chain.verify_stored().unwrap(), height + 1);
 }
 
 #[test]

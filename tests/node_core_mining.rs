@@ -18,7 +18,7 @@ use bitcoin::hex::FromHex;
 use bitcoin::{Address, Block, BlockHash, Network};
 use miner::{accepted, Miner};
 use serde_json::{json, Value};
-use solo::TempDir;
+use solo::{TempDir, Tmpfs};
 use wgminer::node::{chain_dir, Chain, ChainParams};
 use wgminer::pow::hash_meets_target;
 use wgminer::work::BlockTemplate;
@@ -404,6 +404,248 @@ fn bad_data_directories_and_difficulties_are_clear_errors() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("another wgminer"), "{err}");
     first.stop_cleanly();
+}
+
+/// `wgminer` on a damaged chain file, as a user meets it (with `RUST_BACKTRACE=1` set, as many
+/// shells have it): a truncated file is refused with the one-line error only, where redb's
+/// assertion once printed "panicked at" and a backtrace first; an empty file is refused, not
+/// taken for a new chain, and left exactly as it was.
+#[test]
+fn truncated_or_empty_chain_files_are_refused_with_the_clean_message_only() {
+    let run = |data: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wgminer"))
+            .args(["--datadir", data.to_str().unwrap(), "--backend", "cpu"])
+            .args(["-t", "1", "--json-log"])
+            .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let clean = |stderr: &str| {
+        for noise in ["panicked", "backtrace", "RUST_BACKTRACE", "assertion"] {
+            assert!(!stderr.contains(noise), "{noise:?} in: {stderr}");
+        }
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    };
+
+    let good = TempDir::new("trunc-src");
+    drop(open_chain(&good.0));
+    let bytes = std::fs::read(chain_dir(&good.0).join("chain.redb")).unwrap();
+    for len in [1000, 4096, bytes.len() / 2, bytes.len() - 1] {
+        let data = TempDir::new("trunc");
+        let dir = chain_dir(&data.0);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("chain.redb"), &bytes[..len]).unwrap();
+        let out = run(&data.0);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{len}: {stderr}");
+        assert!(
+            stderr.contains("chain.redb is unreadable or corrupt"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("truncated"), "{stderr}");
+        assert!(stderr.contains("move it away"), "{stderr}");
+        clean(&stderr);
+    }
+
+    let data = TempDir::new("empty");
+    let dir = chain_dir(&data.0);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("chain.redb");
+    std::fs::write(&file, b"").unwrap();
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let out = run(&data.0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "chain.redb at {} is empty (0 bytes): it is not a chain; delete it to start a new chain, or restore it from a backup",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    clean(&stderr);
+    let after = std::fs::metadata(&file).unwrap();
+    assert_eq!(after.len(), 0, "the empty file was written to");
+    assert_eq!(
+        after.modified().unwrap(),
+        modified,
+        "the empty file was rewritten"
+    );
+    assert!(!dir.join("chain.redb.new").exists());
+}
+
+/// A full disk while mining (a real one: a small tmpfs filled to the last byte). The block the
+/// disk refuses pauses mining with one message and is kept in memory (its hex logged); nothing
+/// floods while paused, where the miner once printed thousands of `store-failed` results a
+/// second and never stored again. Once space is freed, the next try stores the kept block and
+/// mining resumes, with one message; the block is in the chain on disk.
+#[test]
+fn a_full_disk_pauses_mining_keeps_the_block_and_resumes_when_space_is_back() {
+    let fs = match Tmpfs::mount("disk", 8) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED: no small file system to fill here: {why}");
+            return;
+        }
+    };
+    let file = chain_dir(&fs.dir).join("chain.redb");
+    let mut m = Miner::spawn(&["--datadir", fs.path(), "--backend", "cpu", "-t", "1"]);
+    m.wait_blocks(3);
+    fs.fill();
+    let paused = m
+        .wait_for(Duration::from_secs(60), |e| e["event"] == "source_down")
+        .unwrap_or_else(|| panic!("no pause on a full disk; stderr: {}", m.stderr()));
+    assert_eq!(
+        paused["reason"],
+        format!(
+            "disk full at {}: mining paused; free space and it resumes",
+            file.display()
+        )
+    );
+    let at_pause = m.events.len();
+
+    // Paused: a few seconds without a flood, then space back.
+    let _ = m.wait_for(Duration::from_secs(3), |_| false);
+    fs.free();
+    m.wait_for(Duration::from_secs(30), |e| {
+        e["event"] == "pool_message"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("takes blocks again")
+    })
+    .unwrap_or_else(|| panic!("mining never resumed; stderr: {}", m.stderr()));
+    let during: Vec<Value> = m.events[at_pause - 1..].to_vec();
+    let texts: Vec<String> = during.iter().map(|e| e.to_string()).collect();
+    assert!(during.len() <= 6, "a flood while paused: {texts:#?}");
+    let pauses = during
+        .iter()
+        .filter(|e| e["event"] == "source_down")
+        .count();
+    assert_eq!(pauses, 1, "{texts:#?}");
+    assert!(
+        !during
+            .iter()
+            .any(|e| e["event"] == "block_result" && e["status"] != "accepted"),
+        "{texts:#?}"
+    );
+
+    // The kept block: logged as hex that decodes to it, then stored and accepted.
+    let kept = during
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .find(|t| t.contains("is kept in memory"))
+        .unwrap_or_else(|| panic!("no kept block: {texts:#?}"));
+    let hash: BlockHash = kept.split(' ').nth(1).unwrap().parse().unwrap();
+    let hex = kept.rsplit(' ').next().unwrap();
+    let block: Block = deserialize(&Vec::<u8>::from_hex(hex).unwrap()).unwrap();
+    assert_eq!(block.block_hash(), hash);
+    assert!(
+        during
+            .iter()
+            .any(|e| accepted(e) && e["hash"] == hash.to_string()),
+        "the kept block {hash} was not accepted: {texts:#?}"
+    );
+
+    // Mining goes on, and everything is on disk.
+    let before = m.events.iter().filter(|e| accepted(e)).count();
+    m.wait_blocks(before + 3);
+    m.stop_cleanly();
+    miner::assert_books_balance(m.of("exit")[0]);
+    let chain = open_chain(&fs.dir);
+    assert!(
+        chain.header(&hash).is_some(),
+        "the kept block is not stored"
+    );
+    assert_eq!(chain.verify_stored().unwrap(), chain.height() + 1);
+    assert_eq!(
+        m.of("chain")[0]["height"].as_u64().unwrap(),
+        u64::from(chain.height())
+    );
+}
+
+/// Any other write error pauses mining the same way, with its own words; here a real one
+/// without mounting anything: the process's file-size limit (`RLIMIT_FSIZE`, set from outside
+/// with `prlimit`) stops the chain file from growing (EFBIG, SIGXFSZ ignored). Lifted, mining
+/// resumes; set again and the run stopped while paused, the kept block is written out as hex
+/// and counted without a verdict, never lost.
+#[test]
+fn a_store_write_error_pauses_mining_and_a_kept_block_is_written_out_at_exit() {
+    let prlimit = |pid: u32, limit: &str| {
+        std::process::Command::new("prlimit")
+            .args(["--pid", &pid.to_string(), &format!("--fsize={limit}")])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !prlimit(std::process::id(), "unlimited:unlimited") {
+        eprintln!("SKIPPED: prlimit (util-linux) cannot set a process's file-size limit here");
+        return;
+    }
+    let data = TempDir::new("fsize");
+    let file = chain_dir(&data.0).join("chain.redb");
+    let mut m = Miner::spawn_after(
+        "trap '' XFSZ",
+        &["--datadir", data.path(), "--backend", "cpu", "-t", "1"],
+    );
+    let kept_hex = |m: &mut Miner| {
+        let kept = m.wait_for(Duration::from_secs(10), |e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|t| t.contains("is kept in memory"))
+        });
+        let line = kept.unwrap_or_else(|| panic!("no kept block; stderr: {}", m.stderr()));
+        let line = line["message"].as_str().unwrap();
+        let hash: BlockHash = line.split(' ').nth(1).unwrap().parse().unwrap();
+        (hash, line.rsplit(' ').next().unwrap().to_owned())
+    };
+    for round in 0..2 {
+        m.wait_blocks(m.events.iter().filter(|e| accepted(e)).count() + 2);
+        let size = std::fs::metadata(&file).unwrap().len();
+        assert!(prlimit(m.pid(), &format!("{size}:unlimited")));
+        let paused = m
+            .wait_for(Duration::from_secs(60), |e| e["event"] == "source_down")
+            .unwrap_or_else(|| panic!("no pause; stderr: {}", m.stderr()));
+        let reason = paused["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(&format!("cannot store blocks in {} (", file.display())),
+            "{reason}"
+        );
+        assert!(reason.contains("File too large"), "{reason}");
+        assert!(
+            reason.ends_with("): mining paused; it resumes once the block is stored"),
+            "{reason}"
+        );
+        let (hash, hex) = kept_hex(&mut m);
+        if round == 0 {
+            assert!(prlimit(m.pid(), "unlimited:unlimited"));
+            m.wait_for(Duration::from_secs(30), |e| {
+                accepted(e) && e["hash"] == hash.to_string()
+            })
+            .unwrap_or_else(|| panic!("the kept block was never stored: {}", m.stderr()));
+            continue;
+        }
+        // Stopped while paused: the block comes out as hex on stderr, counted without a verdict.
+        let _ = m.wait_for(Duration::from_millis(500), |_| false);
+        m.stop_cleanly();
+        let stderr = m.stderr();
+        assert!(
+            stderr.contains(&format!("block {hash}")) && stderr.contains(&hex),
+            "the kept block was not written out: {stderr}"
+        );
+        let exit = m.of("exit")[0].clone();
+        miner::assert_books_balance(&exit);
+        assert!(
+            exit["status"]["unanswered"].as_u64().unwrap()
+                + exit["status"]["stale"].as_u64().unwrap()
+                >= 1
+        );
+        let chain = open_chain(&data.0);
+        assert!(chain.header(&hash).is_none());
+        chain.verify_stored().unwrap();
+    }
 }
 
 #[test]

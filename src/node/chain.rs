@@ -7,15 +7,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bitcoin::block::{Header, Version};
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{Block, BlockHash, Network};
 
-use super::store::Store;
-use super::validate::{self, BlockContext, RejectReason};
+use super::store::{Loaded, Store};
+use super::validate::{self, BlockContext, RejectReason, StoreFault};
 use super::NodeError;
 use crate::work::BlockTemplate;
+
+/// After a failed write, the database is reopened before the next write, but at most this
+/// often: a peer submitting blocks as fast as it can while the disk is full must not make the
+/// node reopen the file thousands of times a second.
+pub const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// The version templates ask for: BIP9's top bits with no deployment signalled.
 pub const TEMPLATE_VERSION: i32 = 0x2000_0000;
@@ -118,6 +124,9 @@ pub struct Chain {
     hashes: Vec<BlockHash>,
     /// Height by hash.
     index: HashMap<BlockHash, u32>,
+    /// The last failed write and when the store was last tried: until a reopen succeeds,
+    /// writes first reopen the database (at most every [`STORE_RETRY`]).
+    store_fault: Option<(StoreFault, Instant)>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -145,22 +154,12 @@ impl Chain {
             Err(_) => std::fs::create_dir_all(dir)
                 .map_err(|e| NodeError::io("create the data directory", dir, e))?,
         }
-        let store = Store::open(dir)?;
         let genesis = bitcoin::blockdata::constants::genesis_block(Network::Regtest);
+        let store = Store::open(dir, &genesis)?;
         let headers = match store.load()? {
-            Some(loaded) => {
-                let tip = loaded.tip;
-                let headers = loaded.headers;
-                let last = headers.len().checked_sub(1).map(|h| h as u32);
-                let last_hash = headers.last().map(Header::block_hash);
-                if Some(tip.0) != last || Some(tip.1) != last_hash {
-                    return Err(store.corrupt(format!(
-                        "its recorded tip {} at height {} is not its last header",
-                        tip.1, tip.0
-                    )));
-                }
-                headers
-            }
+            Some(loaded) => loaded_headers(&store, loaded)?,
+            // A redb file without tables (made by an older wgminer that stopped before its
+            // first commit): nothing to lose, so the genesis block goes in.
             None => {
                 let hash = genesis.block_hash();
                 store.append(
@@ -172,29 +171,7 @@ impl Chain {
                 vec![genesis.header]
             }
         };
-
-        let mut hashes = Vec::with_capacity(headers.len());
-        let mut index = HashMap::with_capacity(headers.len());
-        for (height, header) in headers.iter().enumerate() {
-            let hash = header.block_hash();
-            let linked = match hashes.last() {
-                None => hash == genesis.block_hash(),
-                Some(prev) => header.prev_blockhash == *prev,
-            };
-            if !linked {
-                return Err(store.corrupt(format!(
-                    "the block {hash} at height {height} does not follow the block before it (or is not the regtest genesis block)"
-                )));
-            }
-            if validate::check_pow(header, params.pow_limit).is_err() {
-                return Err(store.corrupt(format!(
-                    "the block {hash} at height {height} fails its proof of work"
-                )));
-            }
-            hashes.push(hash);
-            index.insert(hash, height as u32);
-        }
-
+        let (hashes, index) = index_headers(&store, &headers, &params)?;
         Ok(Chain {
             params,
             store,
@@ -202,6 +179,7 @@ impl Chain {
             headers,
             hashes,
             index,
+            store_fault: None,
         })
     }
 
@@ -312,6 +290,10 @@ impl Chain {
     ) -> Result<Accepted, BlockRejected> {
         let hash = block.block_hash();
         let reject = |reason| BlockRejected { hash, reason };
+        // After a failed write: reopen the store first (it may even hold more than memory,
+        // if that write landed after all), or refuse at once while it cannot be.
+        self.recover_store()
+            .map_err(|fault| reject(RejectReason::StoreFailed(fault)))?;
         if self.index.contains_key(&hash) {
             return Err(reject(RejectReason::Duplicate));
         }
@@ -338,9 +320,15 @@ impl Chain {
         validate::check_block(block, &ctx).map_err(reject)?;
 
         let bytes = bitcoin::consensus::serialize(block);
-        self.store
-            .append(ctx.height, &block.header, &hash, &bytes)
-            .map_err(|e| reject(RejectReason::StoreFailed(e.to_string())))?;
+        if let Err(e) = self.store.append(ctx.height, &block.header, &hash, &bytes) {
+            let fault = StoreFault {
+                disk_full: e.is_disk_full(),
+                file: self.store.file().to_owned(),
+                why: e.to_string(),
+            };
+            self.store_fault = Some((fault.clone(), Instant::now()));
+            return Err(reject(RejectReason::StoreFailed(fault)));
+        }
         self.headers.push(block.header);
         self.hashes.push(hash);
         self.index.insert(hash, ctx.height);
@@ -348,6 +336,63 @@ impl Chain {
             height: ctx.height,
             hash,
         })
+    }
+
+    /// The last write failure, while the store has not recovered from it.
+    pub fn store_fault(&self) -> Option<&StoreFault> {
+        self.store_fault.as_ref().map(|(fault, _)| fault)
+    }
+
+    /// After a failed write, reopen the database (at most every [`STORE_RETRY`]) and follow
+    /// what it holds; the fault, refreshed, while that fails.
+    fn recover_store(&mut self) -> Result<(), StoreFault> {
+        let Some((fault, tried)) = &self.store_fault else {
+            return Ok(());
+        };
+        if tried.elapsed() < STORE_RETRY {
+            return Err(fault.clone());
+        }
+        match self.reopen_store() {
+            Ok(()) => {
+                self.store_fault = None;
+                Ok(())
+            }
+            Err(e) => {
+                let fault = StoreFault {
+                    disk_full: e.is_disk_full(),
+                    file: self.store.file().to_owned(),
+                    why: e.to_string(),
+                };
+                self.store_fault = Some((fault.clone(), Instant::now()));
+                Err(fault)
+            }
+        }
+    }
+
+    /// Reopen the database. A write reported as failed may have committed all the same (an
+    /// error after the data was written): then the stored chain is longer, and memory follows
+    /// it. One that holds less than memory, or another chain, is corrupt.
+    fn reopen_store(&mut self) -> Result<(), NodeError> {
+        self.store.reopen()?;
+        if self.store.tip()? == Some(self.tip()) {
+            return Ok(());
+        }
+        let loaded = self
+            .store
+            .load()?
+            .ok_or_else(|| self.store.corrupt("its chain is gone".into()))?;
+        let headers = loaded_headers(&self.store, loaded)?;
+        let (hashes, index) = index_headers(&self.store, &headers, &self.params)?;
+        let (height, tip) = self.tip();
+        if hashes.get(height as usize) != Some(&tip) {
+            return Err(self.store.corrupt(format!(
+                "it no longer holds the tip {tip} at height {height} it held before"
+            )));
+        }
+        self.headers = headers;
+        self.hashes = hashes;
+        self.index = index;
+        Ok(())
     }
 
     /// Re-read every stored block from genesis to the tip and check it again: it decodes, its
@@ -389,4 +434,51 @@ impl Chain {
         }
         Ok(self.height() + 1)
     }
+}
+
+/// The stored headers, once the recorded tip is checked to be the last of them.
+fn loaded_headers(store: &Store, loaded: Loaded) -> Result<Vec<Header>, NodeError> {
+    let tip = loaded.tip;
+    let headers = loaded.headers;
+    let last = headers.len().checked_sub(1).map(|h| h as u32);
+    let last_hash = headers.last().map(Header::block_hash);
+    if Some(tip.0) != last || Some(tip.1) != last_hash {
+        return Err(store.corrupt(format!(
+            "its recorded tip {} at height {} is not its last header",
+            tip.1, tip.0
+        )));
+    }
+    Ok(headers)
+}
+
+/// Hashes by height and heights by hash for stored headers, checking each links to the one
+/// before (the first is regtest's genesis block) and meets its proof of work.
+fn index_headers(
+    store: &Store,
+    headers: &[Header],
+    params: &ChainParams,
+) -> Result<(Vec<BlockHash>, HashMap<BlockHash, u32>), NodeError> {
+    let genesis = bitcoin::blockdata::constants::genesis_block(Network::Regtest).block_hash();
+    let mut hashes: Vec<BlockHash> = Vec::with_capacity(headers.len());
+    let mut index = HashMap::with_capacity(headers.len());
+    for (height, header) in headers.iter().enumerate() {
+        let hash = header.block_hash();
+        let linked = match hashes.last() {
+            None => hash == genesis,
+            Some(prev) => header.prev_blockhash == *prev,
+        };
+        if !linked {
+            return Err(store.corrupt(format!(
+                "the block {hash} at height {height} does not follow the block before it (or is not the regtest genesis block)"
+            )));
+        }
+        if validate::check_pow(header, params.pow_limit).is_err() {
+            return Err(store.corrupt(format!(
+                "the block {hash} at height {height} fails its proof of work"
+            )));
+        }
+        hashes.push(hash);
+        index.insert(hash, height as u32);
+    }
+    Ok((hashes, index))
 }

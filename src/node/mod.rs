@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 pub use chain::{Accepted, BlockRejected, Chain, ChainParams};
 pub use datadir::{chain_dir, default_data_dir};
 pub use service::{verdict_for, NodeCore};
-pub use validate::{regtest_subsidy, RejectReason};
+pub use validate::{regtest_subsidy, RejectReason, StoreFault};
 pub use wallet::{load_or_create_payout, PAYOUT_KEY_FILE};
 
 /// Why the node core cannot open, read or write its data, or cannot use a parameter. Each
@@ -62,6 +62,9 @@ pub enum NodeError {
     /// Another process holds the chain database's lock.
     #[error("another wgminer is using {dir} (its chain database is locked): stop that one, or give this one another data directory")]
     Locked { dir: PathBuf },
+    /// The database file exists but is empty: not a chain (only a missing file is a new one).
+    #[error("chain.redb at {file} is empty (0 bytes): it is not a chain; delete it to start a new chain, or restore it from a backup")]
+    Empty { file: PathBuf },
     /// The database file cannot be read as a wgminer chain.
     #[error("{file} is unreadable or corrupt ({why}): move it away (wgminer then starts a new chain from the genesis block) or give another data directory")]
     Corrupt { file: PathBuf, why: String },
@@ -77,6 +80,11 @@ pub enum NodeError {
 }
 
 impl NodeError {
+    /// Whether it is a full disk (or quota): what the miner waits out rather than gives up on.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, NodeError::Full { .. })
+    }
+
     /// Classify an I/O error on `path`: read-only and full disks get their own variants, since
     /// they are what a user most often has to fix.
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> NodeError {

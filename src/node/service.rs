@@ -67,11 +67,16 @@ impl NodeCore {
         self.lock().template(now())
     }
 
-    /// Validate and store a block; on success every subscriber hears of the new tip.
+    /// Validate and store a block; when the tip moves every subscriber hears of it (also when
+    /// a store recovering from a failed write turns out to hold a block that write stored).
     pub fn submit(&self, block: &Block) -> Result<Accepted, BlockRejected> {
-        let accepted = self.lock().submit_block(block, now())?;
-        self.tip.send_replace((accepted.height, accepted.hash));
-        Ok(accepted)
+        let mut chain = self.lock();
+        let result = chain.submit_block(block, now());
+        let tip = chain.tip();
+        drop(chain);
+        self.tip
+            .send_if_modified(|t| std::mem::replace(t, tip) != tip);
+        result
     }
 
     /// Read access to the chain (lookups for the RPC server).

@@ -129,7 +129,20 @@ pub enum RejectReason {
     #[error(
         "store-failed: the block is valid but could not be stored ({0}); the chain is unchanged"
     )]
-    StoreFailed(String),
+    StoreFailed(StoreFault),
+}
+
+/// Why a valid block could not be stored ([`RejectReason::StoreFailed`]): not the block's
+/// fault, and something the operator can fix (free space, fix permissions).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{why}")]
+pub struct StoreFault {
+    /// The disk (or the user's quota) is full: freeing space fixes it.
+    pub disk_full: bool,
+    /// The database file that refused the write.
+    pub file: std::path::PathBuf,
+    /// The store's error, in words.
+    pub why: String,
 }
 
 impl RejectReason {

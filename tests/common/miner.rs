@@ -35,15 +35,27 @@ impl Miner {
     pub fn spawn_in(dir: &std::path::Path, args: &[&str]) -> Miner {
         let mut all = args.to_vec();
         all.push("--json-log");
-        Self::start(&all, Some(dir))
+        Self::start(Command::new(env!("CARGO_BIN_EXE_wgminer")), &all, Some(dir))
     }
 
     /// Start `wgminer ARGS`; lines that are not JSON become `{"event": "text", "line": …}`.
     pub fn spawn_plain(args: &[&str]) -> Miner {
-        Self::start(args, None)
+        Self::start(Command::new(env!("CARGO_BIN_EXE_wgminer")), args, None)
     }
 
-    fn start(args: &[&str], dir: Option<&std::path::Path>) -> Miner {
+    /// Start `wgminer ARGS --json-log` from bash after running `prelude` there (`trap`,
+    /// `ulimit`: what the process inherits). `exec` keeps the pid wgminer's.
+    pub fn spawn_after(prelude: &str, args: &[&str]) -> Miner {
+        let mut bash = Command::new("bash");
+        bash.arg("-c")
+            .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_wgminer"));
+        let mut all = args.to_vec();
+        all.push("--json-log");
+        Self::start(bash, &all, None)
+    }
+
+    fn start(mut command: Command, args: &[&str], dir: Option<&std::path::Path>) -> Miner {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let scratch = dir.is_none().then(|| {
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -51,7 +63,6 @@ impl Miner {
             std::fs::create_dir_all(&d).unwrap();
             d
         });
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wgminer"));
         if let Some(dir) = dir.or(scratch.as_deref()) {
             command.current_dir(dir);
         }

@@ -140,3 +140,83 @@ pub fn saved_blocks(dir: &std::path::Path) -> Vec<(String, String, Block)> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
+
+/// A small tmpfs mounted for one test: a real file system that fills up. Needs root (or
+/// CAP_SYS_ADMIN); [`Tmpfs::mount`] says why not where it cannot be mounted.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+    filler: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mount a tmpfs of `mib` MiB on a new directory under the system temp dir.
+    pub fn mount(tag: &str, mib: u32) -> Result<Tmpfs, String> {
+        let dir = TempDir::new(tag);
+        let path = dir.0.clone();
+        // Keep the directory: it becomes the mount point, removed after unmounting.
+        std::mem::forget(dir);
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&path)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(Tmpfs {
+                filler: path.join("filler"),
+                dir: path,
+            }),
+            Ok(o) => {
+                let _ = std::fs::remove_dir_all(&path);
+                Err(format!(
+                    "mount -t tmpfs failed ({}): {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&path);
+                Err(format!("cannot run mount: {e}"))
+            }
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+
+    /// Fill the file system to the last byte with a filler file; returns its size.
+    pub fn fill(&self) -> u64 {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&self.filler).unwrap();
+        let chunk = vec![0xa5u8; 64 * 1024];
+        let mut written = 0u64;
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(e) => panic!("filling {}: {e}", self.filler.display()),
+            }
+        }
+        // The last partial page, byte by byte.
+        while let Ok(1) = f.write(&chunk[..1]) {
+            written += 1;
+        }
+        let _ = f.flush();
+        written
+    }
+
+    /// Free the space [`Tmpfs::fill`] took.
+    pub fn free(&self) {
+        std::fs::remove_file(&self.filler).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
