@@ -183,8 +183,10 @@ pub fn run_node_server(args: &NodeArgs) -> anyhow::Result<()> {
         ),
     );
     runtime()?.block_on(async move {
+        // Signal handlers first: a signal right after the "JSON-RPC on" line is a clean stop.
+        let stop = stop_signal();
         let server = start_rpc(Display::Log, &core, args.rpc_bind).await?;
-        stop_signal().await;
+        stop.await;
         server.stop().await;
         let (height, tip) = core.tip();
         show(
@@ -259,7 +261,9 @@ async fn mine_solo(
     };
     let outcome = wgminer::mining::run(source, manager, stop, config).await;
     finish_display(ui).await;
-    drop(api);
+    if let Some(api) = api {
+        api.stop().await;
+    }
     let snap = outcome.stats.snapshot();
     let summary = format!(
         "{} blocks accepted, {} rejected, {} stale, {} without a verdict",
