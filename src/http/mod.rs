@@ -10,7 +10,7 @@ pub mod server;
 use base64::Engine as _;
 
 pub use client::{post, HttpError, HttpReply};
-pub use server::{read_body, reply, BodyError, Limits, Reply, Server, Stopping};
+pub use server::{read_body, reply, serve_stream, BodyError, Limits, Reply, Server, Stopping};
 
 /// The value of a `Basic` Authorization header.
 pub fn basic_auth_header(user: &str, password: &str) -> String {

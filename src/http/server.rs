@@ -202,12 +202,7 @@ async fn accept_loop<H, F>(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .keep_alive(false)
-        .title_case_headers(true)
-        .max_buf_size(MAX_BUF);
+    let http = http1(&limits);
     loop {
         let (slot, stream) = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
@@ -220,11 +215,7 @@ async fn accept_loop<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handler = Arc::clone(&handler);
-        let stopping = stop.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let reply = handler(request, Stopping(stopping.clone()));
-            async move { Ok::<_, Infallible>(reply.await) }
-        });
+        let service = service(handler, stop.clone());
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         let cap = limits.connection_timeout;
         connections.spawn(async move {
@@ -237,6 +228,54 @@ async fn accept_loop<H, F>(
     // Idle connections close now; requests in flight finish within the grace period.
     let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
     connections.shutdown().await;
+}
+
+/// hyper's HTTP/1.1 as every connection gets it.
+fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // One request per connection: an idle client cannot keep a slot.
+        .keep_alive(false)
+        // Naive clients (and old miners) look for `Content-Length`, not `content-length`.
+        .title_case_headers(true)
+        .max_buf_size(MAX_BUF);
+    http
+}
+
+/// The handler as a hyper service, each request given the stop signal.
+fn service<H, F>(
+    handler: Arc<H>,
+    stop: watch::Receiver<bool>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Reply,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Reply, Infallible>> + Send,
+> + Send
+where
+    H: Fn(Request<Incoming>, Stopping) -> F + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    hyper::service::service_fn(move |request| {
+        let reply = handler(request, Stopping(stop.clone()));
+        async move { Ok::<_, Infallible>(reply.await) }
+    })
+}
+
+/// Serve one connection over any byte stream exactly as the accept loop serves a TCP
+/// connection (same HTTP settings, same time cap), never signalled to stop. For tests that
+/// drive the server from memory (the HTTP fuzz test).
+pub async fn serve_stream<IO, H, F>(io: IO, limits: Limits, handler: H)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, Stopping) -> F + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let (_never, stop) = watch::channel(false);
+    let service = service(Arc::new(handler), stop);
+    let connection = http1(&limits).serve_connection(TokioIo::new(io), service);
+    let _ = tokio::time::timeout(limits.connection_timeout, connection).await;
 }
 
 /// A free slot, then a connection; `None` after a failed accept (out of file descriptors and

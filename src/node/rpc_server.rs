@@ -116,6 +116,25 @@ impl RpcServer {
     }
 }
 
+/// Serve one connection over any byte stream exactly as the server serves a TCP connection,
+/// with `password` as the cookie's; for tests that drive the server from memory (the HTTP fuzz
+/// test).
+pub async fn serve_stream<IO>(core: Arc<NodeCore>, password: Arc<str>, limits: Limits, io: IO)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    http::serve_stream(io, limits, move |request, stopping| {
+        handle(
+            Arc::clone(&core),
+            Arc::clone(&password),
+            limits,
+            request,
+            stopping,
+        )
+    })
+    .await;
+}
+
 /// A new random cookie, written readable by this user only; returns the password.
 fn write_cookie(path: &Path) -> Result<String, RpcServerError> {
     let err = |why: String| RpcServerError::Cookie {
