@@ -139,7 +139,8 @@ async fn a_block_sized_body_reaches_the_dispatcher() {
 }
 
 /// Reason phrases match the status: the old server called every status it had no name for
-/// (400 among them) "Internal Server Error". A signed Content-Length is refused.
+/// (400 among them) "Internal Server Error". A signed Content-Length is refused, and so is a
+/// head over 64 KiB.
 #[tokio::test]
 async fn statuses_carry_their_own_reason_phrases() {
     let node = Node::start(LIMITS).await;
@@ -169,6 +170,15 @@ async fn statuses_carry_their_own_reason_phrases() {
     );
     let a = exchange(node.addr(), plus.as_bytes()).await;
     assert_eq!((a.status, a.reason.as_str()), (400, "Bad Request"), "{a:?}");
+    let big_head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let a = exchange(node.addr(), big_head.as_bytes()).await;
+    assert_eq!(
+        (a.status, a.reason.as_str()),
+        (431, "Request Header Fields Too Large")
+    );
     // A batch is one HTTP 200 with a reply per call, in order.
     let batch = r#"[{"id":1,"method":"getblockcount"},{"id":2,"method":"nosuch"}]"#;
     let a = exchange(node.addr(), &node.post(batch)).await;

@@ -29,9 +29,9 @@ use tokio::task::JoinSet;
 /// What a handler answers with: the whole body in memory.
 pub type Reply = Response<Full<Bytes>>;
 
-/// hyper's per-connection read buffer, and so the largest request head (request line and
-/// headers) a peer can send: larger heads are answered 431 and the connection closed.
-const MAX_BUF: usize = 64 * 1024;
+/// The largest request head (request line and headers) a peer can send, and hyper's
+/// per-connection read buffer: larger heads are answered 431 and the connection closed.
+const MAX_HEAD: usize = 64 * 1024;
 
 /// The limits of one server. The body size limit is each route's own, given to [`read_body`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,7 +239,8 @@ fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
         .keep_alive(false)
         // Naive clients (and old miners) look for `Content-Length`, not `content-length`.
         .title_case_headers(true)
-        .max_buf_size(MAX_BUF);
+        .max_header_size(MAX_HEAD)
+        .max_buf_size(MAX_HEAD);
     http
 }
 
