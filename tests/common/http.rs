@@ -1,7 +1,7 @@
 //! Shared by the HTTP server tests: the embedded node's JSON-RPC and the monitoring API started
 //! in this process on 127.0.0.1:0, and a raw client that writes exact bytes over a real socket
 //! and reads the answer until the server closes. Include with
-//! `#[path = "common/http.rs"] mod http;` (it needs `#[path = "common/solo.rs"] mod solo;`).
+//! `#[path = "common/http.rs"] mod rawhttp;` (it needs `#[path = "common/solo.rs"] mod solo;`).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
