@@ -6,7 +6,7 @@
 //! pool protocol: pure messages and session, and the tokio client), [`rpc`] (a Bitcoin node over
 //! JSON-RPC: getblocktemplate, submitblock), [`node`] (the embedded node core: a regtest chain on
 //! disk and its JSON-RPC), [`mining`] (the work manager, the work sources and the one run loop
-//! between them), [`telemetry`] (the monitoring API), [`http`] (the small HTTP/1.1 layer under both),
+//! between them), [`telemetry`] (the monitoring API), [`http`] (HTTP on hyper under both: the servers' limits),
 //! [`mod@bench`] and [`plot`] (the hash-rate benchmark and its chart). See DESIGN.md for the
 //! whole picture.
 

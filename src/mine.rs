@@ -142,7 +142,9 @@ pub fn run_mine(args: &MineArgs) -> anyhow::Result<()> {
         debug_assert!(!source.is_solo());
         let outcome = wgminer::mining::run(source, manager, shutdown, run).await;
         finish_display(ui).await;
-        drop(api);
+        if let Some(api) = api {
+            api.stop().await;
+        }
         let snap = outcome.stats.snapshot();
         show_exit(display, &snap, &status_text(&snap));
         outcome.result?;

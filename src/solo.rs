@@ -273,7 +273,9 @@ async fn mine_solo(
     };
     let outcome = wgminer::mining::run(source, manager, stop, config).await;
     finish_display(ui).await;
-    drop(api);
+    if let Some(api) = api {
+        api.stop().await;
+    }
     let snap = outcome.stats.snapshot();
     let summary = format!(
         "{} blocks accepted, {} rejected, {} stale, {} without a verdict",

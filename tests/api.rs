@@ -172,7 +172,12 @@ fn a_token_guards_every_endpoint() {
     ] {
         let (status, head, _) = request(&addr, "GET", path, None);
         assert_eq!(status, 401, "{path}");
-        assert!(head.contains("WWW-Authenticate: Bearer"), "{head}");
+        // Header names are case-insensitive (hyper writes `Www-Authenticate`).
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
+            "{head}"
+        );
         assert_eq!(request(&addr, "GET", path, Some("wrong")).0, 401, "{path}");
     }
     assert_eq!(

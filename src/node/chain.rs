@@ -298,25 +298,7 @@ impl Chain {
             return Err(reject(RejectReason::Duplicate));
         }
         validate::check_pow(&block.header, self.params.pow_limit).map_err(reject)?;
-        let (tip_height, tip) = self.tip();
-        let prev = block.header.prev_blockhash;
-        if prev != tip {
-            return Err(reject(match self.index.get(&prev) {
-                None => RejectReason::BadPrevBlock(prev),
-                Some(&prev_height) => RejectReason::StalePrevBlock {
-                    prev,
-                    prev_height,
-                    tip_height,
-                },
-            }));
-        }
-        let ctx = BlockContext {
-            height: tip_height.saturating_add(1),
-            median_time_past: self.median_time_past(),
-            required_bits: Some(self.params.bits),
-            now: Some(now_unix),
-            halving_interval: self.params.halving_interval,
-        };
+        let ctx = self.context_on_tip(block, now_unix).map_err(reject)?;
         validate::check_block(block, &ctx).map_err(reject)?;
 
         let bytes = bitcoin::consensus::serialize(block);
@@ -393,6 +375,42 @@ impl Chain {
         self.hashes = hashes;
         self.index = index;
         Ok(())
+    }
+
+    /// A BIP23 block proposal: every check [`Self::submit_block`] makes except proof of work
+    /// (a miner asks before it grinds), storing nothing.
+    pub fn check_proposal(&self, block: &Block, now_unix: u32) -> Result<(), RejectReason> {
+        if self.index.contains_key(&block.block_hash()) {
+            return Err(RejectReason::Duplicate);
+        }
+        let ctx = self.context_on_tip(block, now_unix)?;
+        validate::check_header_contextual(&block.header, &ctx)?;
+        validate::check_block_structure(block)?;
+        validate::check_block_contextual(block, ctx.height)?;
+        validate::check_block_connect(block, &ctx)
+    }
+
+    /// What validation needs for `block` as the next block; refused unless it extends the tip.
+    fn context_on_tip(&self, block: &Block, now_unix: u32) -> Result<BlockContext, RejectReason> {
+        let (tip_height, tip) = self.tip();
+        let prev = block.header.prev_blockhash;
+        if prev != tip {
+            return Err(match self.index.get(&prev) {
+                None => RejectReason::BadPrevBlock(prev),
+                Some(&prev_height) => RejectReason::StalePrevBlock {
+                    prev,
+                    prev_height,
+                    tip_height,
+                },
+            });
+        }
+        Ok(BlockContext {
+            height: tip_height.saturating_add(1),
+            median_time_past: self.median_time_past(),
+            required_bits: Some(self.params.bits),
+            now: Some(now_unix),
+            halving_interval: self.params.halving_interval,
+        })
     }
 
     /// Re-read every stored block from genesis to the tip and check it again: it decodes, its

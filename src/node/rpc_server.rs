@@ -1,23 +1,28 @@
 //! The node core's JSON-RPC, in Bitcoin Core's dialect so other miners and tools can use it:
-//! `getblocktemplate` (with longpoll), `submitblock`, `getblockcount`, `getbestblockhash`,
-//! `getblockhash`, `getblockheader`, `getblock`, `getblockchaininfo`, `getmininginfo`.
+//! `getblocktemplate` (with longpoll, and BIP23 `mode: "proposal"`), `submitblock`,
+//! `getblockcount`, `getbestblockhash`, `getblockhash`, `getblockheader`, `getblock`,
+//! `getblockchaininfo`, `getmininginfo`; single calls and batches.
 //! Cookie auth as bitcoind does it: a fresh `__cookie__:<random>` in `<chain dir>/.cookie`
-//! (mode 0600) for each run, removed on stop. One request per connection.
+//! (mode 0600) for each run, removed on stop. One request per connection, served by
+//! [`crate::http::Server`] within [`LIMITS`]; the credentials are checked on the request head,
+//! before a byte of the body is read, and the body is then read up to [`MAX_REQUEST_BODY`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::http::{header, Method, Request, StatusCode};
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hex::{DisplayHex, FromHex};
 use bitcoin::{Block, BlockHash};
+use hyper::body::Incoming;
 use serde_json::{json, Value};
-use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::service::NodeCore;
-use crate::http::{self, Message};
+use super::validate::RejectReason;
+use crate::http::{self, Limits, Reply, Server, Stopping};
 
 /// The name bitcoind's cookie uses as its user.
 pub const COOKIE_USER: &str = "__cookie__";
@@ -28,8 +33,19 @@ pub const COOKIE_FILE: &str = ".cookie";
 /// How long a longpoll waits for a new tip before answering with the current template.
 const LONGPOLL_WAIT: Duration = Duration::from_secs(120);
 
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request body: a 4,000,000-weight block is at most 4,000,000 bytes, 8,000,000 as
+/// hex inside a `submitblock` call; 10 MiB leaves room for the JSON around it.
+pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
+
+/// The server's connection limits. The connection cap leaves room for a whole longpoll
+/// (head, body, [`LONGPOLL_WAIT`], and time to write a template) so it never cuts one.
+pub const LIMITS: Limits = Limits {
+    max_connections: 64,
+    header_timeout: Duration::from_secs(10),
+    body_timeout: Duration::from_secs(30),
+    connection_timeout: Duration::from_secs(200),
+    shutdown_grace: Duration::from_secs(5),
+};
 
 /// Why the server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -46,57 +62,77 @@ pub enum RpcServerError {
 
 /// A running server.
 pub struct RpcServer {
-    addr: SocketAddr,
     cookie_file: PathBuf,
-    task: tokio::task::JoinHandle<()>,
+    server: Server,
 }
 
 impl RpcServer {
     /// Bind `bind`, write the cookie, and serve `core` until [`Self::stop`].
     pub async fn start(core: Arc<NodeCore>, bind: SocketAddr) -> Result<RpcServer, RpcServerError> {
-        let listener = TcpListener::bind(bind)
-            .await
-            .map_err(|source| RpcServerError::Bind { addr: bind, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| RpcServerError::Bind { addr: bind, source })?;
+        Self::start_with_limits(core, bind, LIMITS).await
+    }
+
+    /// [`Self::start`] with other connection limits (tests use small ones).
+    pub async fn start_with_limits(
+        core: Arc<NodeCore>,
+        bind: SocketAddr,
+        limits: Limits,
+    ) -> Result<RpcServer, RpcServerError> {
+        let bind_err = |source| RpcServerError::Bind { addr: bind, source };
+        let listener = TcpListener::bind(bind).await.map_err(bind_err)?;
         let cookie_file = core.dir().join(COOKIE_FILE);
         let password = write_cookie(&cookie_file)?;
         let password: Arc<str> = password.into();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    // Out of file descriptors and the like: wait rather than spin.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let core = Arc::clone(&core);
-                let password = Arc::clone(&password);
-                tokio::spawn(async move { serve(core, &password, stream).await });
-            }
-        });
+        let server = Server::serve(listener, limits, move |request, stopping| {
+            handle(
+                Arc::clone(&core),
+                Arc::clone(&password),
+                limits,
+                request,
+                stopping,
+            )
+        })
+        .map_err(bind_err)?;
         Ok(RpcServer {
-            addr,
             cookie_file,
-            task,
+            server,
         })
     }
 
     /// Where it listens (the real port when bound to port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     pub fn cookie_file(&self) -> &Path {
         &self.cookie_file
     }
 
-    /// Stop accepting and remove the cookie.
+    /// Stop accepting, let requests in flight finish (longpolls answer at once), and remove
+    /// the cookie.
     pub async fn stop(self) {
-        self.task.abort();
-        let _ = self.task.await;
+        self.server.stop().await;
         let _ = std::fs::remove_file(&self.cookie_file);
     }
+}
+
+/// Serve one connection over any byte stream exactly as the server serves a TCP connection,
+/// with `password` as the cookie's; for tests that drive the server from memory (the HTTP fuzz
+/// test).
+pub async fn serve_stream<IO>(core: Arc<NodeCore>, password: Arc<str>, limits: Limits, io: IO)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    http::serve_stream(io, limits, move |request, stopping| {
+        handle(
+            Arc::clone(&core),
+            Arc::clone(&password),
+            limits,
+            request,
+            stopping,
+        )
+    })
+    .await;
 }
 
 /// A new random cookie, written readable by this user only; returns the password.
@@ -121,68 +157,58 @@ fn write_cookie(path: &Path) -> Result<String, RpcServerError> {
     Ok(password)
 }
 
-/// One connection: one request, one response.
-async fn serve(core: Arc<NodeCore>, password: &str, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let request =
-        match tokio::time::timeout(REQUEST_TIMEOUT, http::read_message(&mut reader, false)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                let body = format!("bad request: {e}");
-                let _ = http::write_response(
-                    &mut write,
-                    400,
-                    "Bad Request",
-                    "text/plain",
-                    &[],
-                    body.as_bytes(),
-                )
-                .await;
-                return;
-            }
-            Err(_) => return,
-        };
-    let (status, body) = answer(&core, password, &request).await;
-    let extra: &[(&str, &str)] = if status == 401 {
-        &[("WWW-Authenticate", "Basic realm=\"jsonrpc\"")]
-    } else {
-        &[]
-    };
-    let reason = match status {
-        200 => "OK",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Internal Server Error",
-    };
-    let _ =
-        http::write_response(&mut write, status, reason, "application/json", extra, &body).await;
-}
-
-/// The HTTP status and body for a request.
-async fn answer(core: &Arc<NodeCore>, password: &str, request: &Message) -> (u16, Vec<u8>) {
-    if request.start.first().map(String::as_str) != Some("POST") {
-        return (405, b"JSON-RPC wants POST".to_vec());
+/// One request: method, then credentials from the head, then the body, then the calls.
+async fn handle(
+    core: Arc<NodeCore>,
+    password: Arc<str>,
+    limits: Limits,
+    request: Request<Incoming>,
+    stopping: Stopping,
+) -> Reply {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    const JSON: &str = "application/json";
+    if request.method() != Method::POST {
+        return http::reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            &[(header::ALLOW, "POST")],
+            "JSON-RPC wants POST",
+        );
     }
-    let authorized = request.basic_auth().is_some_and(|(u, p)| {
+    let authorized = http::basic_auth(request.headers()).is_some_and(|(u, p)| {
         u == COOKIE_USER && http::constant_time_eq(p.as_bytes(), password.as_bytes())
     });
     if !authorized {
-        return (401, Vec::new());
+        return http::reply(
+            StatusCode::UNAUTHORIZED,
+            TEXT,
+            &[(header::WWW_AUTHENTICATE, "Basic realm=\"jsonrpc\"")],
+            "",
+        );
     }
-    let parsed: Result<Value, _> = serde_json::from_slice(&request.body);
+    let body =
+        match http::read_body(request.into_body(), MAX_REQUEST_BODY, limits.body_timeout).await {
+            Ok(body) => body,
+            Err(e) => return http::reply(e.status(), TEXT, &[], format!("bad request: {e}")),
+        };
+    let (status, body) = answer(&core, &stopping, &body).await;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    http::reply(status, JSON, &[], body)
+}
+
+/// The HTTP status and body for a request.
+async fn answer(core: &Arc<NodeCore>, stopping: &Stopping, body: &[u8]) -> (u16, Vec<u8>) {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
     let reply = match parsed {
         Err(_) => return (500, error_reply(&Value::Null, -32700, "Parse error")),
         Ok(Value::Array(calls)) => {
             let mut out = Vec::with_capacity(calls.len());
             for call in &calls {
-                out.push(reply_for(core, call).await.1);
+                out.push(reply_for(core, stopping, call).await.1);
             }
             return (200, serde_json::to_vec(&out).unwrap_or_default());
         }
-        Ok(call) => reply_for(core, &call).await,
+        Ok(call) => reply_for(core, stopping, &call).await,
     };
     (reply.0, serde_json::to_vec(&reply.1).unwrap_or_default())
 }
@@ -196,7 +222,7 @@ fn error_value(id: &Value, code: i64, message: &str) -> Value {
 }
 
 /// One JSON-RPC call's status and reply object (HTTP statuses as bitcoind uses them).
-async fn reply_for(core: &Arc<NodeCore>, call: &Value) -> (u16, Value) {
+async fn reply_for(core: &Arc<NodeCore>, stopping: &Stopping, call: &Value) -> (u16, Value) {
     let id = call.get("id").cloned().unwrap_or(Value::Null);
     let Some(method) = call.get("method").and_then(Value::as_str) else {
         return (400, error_value(&id, -32600, "Invalid Request: no method"));
@@ -206,7 +232,7 @@ async fn reply_for(core: &Arc<NodeCore>, call: &Value) -> (u16, Value) {
         Some(Value::Array(a)) => a.clone(),
         Some(_) => return (500, error_value(&id, -32602, "params must be an array")),
     };
-    match dispatch(core, method, &params).await {
+    match dispatch(core, stopping, method, &params).await {
         Ok(result) => (200, json!({"result": result, "error": null, "id": id})),
         Err((code, message)) => {
             let status = if code == -32601 { 404 } else { 500 };
@@ -217,9 +243,14 @@ async fn reply_for(core: &Arc<NodeCore>, call: &Value) -> (u16, Value) {
 
 type RpcResult = Result<Value, (i64, String)>;
 
-async fn dispatch(core: &Arc<NodeCore>, method: &str, params: &[Value]) -> RpcResult {
+async fn dispatch(
+    core: &Arc<NodeCore>,
+    stopping: &Stopping,
+    method: &str,
+    params: &[Value],
+) -> RpcResult {
     match method {
-        "getblocktemplate" => get_block_template(core, params.first()).await,
+        "getblocktemplate" => get_block_template(core, stopping, params.first()).await,
         "submitblock" => {
             let hex = param_str(params, 0, "hexdata")?.to_owned();
             let core = Arc::clone(core);
@@ -296,14 +327,20 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// BIP22/23 `getblocktemplate`; with a `longpollid` naming the current tip, waits until the tip
-/// moves (or [`LONGPOLL_WAIT`] passes).
-async fn get_block_template(core: &Arc<NodeCore>, request: Option<&Value>) -> RpcResult {
-    if let Some(mode) = request.and_then(|r| r.get("mode")).and_then(Value::as_str) {
-        if mode != "template" {
+/// moves (or [`LONGPOLL_WAIT`] passes, or the server stops). `mode: "proposal"` checks a block.
+async fn get_block_template(
+    core: &Arc<NodeCore>,
+    stopping: &Stopping,
+    request: Option<&Value>,
+) -> RpcResult {
+    match request.and_then(|r| r.get("mode")).and_then(Value::as_str) {
+        None | Some("template") => {}
+        Some("proposal") => return proposal(core, request).await,
+        Some(mode) => {
             return Err((
                 -8,
-                format!("mode {mode:?} is not supported; only \"template\""),
-            ));
+                format!("mode {mode:?} is not supported; use \"template\" or \"proposal\""),
+            ))
         }
     }
     let longpoll = request
@@ -313,12 +350,37 @@ async fn get_block_template(core: &Arc<NodeCore>, request: Option<&Value>) -> Rp
     if let Some(id) = longpoll {
         let mut tips = core.subscribe();
         if tips.borrow_and_update().1.to_string() == id {
-            let _ = tokio::time::timeout(LONGPOLL_WAIT, tips.changed()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(LONGPOLL_WAIT, tips.changed()) => {}
+                // Stopping: answer with the current template now rather than hold shutdown.
+                _ = stopping.clone().wait() => {}
+            }
         }
     }
     let c = Arc::clone(core);
     let template = blocking(move || Ok(c.template())).await?;
     Ok(template.to_gbt())
+}
+
+/// BIP23 block proposal: would the block in `data` be accepted on the current tip, proof of
+/// work aside? Null if so, else the reason, in Bitcoin Core's words (its `BIP22ValidationResult`).
+async fn proposal(core: &Arc<NodeCore>, request: Option<&Value>) -> RpcResult {
+    let hex = request
+        .and_then(|r| r.get("data"))
+        .and_then(Value::as_str)
+        .ok_or((-3, "Missing data String key for proposal".to_owned()))?;
+    let bytes = Vec::<u8>::from_hex(hex).map_err(|_| (-22, "Block decode failed".to_owned()))?;
+    let block: Block = deserialize(&bytes).map_err(|_| (-22, "Block decode failed".to_owned()))?;
+    let c = Arc::clone(core);
+    let verdict = blocking(move || Ok(c.check_proposal(&block))).await?;
+    Ok(match verdict {
+        Ok(()) => Value::Null,
+        // Core's wording: a block on another parent may yet be fine, it is not on the tip.
+        Err(RejectReason::BadPrevBlock(_) | RejectReason::StalePrevBlock { .. }) => {
+            json!("inconclusive-not-best-prevblk")
+        }
+        Err(reason) => json!(reason.code()),
+    })
 }
 
 /// `submitblock`: null when accepted, else Bitcoin Core's reason code.

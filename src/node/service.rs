@@ -79,6 +79,11 @@ impl NodeCore {
         result
     }
 
+    /// Would `block` be accepted on the tip now, proof of work aside (BIP23 proposal)?
+    pub fn check_proposal(&self, block: &Block) -> Result<(), RejectReason> {
+        self.lock().check_proposal(block, now())
+    }
+
     /// Read access to the chain (lookups for the RPC server).
     pub fn with_chain<R>(&self, f: impl FnOnce(&Chain) -> R) -> R {
         f(&self.lock())

@@ -8,10 +8,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::http::{self, HttpError};
+use crate::http;
 
 /// How long an ordinary call may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest reply read from the node. A getblocktemplate with a full mempool is a block's
+/// transactions as hex plus their JSON, and Bitcoin SV's blocks can be larger than 4 MB.
+pub const MAX_REPLY: usize = 64 * 1024 * 1024;
 
 /// How the client proves itself to the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,19 +157,13 @@ impl RpcClient {
         let body = json!({"jsonrpc": "1.0", "id": "wgminer", "method": method, "params": params});
         let body = serde_json::to_vec(&body).expect("a JSON value serializes");
         let authorization = self.auth.header()?;
-        let response = http::post(&self.addr, &authorization, &body, timeout)
+        let response = http::post(&self.addr, &authorization, body, MAX_REPLY, timeout)
             .await
-            .map_err(|e| match e {
-                HttpError::Io(io) => RpcError::Unreachable {
-                    url: self.url.clone(),
-                    why: io.to_string(),
-                },
-                e => RpcError::Unreachable {
-                    url: self.url.clone(),
-                    why: e.to_string(),
-                },
+            .map_err(|e| RpcError::Unreachable {
+                url: self.url.clone(),
+                why: e.to_string(),
             })?;
-        let status = response.status().unwrap_or(0);
+        let status = response.status.as_u16();
         if status == 401 || status == 403 {
             return Err(RpcError::Unauthorized {
                 url: self.url.clone(),

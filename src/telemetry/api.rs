@@ -1,21 +1,31 @@
 //! The monitoring API: `GET /api/v1/summary`, `/api/v1/devices`, `/api/v1/pools` (JSON) and
 //! `/metrics` (Prometheus), read-only, from the live [`MiningStats`]. With a token every request
-//! needs `Authorization: Bearer <token>` (compared in constant time). One request per connection.
+//! needs `Authorization: Bearer <token>` (scheme in any case, token compared in constant time).
+//! One request per connection, served by [`crate::http::Server`] within [`LIMITS`]; no request
+//! takes a body, so none is ever read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::http::{header, Method, Request, StatusCode};
+use hyper::body::Body;
 use serde_json::{json, Value};
-use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use super::metrics;
-use crate::http;
+use crate::http::{self, Limits, Reply, Server};
 use crate::work::{MiningStats, StatsSnapshot};
 
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server's connection limits: a few scrapers and dashboards, each answered at once.
+pub const LIMITS: Limits = Limits {
+    max_connections: 32,
+    header_timeout: Duration::from_secs(10),
+    // Unused: the API reads no body.
+    body_timeout: Duration::from_secs(10),
+    connection_timeout: Duration::from_secs(30),
+    shutdown_grace: Duration::from_secs(2),
+};
 
 /// Where to listen and who may ask.
 #[derive(Clone, Debug)]
@@ -44,82 +54,45 @@ pub enum ApiError {
     },
 }
 
-/// A running API server; stops when dropped or with [`Self::stop`].
+/// A running API server; [`Self::stop`] stops it gracefully, dropping it aborts it.
 pub struct ApiServer {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    server: Server,
 }
 
 impl ApiServer {
     pub async fn start(config: ApiConfig, state: ApiState) -> Result<ApiServer, ApiError> {
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|source| ApiError::Bind {
-                addr: config.bind,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| ApiError::Bind {
+        Self::start_with_limits(config, state, LIMITS).await
+    }
+
+    /// [`Self::start`] with other connection limits (tests use small ones).
+    pub async fn start_with_limits(
+        config: ApiConfig,
+        state: ApiState,
+        limits: Limits,
+    ) -> Result<ApiServer, ApiError> {
+        let bind_err = |source| ApiError::Bind {
             addr: config.bind,
             source,
-        })?;
-        let shared = Arc::new((config, state));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move { serve(&shared.0, &shared.1, stream).await });
-            }
-        });
-        Ok(ApiServer { addr, task })
+        };
+        let listener = TcpListener::bind(config.bind).await.map_err(bind_err)?;
+        let shared = Arc::new((config.clone(), state));
+        let server = Server::serve(listener, limits, move |request, _| {
+            let reply = respond(&shared.0, &shared.1, &request);
+            async move { reply }
+        })
+        .map_err(bind_err)?;
+        Ok(ApiServer { server })
     }
 
     /// Where it listens (the real port when bound to port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
-    pub fn stop(self) {
-        self.task.abort();
+    /// Stop accepting and let answers being written finish.
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(config: &ApiConfig, state: &ApiState, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let request =
-        match tokio::time::timeout(REQUEST_TIMEOUT, http::read_message(&mut reader, false)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                let body = error_body(&format!("bad request: {e}"));
-                let _ =
-                    http::write_response(&mut write, 400, "Bad Request", JSON, &[], &body).await;
-                return;
-            }
-            Err(_) => return,
-        };
-    let (status, content_type, body) = respond(config, state, &request);
-    let reason = match status {
-        200 => "OK",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        _ => "Method Not Allowed",
-    };
-    let extra: &[(&str, &str)] = if status == 401 {
-        &[("WWW-Authenticate", "Bearer")]
-    } else {
-        &[]
-    };
-    let _ = http::write_response(&mut write, status, reason, content_type, extra, &body).await;
 }
 
 const JSON: &str = "application/json";
@@ -128,44 +101,51 @@ fn error_body(message: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({ "error": message })).unwrap_or_default()
 }
 
-/// Status, content type and body for one request.
-pub fn respond(
-    config: &ApiConfig,
-    state: &ApiState,
-    request: &http::Message,
-) -> (u16, &'static str, Vec<u8>) {
+/// The reply to one request, from its head alone: credentials, method, then path. A request
+/// that carries a body is refused unread (413): the API takes none.
+pub fn respond<B: Body>(config: &ApiConfig, state: &ApiState, request: &Request<B>) -> Reply {
     if let Some(token) = &config.token {
-        let given = request
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let given = http::bearer_token(request.headers());
         if !given.is_some_and(|g| http::constant_time_eq(g.as_bytes(), token.as_bytes())) {
-            return (401, JSON, error_body("missing or wrong bearer token"));
+            return http::reply(
+                StatusCode::UNAUTHORIZED,
+                JSON,
+                &[(header::WWW_AUTHENTICATE, "Bearer")],
+                error_body("missing or wrong bearer token"),
+            );
         }
     }
-    let method = request.start.first().map(String::as_str).unwrap_or("");
-    if method != "GET" && method != "HEAD" {
-        return (405, JSON, error_body("the API is read-only: use GET"));
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return http::reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            JSON,
+            &[(header::ALLOW, "GET, HEAD")],
+            error_body("the API is read-only: use GET"),
+        );
     }
-    let path = request
-        .start
-        .get(1)
-        .map(|p| p.split('?').next().unwrap_or(""))
-        .unwrap_or("");
+    if !request.body().is_end_stream() {
+        return http::reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            JSON,
+            &[],
+            error_body("the API takes no request body"),
+        );
+    }
     let snap = state.stats.snapshot();
     let json_body = |v: Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
-    match path {
-        "/api/v1/summary" => (200, JSON, json_body(summary(state, &snap))),
-        "/api/v1/devices" => (200, JSON, json_body(devices(&snap))),
-        "/api/v1/pools" => (200, JSON, json_body(pools(state, &snap))),
-        "/metrics" => (
-            200,
+    let ok = |content_type, body| http::reply(StatusCode::OK, content_type, &[], body);
+    match request.uri().path() {
+        "/api/v1/summary" => ok(JSON, json_body(summary(state, &snap))),
+        "/api/v1/devices" => ok(JSON, json_body(devices(&snap))),
+        "/api/v1/pools" => ok(JSON, json_body(pools(state, &snap))),
+        "/metrics" => ok(
             metrics::CONTENT_TYPE,
             metrics::render(&snap, snap.pool.as_deref()).into_bytes(),
         ),
-        _ => (
-            404,
+        _ => http::reply(
+            StatusCode::NOT_FOUND,
             JSON,
+            &[],
             error_body(
                 "unknown path: try /api/v1/summary, /api/v1/devices, /api/v1/pools or /metrics",
             ),
