@@ -14,8 +14,9 @@ use crate::http;
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest reply read from the node. A getblocktemplate with a full mempool is a block's
-/// transactions as hex plus their JSON, and Bitcoin SV's blocks can be larger than 4 MB.
-pub const MAX_REPLY: usize = 64 * 1024 * 1024;
+/// transactions as hex (at most 8 MB: templates over 4 MB of transactions are refused anyway,
+/// see `work::template`) plus their JSON; this bounds the memory a node's reply can take.
+pub const MAX_REPLY: usize = 16 * 1024 * 1024;
 
 /// How the client proves itself to the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
