@@ -540,9 +540,17 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
             json!({"event": "device_error", "device": device.index, "device_label": device.label, "error": error}),
             format!("{device}: {error}"),
         ),
-        MinerEvent::PoolMessage(m) => (
-            json!({"event": "pool_message", "message": m}),
-            format!("pool says: {m}"),
+        MinerEvent::SourceMessage { solo: false, text } => (
+            json!({"event": "pool_message", "message": text}),
+            format!("pool says: {text}"),
+        ),
+        MinerEvent::SourceMessage { solo: true, text } => (
+            json!({"event": "node_message", "message": text}),
+            format!("node: {text}"),
+        ),
+        MinerEvent::Notice(text) => (
+            json!({"event": "notice", "message": text}),
+            text.to_string(),
         ),
         MinerEvent::NewTemplate {
             height,

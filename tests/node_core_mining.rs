@@ -510,7 +510,7 @@ fn a_full_disk_pauses_mining_keeps_the_block_and_resumes_when_space_is_back() {
     let _ = m.wait_for(Duration::from_secs(3), |_| false);
     fs.free();
     m.wait_for(Duration::from_secs(30), |e| {
-        e["event"] == "pool_message"
+        e["event"] == "node_message"
             && e["message"]
                 .as_str()
                 .unwrap()

@@ -69,7 +69,14 @@ pub enum MinerEvent {
         device: DeviceId,
         error: String,
     },
-    PoolMessage(String),
+    /// A message from the work source's peer: the pool's `client.show_message`, or the node
+    /// core's word on its store.
+    SourceMessage {
+        solo: bool,
+        text: String,
+    },
+    /// The miner's own notice (solutions dropped, …), not a peer's words.
+    Notice(String),
     /// Solo mining: a template from the node (`clean`: it builds on a new previous block).
     NewTemplate {
         height: u32,

@@ -262,7 +262,7 @@ impl Runner {
         } else {
             String::new()
         };
-        self.emit(MinerEvent::PoolMessage(format!(
+        self.emit(MinerEvent::Notice(format!(
             "{n} solutions counted stale, not sent ({}){advice}",
             self.dropped_why
         )));
@@ -449,7 +449,10 @@ impl Runner {
                     after,
                 });
             }
-            SourceEvent::Message(m) => self.emit(MinerEvent::PoolMessage(m)),
+            SourceEvent::Message(text) => self.emit(MinerEvent::SourceMessage {
+                solo: self.solo,
+                text,
+            }),
             SourceEvent::Down(why) => self.emit(MinerEvent::SourceDown(why)),
         }
     }
@@ -533,8 +536,14 @@ impl Runner {
         let stats = &self.stats;
         stats.settle_pending_at_exit();
         let held = stats.held.swap(0, Ordering::Relaxed);
+        // Held in solo is a block the node (core) could not take yet: written out below.
+        let why = if self.solo {
+            "not stored: written out at exit"
+        } else {
+            "not sent: no connection at exit"
+        };
         for _ in 0..held {
-            stats.record_stale("not sent: no connection at exit");
+            stats.record_stale(why);
         }
         for (hash, (height, hex)) in self.blocks.drain() {
             write_out_block(
