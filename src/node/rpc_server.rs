@@ -408,3 +408,25 @@ fn param_hash(params: &[Value], index: usize) -> Result<BlockHash, (i64, String)
         .parse()
         .map_err(|_| (-8, "blockhash must be 64 hex digits".to_owned()))
 }
+
+/// The JSON-RPC layer without HTTP: one request body (a call or a batch) in, the HTTP status and
+/// reply body out, as [`RpcServer`] answers an authenticated POST. Public so the dispatcher can
+/// be fuzzed in-process (tests/rpc_fuzz.rs); not an API.
+#[doc(hidden)]
+pub async fn handle_json_rpc(core: &Arc<NodeCore>, body: &[u8]) -> (u16, Vec<u8>) {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
+    match parsed {
+        Err(_) => (500, error_reply(&Value::Null, -32700, "Parse error")),
+        Ok(Value::Array(calls)) => {
+            let mut out = Vec::with_capacity(calls.len());
+            for call in &calls {
+                out.push(reply_for(core, call).await.1);
+            }
+            (200, serde_json::to_vec(&out).unwrap_or_default())
+        }
+        Ok(call) => {
+            let (status, reply) = reply_for(core, &call).await;
+            (status, serde_json::to_vec(&reply).unwrap_or_default())
+        }
+    }
+}
