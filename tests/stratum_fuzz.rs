@@ -256,7 +256,12 @@ proptest! {
         let mut session = Session::new(SessionConfig::new("user.worker", "x"));
         session.connection_opened();
         for line in &lines {
-            let _ = session.handle_line(line);
+            // A refusal is told to the operator: whatever the pool sent, it is printable and
+            // short.
+            if let Err(r) = session.handle_line(line) {
+                prop_assert!(!r.text.chars().any(char::is_control), "{}", r.text);
+                prop_assert!(r.text.chars().count() <= wgminer::text::MAX_PRINTABLE + 1);
+            }
             let _ = session.take_outgoing();
         }
         session.connection_lost();

@@ -364,13 +364,16 @@ impl Notify {
 
 /// Parse one line (without or with its trailing newline).
 pub fn parse_line(line: &[u8]) -> Result<Message, MessageError> {
+    parse_value(&parse_json(line)?)
+}
+
+/// The JSON value of one line, not yet read as a message (see [`parse_value`]).
+pub fn parse_json(line: &[u8]) -> Result<Value, MessageError> {
     if line.len() > MAX_LINE_LEN {
         return Err(MessageError::LineTooLong(line.len()));
     }
     let text = std::str::from_utf8(line).map_err(|_| MessageError::NotUtf8)?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| MessageError::NotJson(e.to_string()))?;
-    parse_value(&value)
+    serde_json::from_str(text).map_err(|e| MessageError::NotJson(e.to_string()))
 }
 
 /// Parse an already-decoded JSON value.
