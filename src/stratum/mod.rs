@@ -16,7 +16,8 @@ pub mod session;
 
 pub use message::{
     parse_json, parse_line, parse_value, ConfigureResult, Id, Message, MessageError, Notify,
-    NotifyContext, Response, RpcError, ServerMethod, ServerRequest, SubscribeResult, MAX_LINE_LEN,
+    NotifyContext, Response, RpcError, ServerMethod, ServerRequest, SubscribeResult,
+    MAX_EXTRANONCE1_SIZE, MAX_JOB_ID_LEN, MAX_LINE_LEN, MAX_SESSION_ID_LEN,
 };
 pub use refusal::{Refusal, RefusalKind, RefusalLog};
 pub use request::{error_reply_line, reply_line, user_agent, ClientRequest};

@@ -849,6 +849,9 @@ fn refusal(kind: RefusalKind, what: &str, cause: SessionError, kept: &str) -> Re
         // The method is in `what` already.
         SessionError::Message(MessageError::BadParams { reason, .. }) => (*reason).to_owned(),
         SessionError::Message(MessageError::BadField { source, .. }) => source.to_string(),
+        SessionError::Message(MessageError::TooLong {
+            field, len, max, ..
+        }) => format!("{field} of {len} bytes is over the {max}-byte limit"),
         SessionError::BadJob { source, .. } => source.to_string(),
         other => other.to_string(),
     };
@@ -1751,6 +1754,82 @@ mod tests {
             ),
             "{ev:?}"
         );
+    }
+
+    #[test]
+    fn what_a_pool_names_is_bounded() {
+        use crate::stratum::{MAX_EXTRANONCE1_SIZE, MAX_JOB_ID_LEN, MAX_SESSION_ID_LEN};
+        // extranonce1: at the limit it is taken; over it the subscribe fails.
+        for (len, ok) in [
+            (MAX_EXTRANONCE1_SIZE, true),
+            (MAX_EXTRANONCE1_SIZE + 1, false),
+        ] {
+            let mut s = Session::new(SessionConfig::new("w", "x"));
+            s.connection_opened();
+            let out = sent(&mut s);
+            let result = json!([[["mining.notify", "s"]], "ab".repeat(len), 4]).to_string();
+            let ev = reply(&mut s, &out[0]["id"], &result);
+            match (&ev[..], ok) {
+                ([Event::Subscribed { extranonce1, .. }], true) => {
+                    assert_eq!(extranonce1.len(), len)
+                }
+                ([Event::SubscribeFailed { reason }], false) => {
+                    assert!(reason.contains("over the 32-byte limit"), "{reason}")
+                }
+                (other, _) => panic!("{len}: {other:?}"),
+            }
+        }
+        // ... and a mining.set_extranonce over it is refused, the extranonce kept.
+        let mut s = ready();
+        let line = json!({"id": null, "method": "mining.set_extranonce",
+                          "params": ["ab".repeat(MAX_EXTRANONCE1_SIZE + 1), 4]});
+        let r = refused(&mut s, &line.to_string());
+        assert_eq!(r.kind, RefusalKind::Extranonce);
+        assert!(
+            r.text
+                .contains("extranonce1 of 33 bytes is over the 32-byte limit"),
+            "{}",
+            r.text
+        );
+        let line = json!({"id": null, "method": "mining.set_extranonce",
+                          "params": ["ab".repeat(MAX_EXTRANONCE1_SIZE), 4]});
+        feed(&mut s, &line.to_string());
+        assert_eq!(s.extranonce1().map(<[u8]>::len), Some(MAX_EXTRANONCE1_SIZE));
+
+        // Job ids: held with every live job and echoed in every share.
+        let mut s = ready();
+        let at_limit = "j".repeat(MAX_JOB_ID_LEN);
+        new_job(&feed(&mut s, &notify_line(&at_limit, false)));
+        assert!(s.is_job_live(&at_limit));
+        let over = "j".repeat(MAX_JOB_ID_LEN + 1);
+        let r = refused(&mut s, &notify_line(&over, false));
+        assert_eq!(r.kind, RefusalKind::Job);
+        assert!(
+            r.text
+                .contains("job id of 129 bytes is over the 128-byte limit"),
+            "{}",
+            r.text
+        );
+        assert!(!s.is_job_live(&over));
+
+        // Subscription ids: offered back on reconnect only when short.
+        for (len, kept) in [(MAX_SESSION_ID_LEN, true), (MAX_SESSION_ID_LEN + 1, false)] {
+            let mut s = Session::new(SessionConfig::new("w", "x"));
+            s.connection_opened();
+            let out = sent(&mut s);
+            let id = "5".repeat(len);
+            let result = json!([[["mining.notify", id]], "08000002", 4]).to_string();
+            reply(&mut s, &out[0]["id"], &result);
+            assert_eq!(s.session_id().is_some(), kept, "{len}");
+            s.connection_lost();
+            s.connection_opened();
+            let resume = &sent(&mut s)[0]["params"];
+            assert_eq!(
+                resume.as_array().map(Vec::len),
+                Some(1 + usize::from(kept)),
+                "{resume}"
+            );
+        }
     }
 
     /// [`ready`], with BIP320 version rolling granted.
