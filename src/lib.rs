@@ -6,9 +6,9 @@
 //! pool protocol: pure messages and session, and the tokio client), [`rpc`] (a Bitcoin node over
 //! JSON-RPC: getblocktemplate, submitblock), [`node`] (the embedded node core: a regtest chain on
 //! disk and its JSON-RPC), [`mining`] (the work manager, the work sources and the one run loop
-//! between them), [`telemetry`] (the monitoring API), [`http`] (HTTP on hyper under both: the servers' limits),
-//! [`mod@bench`] and [`plot`] (the hash-rate benchmark and its chart). See DESIGN.md for the
-//! whole picture.
+//! between them), [`telemetry`] (the monitoring API), [`http`] (HTTP on hyper under both: the
+//! servers' limits), [`mod@bench`] and [`plot`] (the hash-rate benchmark and its chart), [`text`]
+//! (peer text made safe to print). See DESIGN.md for the whole picture.
 
 pub mod backend;
 pub mod bench;
@@ -20,4 +20,5 @@ pub mod pow;
 pub mod rpc;
 pub mod stratum;
 pub mod telemetry;
+pub mod text;
 pub mod work;

@@ -16,6 +16,7 @@ use wgminer::bench::format_rate;
 use wgminer::mining::{EventSink, Manager, MinerEvent, RunConfig, StratumSource, WorkSource};
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
 use wgminer::telemetry::{ApiConfig, ApiServer, ApiState};
+use wgminer::text::printable;
 use wgminer::work::{BlockVerdict, MiningStats, StatsSnapshot};
 
 use crate::cli::MineArgs;
@@ -245,22 +246,6 @@ pub(crate) fn show(display: Display, json: &serde_json::Value, text: &str) {
         Display::Log => write_to(Stream::Out, &format!("{text}\n")),
         Display::Terminal => write_to(Stream::Err, &format!("\r\x1b[2K{text}\n")),
     }
-}
-
-/// `text` safe for a terminal: control characters (escape sequences, BEL, carriage returns a
-/// pool or node could put in a message or a reason) become `?`, and a line is cut at 500
-/// characters. JSON output needs none of this: serde escapes it.
-fn printable(text: &str) -> String {
-    const MAX: usize = 500;
-    let mut out: String = text
-        .chars()
-        .take(MAX)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if text.chars().nth(MAX).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// Where a line goes.

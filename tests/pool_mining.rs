@@ -28,15 +28,28 @@ use serde_json::Value;
 /// Bounds every wait.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// The miner process and the JSON lines it printed so far.
+/// The miner process, the JSON lines it printed so far, and its log (stderr; passed on to the
+/// test's own stderr as well).
 struct Miner {
     child: Child,
     log: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Miner {
     fn start(pool: &TestPool, extra: &[&str]) -> Miner {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        Self::spawn(pool, extra, Command::new(env!("CARGO_BIN_EXE_wgminer")))
+    }
+
+    /// At the default log level, whatever `WGMINER_LOG` the tests run with.
+    fn start_at_default_log_level(pool: &TestPool, extra: &[&str]) -> Miner {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wgminer"));
+        command.env_remove("WGMINER_LOG");
+        Self::spawn(pool, extra, command)
+    }
+
+    fn spawn(pool: &TestPool, extra: &[&str], mut command: Command) -> Miner {
+        let mut child = command
             .args([
                 "-o",
                 &pool.url(),
@@ -48,7 +61,7 @@ impl Miner {
             ])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start wgminer");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -61,11 +74,27 @@ impl Miner {
                 sink.lock().expect("log").push(v);
             }
         });
-        Miner { child, log }
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut all = sink.lock().expect("stderr");
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Miner { child, log, stderr }
     }
 
     fn log(&self) -> Vec<Value> {
         self.log.lock().expect("log").clone()
+    }
+
+    /// What the miner logged so far.
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr").clone()
     }
 
     /// Ctrl-C, then wait for a clean exit.
@@ -453,4 +482,126 @@ fn bad_pool_flags_exit_with_code_2() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
     }
+}
+
+/// How many refused messages the lines containing `what` account for: one for each line telling
+/// a refusal plus the count of those not shown that it carries, or the count a line of its own
+/// gives.
+fn refusals_told(stderr: &str, what: &str) -> u64 {
+    let count_before = |line: &str, marker: &str| -> Option<u64> {
+        let head = &line[..line.find(marker)?];
+        head.rsplit(' ').find(|w| !w.is_empty())?.parse().ok()
+    };
+    stderr
+        .lines()
+        .filter(|l| l.contains(what))
+        .map(|l| {
+            if l.contains("that were refused (not shown") {
+                count_before(l, &format!(" more {what}")).unwrap_or(0)
+            } else {
+                1 + count_before(l, &format!(" more {what}")).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_pool_messages_are_logged_once_per_kind_and_a_flood_stays_bounded() {
+    let pool = TestPool::start(1e-4).await;
+    let miner = Miner::start_at_default_log_level(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_for("shares for job0", || pool.accepted_for("job0") >= 2).await;
+
+    // One bad message of each kind a pool can send, with what the log must say about it.
+    let bad_difficulty = r#"{"id":null,"method":"mining.set_difficulty","params":[-3]}"#;
+    let unreadable = "\u{1b}[31mnot json\u{7}";
+    let bad = [
+        (
+            bad_difficulty,
+            "pool sent mining.set_difficulty with difficulty -3: share difficulty: ",
+            "; ignored, keeping difficulty 0.0001",
+        ),
+        (
+            r#"{"id":null,"method":"mining.notify","params":["evil","00","","",[],"20000000","1d00ffff","504e86b9",true]}"#,
+            "pool sent mining.notify for job evil: prevhash has 1 bytes, expected 32",
+            "; ignored, still mining job job0",
+        ),
+        (
+            r#"{"id":null,"method":"mining.set_extranonce","params":["01",99]}"#,
+            "pool sent mining.set_extranonce with extranonce1 01 and extranonce2 size 99:",
+            "; ignored, keeping extranonce1 08000002 and extranonce2 size 4",
+        ),
+        (
+            r#"{"id":null,"method":"mining.set_version_mask","params":["zz"]}"#,
+            "pool sent mining.set_version_mask with mask zz:",
+            "; ignored, keeping version mask 1fffe000",
+        ),
+        (
+            unreadable,
+            "pool sent a line that is not a Stratum message (not JSON",
+            "?[31mnot json?; ignored",
+        ),
+    ];
+    for (line, _, _) in &bad {
+        pool.send_raw(line);
+    }
+    wait_for("a log line for each refused message", || {
+        let err = miner.stderr();
+        bad.iter().all(|(_, says, _)| err.contains(says))
+    })
+    .await;
+    let err = miner.stderr();
+    for (line, says, ends) in &bad {
+        let told: Vec<&str> = err.lines().filter(|l| l.contains(says)).collect();
+        assert_eq!(told.len(), 1, "{line}: {told:?}");
+        assert!(told[0].contains(" WARN "), "at warn level: {}", told[0]);
+        assert!(told[0].contains(ends), "{line}: {}", told[0]);
+    }
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}'),
+        "peer control characters reached the log"
+    );
+
+    // A flood: 10,000 bad difficulties and 10,000 unreadable lines in one burst. They are
+    // counted, not told one by one, and the miner goes on mining.
+    const FLOOD: u64 = 10_000;
+    let flood: Vec<&str> = (0..FLOOD)
+        .flat_map(|_| [bad_difficulty, unreadable])
+        .collect();
+    pool.send_raw(&flood.join("\n"));
+    let job1 = pool.notify(true);
+    wait_for("shares for the job after the flood", || {
+        pool.accepted_for(&job1) >= 3
+    })
+    .await;
+    // Once the interval is over, the refusals not shown are told as a count (the shares' answers
+    // keep lines coming, which is when the client tells them).
+    wait_for("the count of the flood", || {
+        let err = miner.stderr();
+        refusals_told(&err, "mining.set_difficulty") == FLOOD + 1
+            && refusals_told(&err, "unreadable lines") + 1 == FLOOD + 1
+    })
+    .await;
+    let err = miner.stderr();
+    for what in [
+        "mining.set_difficulty",
+        "not a Stratum message",
+        "unreadable lines",
+    ] {
+        let lines = err.lines().filter(|l| l.contains(what)).count();
+        assert!(
+            lines <= 3,
+            "{lines} lines about {what} for {FLOOD} refusals:\n{err}"
+        );
+    }
+    let log = miner.interrupt();
+    for s in pool.submits() {
+        // A job0 share already on the wire when the clean job went out is legitimately stale.
+        let in_flight_stale = s.job_id != job1 && s.reason.as_deref() == Some("Stale");
+        assert!(
+            s.accepted || in_flight_stale,
+            "pool rejected a share: {s:?}"
+        );
+    }
+    let exit = events(&log, "exit").next().expect("an exit line");
+    assert_books_balance(exit);
 }

@@ -4,8 +4,18 @@
 //! share handed to the session has exactly one accounted fate.
 //! Inputs mix arbitrary bytes with mutations of real lines from tests/data/stratum.json, so the
 //! parser's deeper paths (notify, set_difficulty, responses) are reached, not just "not JSON".
+//!
+//! Each target runs a fixed number of inputs from a fixed seed, so a CI run repeats the last one
+//! exactly (docs/FUZZING.md): 100,000 lines for the parser (0.5 s in release on the 2-core dev
+//! machine), 100,000 sessions of 1 to 11 lines for the session (4.6 s), 100,000 streams for the
+//! codec (4.1 s), and 20,000 runs of up to 80 pool and miner actions for the share ledger
+//! (3.5 s). `WGMINER_FUZZ_CASES=n` runs n times as many; `WGMINER_FUZZ_SEED` another stream.
+
+#[path = "common/fuzz.rs"]
+mod fuzz;
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use wgminer::stratum::codec::LineDecoder;
 use wgminer::stratum::{parse_line, Event, Session, SessionConfig, SubmitOutcome};
 use wgminer::work::{Extranonce2, Share};
@@ -175,25 +185,93 @@ impl Ledger {
     }
 }
 
+/// `ci` cases from the fixed seed (plus `offset`, one stream per target), no failure files:
+/// CI runs the same inputs every time, and a failure is reproduced by running the test again.
+fn config(ci: u32, offset: u64) -> ProptestConfig {
+    ProptestConfig {
+        cases: fuzz::cases(ci),
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(fuzz::seed(offset)),
+        // A failure is shrunk for at most this long (ms), so it is reported inside CI's budget.
+        max_shrink_time: 30_000,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Bytes for the codec: mostly newlines, carriage returns and JSON-ish text, so lines are short
+/// enough to complete, blank, CRLF-terminated, over the limit or not UTF-8, all often. Expanded
+/// from a seed: a strategy per byte would cost more than the decoder under test.
+fn stream_chunk() -> impl Strategy<Value = Vec<u8>> {
+    (any::<u64>(), 0usize..512).prop_map(|(seed, len)| {
+        use rand::{Rng, SeedableRng};
+        const TEXT: &[u8] = b"{}[]\":,0123456789abcdef";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..len)
+            .map(|_| match rng.random_range(0..12) {
+                0..=3 => rng.random(),
+                4 | 5 => b'\n',
+                6 => b'\r',
+                7 => b' ',
+                _ => TEXT[rng.random_range(0..TEXT.len())],
+            })
+            .collect()
+    })
+}
+
+/// The lines a stream holds, the slow and obvious way: split on `\n`, drop one trailing `\r`,
+/// skip blank lines, UTF-8 or an error; the bytes after the last newline are not a line yet.
+fn reference_lines(stream: &[u8], limit: usize) -> (Vec<Result<String, bool>>, usize) {
+    let mut parts: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+    let tail = parts.pop().map_or(0, <[u8]>::len);
+    let lines = parts
+        .into_iter()
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace) || l.len() > limit)
+        .map(|l| {
+            if l.len() > limit {
+                Err(true)
+            } else {
+                String::from_utf8(l.to_vec()).map_err(|_| false)
+            }
+        })
+        .collect();
+    (lines, tail)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(100_000, 10))]
 
     #[test]
     fn parser_never_panics(line in any_line()) {
         let _ = parse_line(&line);
     }
 
+}
+
+proptest! {
+    #![proptest_config(config(100_000, 11))]
+
     #[test]
     fn session_never_panics(lines in prop::collection::vec(any_line(), 1..12)) {
         let mut session = Session::new(SessionConfig::new("user.worker", "x"));
         session.connection_opened();
         for line in &lines {
-            let _ = session.handle_line(line);
+            // A refusal is told to the operator: whatever the pool sent, it is printable and
+            // short.
+            if let Err(r) = session.handle_line(line) {
+                prop_assert!(!r.text.chars().any(char::is_control), "{}", r.text);
+                prop_assert!(r.text.chars().count() <= wgminer::text::MAX_PRINTABLE + 1);
+            }
             let _ = session.take_outgoing();
         }
         session.connection_lost();
         session.reset();
     }
+
+}
+
+proptest! {
+    #![proptest_config(config(20_000, 12))]
 
     #[test]
     fn every_share_has_exactly_one_fate(ops in prop::collection::vec(op(), 1..80)) {
@@ -284,24 +362,53 @@ proptest! {
         }
     }
 
+}
+
+proptest! {
+    #![proptest_config(config(100_000, 13))]
+
+    /// The decoder against [`reference_lines`], read by read as the client drains it: the same
+    /// lines, and never more held than a line and a read; an over-long line is fatal (the client
+    /// drops the connection), so a stream ends there.
     #[test]
-    fn codec_stays_bounded(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..2048), 1..20)) {
-        const LIMIT: usize = 4096;
-        let mut decoder = LineDecoder::new(LIMIT);
-        for chunk in &chunks {
+    fn codec_matches_reference_and_stays_bounded(
+        chunks in prop::collection::vec(stream_chunk(), 1..12),
+        limit in prop_oneof![1usize..64, 64usize..2048],
+    ) {
+        let mut decoder = LineDecoder::new(limit);
+        let mut got: Vec<Result<String, bool>> = Vec::new();
+        let mut fed: Vec<u8> = Vec::new();
+        'stream: for chunk in &chunks {
             decoder.extend(chunk);
-            // Drain as the client does: until nothing is complete. A bad line (invalid UTF-8) is
-            // an error for that line only; an over-long one switches the decoder to discarding.
+            fed.extend_from_slice(chunk);
             loop {
                 match decoder.next_line() {
-                    Ok(Some(line)) => prop_assert!(line.len() <= LIMIT),
+                    Ok(Some(line)) => {
+                        prop_assert!(line.len() <= limit);
+                        got.push(Ok(line));
+                    }
                     Ok(None) => break,
-                    Err(e) if e.is_fatal() => break,
-                    Err(_) => continue,
+                    Err(e) if e.is_fatal() => {
+                        got.push(Err(true));
+                        break 'stream;
+                    }
+                    Err(_) => got.push(Err(false)),
                 }
             }
             // Whatever arrives, the decoder never holds much more than a line and a read.
-            prop_assert!(decoder.buffered() <= LIMIT + 2048 + 1);
+            prop_assert!(decoder.buffered() <= limit + chunk.len() + 1);
+        }
+        let (want, tail) = reference_lines(&fed, limit);
+        match got.last() {
+            // Up to the over-long line, the same lines; an unfinished one may be the long one.
+            Some(Err(true)) => {
+                let n = got.len() - 1;
+                prop_assert_eq!(&got[..n], &want[..n.min(want.len())]);
+            }
+            _ => {
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(decoder.buffered(), tail);
+            }
         }
     }
 }

@@ -136,6 +136,12 @@ pub fn reply(
 pub struct Stopping(watch::Receiver<bool>);
 
 impl Stopping {
+    /// A signal that never fires: for handlers driven without a server (fuzzing, tests).
+    pub fn never() -> Stopping {
+        static NEVER: std::sync::OnceLock<watch::Sender<bool>> = std::sync::OnceLock::new();
+        Stopping(NEVER.get_or_init(|| watch::channel(false).0).subscribe())
+    }
+
     /// Wait until the server stops.
     pub async fn wait(mut self) {
         // An error means the server is gone: as good as stopping.

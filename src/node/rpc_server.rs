@@ -470,3 +470,11 @@ fn param_hash(params: &[Value], index: usize) -> Result<BlockHash, (i64, String)
         .parse()
         .map_err(|_| (-8, "blockhash must be 64 hex digits".to_owned()))
 }
+
+/// The JSON-RPC layer without HTTP: one request body (a call or a batch) in, the HTTP status and
+/// reply body out, as [`RpcServer`] answers an authenticated POST. Public so the dispatcher can
+/// be fuzzed in-process (tests/node_fuzz.rs); not an API.
+#[doc(hidden)]
+pub async fn handle_json_rpc(core: &Arc<NodeCore>, body: &[u8]) -> (u16, Vec<u8>) {
+    answer(core, &Stopping::never(), body).await
+}

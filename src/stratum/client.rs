@@ -19,7 +19,10 @@
 //! - reads never wait on shares: each turn of the connection loop takes at most
 //!   [`SHARE_BATCH`] shares from the channel and writes them, and the socket is polled before
 //!   the channel, so a flood of shares (a pool at a tiny difficulty) cannot hide a new job;
-//! - a line over the limit (see [`LineDecoder`]) drops the connection without buffering it.
+//! - a line over the limit (see [`LineDecoder`]) drops the connection without buffering it;
+//! - every pool line the session refuses is logged at warn level (the default) with what was
+//!   wrong and what was kept, at most one line per kind per 10 s with a count of the rest
+//!   ([`RefusalLog`]), so a pool flooding bad lines cannot flood the log.
 //!
 //! The work manager calls [`run`] in a task with a channel of [`Share`]s in and one of
 //! [`ClientEvent`]s out (new jobs, share results), and a shutdown future.
@@ -37,8 +40,10 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_rustls::rustls;
 
 use super::codec::{CodecError, LineDecoder};
+use super::message::MessageError;
 use super::pool::Retry;
-use super::session::{Event, Session};
+use super::refusal::{Refusal, RefusalLog};
+use super::session::{unreadable, Event, Session, SessionError};
 use crate::work::Share;
 
 pub use super::pool::{ClientConfig, PoolConfig, PoolUrl, PoolUrlError};
@@ -124,6 +129,7 @@ pub async fn run(
         shares,
         shutdown: Box::pin(shutdown),
         tls,
+        refusals: RefusalLog::new(),
     };
     client.run().await;
     Ok(())
@@ -166,6 +172,8 @@ struct Client<'a> {
     shutdown: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
     /// Built once, when some pool uses TLS.
     tls: Option<tokio_rustls::TlsConnector>,
+    /// What the pools sent that was refused, told at a bounded rate.
+    refusals: RefusalLog,
 }
 
 impl Client<'_> {
@@ -410,17 +418,19 @@ impl Client<'_> {
                             Err(e @ CodecError::LineTooLong { .. }) => {
                                 return lost(e.to_string(), healthy);
                             }
-                            Err(e) => {
+                            Err(_) => {
+                                // Not UTF-8 (the only error that keeps the connection).
                                 last_line = Instant::now();
-                                tracing::debug!("ignoring line: {e}");
+                                let cause = SessionError::Message(MessageError::NotUtf8);
+                                self.tell(pool, &unreadable(b"", cause));
                                 continue;
                             }
                         };
                         last_line = Instant::now();
                         let events = match self.sessions[pool].handle_line(line.as_bytes()) {
                             Ok(events) => events,
-                            Err(e) => {
-                                tracing::debug!("ignoring line from pool: {e}");
+                            Err(refused) => {
+                                self.tell(pool, &refused);
                                 continue;
                             }
                         };
@@ -444,8 +454,13 @@ impl Client<'_> {
                                     wait: *wait,
                                 }),
                                 Event::ShowMessage(m) => {
-                                    tracing::info!("pool says: {m}");
+                                    tracing::info!("pool says: {}", crate::text::printable(m));
                                     None
+                                }
+                                // Told here, and nothing for the work manager.
+                                Event::Refused(refused) => {
+                                    self.tell(pool, refused);
+                                    continue;
                                 }
                                 _ => None,
                             };
@@ -461,6 +476,7 @@ impl Client<'_> {
                             return end;
                         }
                     }
+                    self.tell_hidden(pool);
                 }
                 share = self.shares.recv() => match share {
                     Some(share) => {
@@ -483,6 +499,20 @@ impl Client<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Log a refused pool line at warn level, unless one of its kind was logged just now.
+    fn tell(&mut self, pool: usize, refused: &Refusal) {
+        if let Some(line) = self.refusals.admit(refused, Instant::now().into_std()) {
+            tracing::warn!(pool = %self.config.pools[pool].url, "{line}");
+        }
+    }
+
+    /// Log the count of refusals not shown, for kinds whose interval is over.
+    fn tell_hidden(&mut self, pool: usize) {
+        for line in self.refusals.due(Instant::now().into_std()) {
+            tracing::warn!(pool = %self.config.pools[pool].url, "{line}");
         }
     }
 

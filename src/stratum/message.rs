@@ -26,6 +26,21 @@ use crate::work::rolling::check_extranonce2_size;
 /// or a broken pool.
 pub const MAX_LINE_LEN: usize = 1 << 20;
 
+/// The longest extranonce1 taken from a pool. Pools give 4 to 8 bytes (proxies that split it
+/// further, a few more); it goes into every coinbase with the extranonce2 after it, and the whole
+/// scriptSig has 100 bytes at most (consensus). Longer is refused (subscribe fails; a
+/// `mining.set_extranonce` is ignored).
+pub const MAX_EXTRANONCE1_SIZE: usize = 32;
+
+/// The longest job id taken from a pool. Pools use a few hex digits or a counter; the id is kept
+/// with every live job and echoed in every share, held ones included, so a pool must not make it
+/// megabytes. A notify with a longer one is refused.
+pub const MAX_JOB_ID_LEN: usize = 128;
+
+/// The longest subscription id kept to resume a session with. Pools use 8 to 32 hex digits; a
+/// longer one is not offered back (the session is not resumed, which is harmless).
+pub const MAX_SESSION_ID_LEN: usize = 128;
+
 /// Why a line is not a Stratum message we can use.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -55,6 +70,13 @@ pub enum MessageError {
     },
     #[error("unexpected result for {0}")]
     BadResult(&'static str),
+    #[error("{method}: {field} of {len} bytes is over the {max}-byte limit")]
+    TooLong {
+        method: &'static str,
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// A JSON-RPC id. We send integers; pools echo them, and their own requests may use either.
@@ -162,12 +184,14 @@ pub struct SubscribeResult {
 }
 
 impl SubscribeResult {
-    /// The subscription id to offer when resuming the session after a reconnect.
+    /// The subscription id to offer when resuming the session after a reconnect (none when the
+    /// pool's is over [`MAX_SESSION_ID_LEN`]).
     pub fn session_id(&self) -> Option<&str> {
         self.subscriptions
             .iter()
             .find(|(m, _)| m == "mining.notify")
             .map(|(_, id)| id.as_str())
+            .filter(|id| id.len() <= MAX_SESSION_ID_LEN)
     }
 }
 
@@ -199,6 +223,7 @@ impl Response {
             .as_str()
             .and_then(|s| Vec::<u8>::from_hex(s).ok())
             .ok_or(MessageError::BadResult(WHAT))?;
+        check_extranonce1(&extranonce1, WHAT)?;
         let extranonce2_size = size
             .as_u64()
             .and_then(|s| usize::try_from(s).ok())
@@ -364,13 +389,16 @@ impl Notify {
 
 /// Parse one line (without or with its trailing newline).
 pub fn parse_line(line: &[u8]) -> Result<Message, MessageError> {
+    parse_value(&parse_json(line)?)
+}
+
+/// The JSON value of one line, not yet read as a message (see [`parse_value`]).
+pub fn parse_json(line: &[u8]) -> Result<Value, MessageError> {
     if line.len() > MAX_LINE_LEN {
         return Err(MessageError::LineTooLong(line.len()));
     }
     let text = std::str::from_utf8(line).map_err(|_| MessageError::NotUtf8)?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| MessageError::NotJson(e.to_string()))?;
-    parse_value(&value)
+    serde_json::from_str(text).map_err(|e| MessageError::NotJson(e.to_string()))
 }
 
 /// Parse an already-decoded JSON value.
@@ -431,6 +459,7 @@ fn parse_method(method: &str, obj: &Map<String, Value>) -> Result<ServerMethod, 
             const M: &str = "mining.set_extranonce";
             let en1 = str_at(params, 0, M)?;
             let extranonce1 = Vec::<u8>::from_hex(en1).map_err(|_| field(M, "extranonce1"))?;
+            check_extranonce1(&extranonce1, M)?;
             let size = params
                 .get(1)
                 .and_then(Value::as_u64)
@@ -514,6 +543,14 @@ fn parse_notify(params: &[Value]) -> Result<Notify, MessageError> {
         Value::Number(n) => n.to_string(),
         _ => return Err(bad(M, "job id is not a string")),
     };
+    if job_id.len() > MAX_JOB_ID_LEN {
+        return Err(MessageError::TooLong {
+            method: M,
+            field: "job id",
+            len: job_id.len(),
+            max: MAX_JOB_ID_LEN,
+        });
+    }
     let with = |source| MessageError::BadField { method: M, source };
     let prev_hash = parse_prevhash(str_at(params, 1, M)?).map_err(with)?;
     let coinb1 = Vec::<u8>::from_hex(str_at(params, 2, M)?).map_err(|_| field(M, "coinb1"))?;
@@ -545,6 +582,18 @@ fn parse_notify(params: &[Value]) -> Result<Notify, MessageError> {
         ntime,
         clean,
     })
+}
+
+fn check_extranonce1(extranonce1: &[u8], method: &'static str) -> Result<(), MessageError> {
+    if extranonce1.len() > MAX_EXTRANONCE1_SIZE {
+        return Err(MessageError::TooLong {
+            method,
+            field: "extranonce1",
+            len: extranonce1.len(),
+            max: MAX_EXTRANONCE1_SIZE,
+        });
+    }
+    Ok(())
 }
 
 fn bad(method: &'static str, reason: &'static str) -> MessageError {

@@ -31,6 +31,11 @@
 //!   a share pushed out of the full queue, a connection lost) are buffered and handed out by
 //!   [`Session::take_events`] or with the next [`Session::handle_line`].
 //! - `client.get_version` is answered with our user agent; unknown pool requests with an error.
+//! - A pool line the session cannot use changes nothing and comes back as a [`Refusal`]: what
+//!   the pool sent, why it was refused and what is kept ("pool sent mining.set_difficulty with
+//!   difficulty -3: …; ignored, keeping difficulty 512"). A `mining.configure` answer that cannot
+//!   be used, or grants bits outside the mask asked for, is an [`Event::Refused`] beside the
+//!   mask actually used. The client tells both at a bounded rate ([`super::refusal`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -39,10 +44,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::message::{
-    parse_line, Id, Message, MessageError, Response, ServerMethod, ServerRequest,
+    parse_json, parse_value, Id, Message, MessageError, Response, ServerMethod, ServerRequest,
 };
+use super::refusal::{Refusal, RefusalKind};
 use super::request::{error_reply_line, reply_line, ClientRequest};
 use super::NotifyContext;
+use crate::text::printable_cut;
 use crate::work::job::DEFAULT_NTIME_ROLL;
 use crate::work::{JobError, PreparedJob, Share};
 
@@ -161,6 +168,10 @@ pub enum Event {
     },
     /// `client.show_message`: text for the operator.
     ShowMessage(String),
+    /// A pool answer the session could use only in part or not at all (a `mining.configure`
+    /// result that cannot be read, or a mask with bits outside the one asked for); what it did
+    /// instead comes as its own event. For the operator's log; the work manager needs nothing.
+    Refused(Refusal),
 }
 
 /// Why a line did not advance the session. None of these end the connection by itself.
@@ -177,6 +188,10 @@ pub enum SessionError {
     },
     #[error("mining.notify before the subscribe result")]
     NotSubscribed,
+    /// BIP310: the pool may grant only bits of the mask asked for, and BIP320 leaves only
+    /// [`BIP320_MASK`] to miners.
+    #[error("mask {granted:08x} has bits outside {allowed:08x} (what was asked for, within BIP320's bits)")]
+    MaskOutsideRequested { granted: u32, allowed: u32 },
 }
 
 /// What [`Session::submit`] did with a share.
@@ -513,15 +528,75 @@ impl Session {
     }
 
     /// Feed one line from the pool (without its newline). Returns the events buffered before
-    /// (see [`Session::take_events`]) followed by the line's own. On an error the line changed
-    /// nothing, and the buffered events stay buffered.
-    pub fn handle_line(&mut self, line: &[u8]) -> Result<Vec<Event>, SessionError> {
-        let message = parse_line(line)?;
+    /// (see [`Session::take_events`]) followed by the line's own. A line refused changed
+    /// nothing, and the buffered events stay buffered; the [`Refusal`] says what was refused,
+    /// why, and what the session keeps.
+    pub fn handle_line(&mut self, line: &[u8]) -> Result<Vec<Event>, Refusal> {
+        let value = match parse_json(line) {
+            Ok(v) => v,
+            Err(e) => return Err(unreadable(line, e.into())),
+        };
+        let message = parse_value(&value).map_err(|e| self.refusal(&value, e.into()))?;
         match message {
             Message::Response(r) => self.handle_response(r),
-            Message::Request(r) => self.handle_request(r)?,
+            Message::Request(r) => {
+                if let Err(e) = self.handle_request(r) {
+                    return Err(self.refusal(&value, e));
+                }
+            }
         }
         Ok(self.take_events())
+    }
+
+    /// The refusal of the pool message `value` for `cause`, saying what the session keeps.
+    fn refusal(&self, value: &Value, cause: SessionError) -> Refusal {
+        let Some(method) = value.get("method").and_then(Value::as_str) else {
+            return unreadable(value.to_string().as_bytes(), cause);
+        };
+        let kind = RefusalKind::of_method(method);
+        let empty = Vec::new();
+        let params = match value.get("params") {
+            Some(Value::Array(a)) => a,
+            _ => &empty,
+        };
+        let param = |i: usize| {
+            params
+                .get(i)
+                .map_or_else(|| "nothing".to_owned(), peer_text)
+        };
+        let what = match kind {
+            RefusalKind::Difficulty => format!("{method} with difficulty {}", param(0)),
+            RefusalKind::Job => format!("{method} for job {}", param(0)),
+            RefusalKind::Extranonce => format!(
+                "{method} with extranonce1 {} and extranonce2 size {}",
+                param(0),
+                param(1)
+            ),
+            RefusalKind::VersionMask => format!("{method} with mask {}", param(0)),
+            _ => format!(
+                "{method} with {}",
+                peer_text(value.get("params").unwrap_or(&Value::Null))
+            ),
+        };
+        let kept = match kind {
+            RefusalKind::Difficulty => format!("keeping difficulty {}", self.difficulty),
+            RefusalKind::Job => match self.jobs.back() {
+                Some(j) => format!("still mining job {}", printable_cut(&j.job().id, 40)),
+                None => "no job to mine yet".to_owned(),
+            },
+            RefusalKind::Extranonce => match &self.extranonce {
+                Some(en) => format!(
+                    "keeping extranonce1 {} and extranonce2 size {}",
+                    bitcoin::hex::DisplayHex::to_lower_hex_string(&en.extranonce1[..]),
+                    en.extranonce2_size
+                ),
+                None => "no extranonce yet".to_owned(),
+            },
+            RefusalKind::VersionMask => format!("keeping version mask {:08x}", self.version_mask),
+            RefusalKind::Reconnect => "staying connected".to_owned(),
+            _ => "nothing changed".to_owned(),
+        };
+        refusal(kind, &what, cause, &kept)
     }
 
     fn handle_response(&mut self, r: Response) {
@@ -536,13 +611,24 @@ impl Session {
             Pending::Subscribe => self.on_subscribed(&r),
             Pending::Configure => {
                 // A pool that does not know `mining.configure` answers with an error: no rolling.
+                // An answer without an error that cannot be read is refused: no rolling either.
                 let granted = match r.configure_result() {
-                    Ok(c) if r.error.is_none() => c.version_rolling_mask,
-                    _ => None,
+                    _ if r.error.is_some() => None,
+                    Ok(c) => c.version_rolling_mask,
+                    Err(e) => {
+                        let what = format!("a mining.configure result of {}", peer_text(&r.result));
+                        let kept = "not rolling the version";
+                        let refused = refusal(RefusalKind::VersionMask, &what, e.into(), kept);
+                        self.events.push(Event::Refused(refused));
+                        None
+                    }
                 };
                 // BIP310: the pool's mask is a subset of ours; AND them in case it is not, and
                 // never roll a bit outside BIP320's.
                 let requested = self.config.version_rolling.unwrap_or(0);
+                if let Some(m) = granted {
+                    self.refuse_mask_outside(m, "a mining.configure result granting mask");
+                }
                 let mask = granted
                     .map(|m| m & requested & BIP320_MASK)
                     .filter(|m| *m != 0);
@@ -689,6 +775,7 @@ impl Session {
                 });
             }
             ServerMethod::SetVersionMask(mask) => {
+                self.refuse_mask_outside(mask, "mining.set_version_mask with mask");
                 let requested = self.config.version_rolling.unwrap_or(0);
                 self.version_mask = mask & requested & BIP320_MASK;
                 let mask = Some(self.version_mask).filter(|m| *m != 0);
@@ -724,6 +811,72 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+impl Session {
+    /// A mask granted with bits outside what was asked for (BIP310) or outside BIP320's: those
+    /// bits are not rolled, and the operator is told (`what` names the message).
+    fn refuse_mask_outside(&mut self, granted: u32, what: &str) {
+        let allowed = self.config.version_rolling.unwrap_or(0) & BIP320_MASK;
+        if granted & !allowed == 0 {
+            return;
+        }
+        let used = granted & allowed;
+        let cause = SessionError::MaskOutsideRequested { granted, allowed };
+        let what = format!("{what} {granted:08x}");
+        let kept = format!("rolling only {used:08x}");
+        let refused = refusal(RefusalKind::VersionMask, &what, cause, &kept);
+        self.events.push(Event::Refused(refused));
+    }
+}
+
+/// How much of one piece of peer text a refusal shows.
+const PEER_TEXT_MAX: usize = 80;
+
+/// A value the pool sent, as a refusal shows it: its JSON text (a string without its quotes),
+/// printable and cut short.
+fn peer_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => printable_cut(s, PEER_TEXT_MAX),
+        other => printable_cut(&other.to_string(), PEER_TEXT_MAX),
+    }
+}
+
+/// The operator's line for a refused message (see [`Refusal`]).
+fn refusal(kind: RefusalKind, what: &str, cause: SessionError, kept: &str) -> Refusal {
+    let why = match &cause {
+        // The method is in `what` already.
+        SessionError::Message(MessageError::BadParams { reason, .. }) => (*reason).to_owned(),
+        SessionError::Message(MessageError::BadField { source, .. }) => source.to_string(),
+        SessionError::Message(MessageError::TooLong {
+            field, len, max, ..
+        }) => format!("{field} of {len} bytes is over the {max}-byte limit"),
+        SessionError::BadJob { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    // Peer text in `why` too (a serde message quoting the input): printable all of it.
+    let text = crate::text::printable(&format!("pool sent {what}: {why}; ignored, {kept}"));
+    Refusal { kind, cause, text }
+}
+
+/// A line that is not a Stratum message at all (`line`: what of it can be shown, if anything).
+pub(crate) fn unreadable(line: &[u8], cause: SessionError) -> Refusal {
+    let why = match &cause {
+        SessionError::Message(m) => m.to_string(),
+        other => other.to_string(),
+    };
+    let shown = match printable_cut(&String::from_utf8_lossy(line), PEER_TEXT_MAX) {
+        s if s.is_empty() => String::new(),
+        s => format!(": {s}"),
+    };
+    let text = crate::text::printable(&format!(
+        "pool sent a line that is not a Stratum message ({why}){shown}; ignored"
+    ));
+    Refusal {
+        kind: RefusalKind::Unreadable,
+        cause,
+        text,
     }
 }
 
@@ -1112,7 +1265,7 @@ mod tests {
     #[test]
     fn only_bip320_bits_are_rolled_whatever_the_pool_grants() {
         let mut config = SessionConfig::new("w", "x");
-        // Even a miner configured to ask for every bit rolls only BIP320's.
+        // Even a miner configured to ask for every bit rolls only BIP320's (and says so).
         config.version_rolling = Some(0xffff_ffff);
         let mut s = Session::new(config);
         s.connection_opened();
@@ -1125,9 +1278,12 @@ mod tests {
         assert!(
             matches!(
                 ev[..],
-                [Event::VersionRolling {
-                    mask: Some(BIP320_MASK)
-                }]
+                [
+                    Event::Refused(_),
+                    Event::VersionRolling {
+                        mask: Some(BIP320_MASK)
+                    }
+                ]
             ),
             "{ev:?}"
         );
@@ -1139,9 +1295,12 @@ mod tests {
         assert!(
             matches!(
                 ev[..],
-                [Event::VersionRolling {
-                    mask: Some(BIP320_MASK)
-                }]
+                [
+                    Event::Refused(_),
+                    Event::VersionRolling {
+                        mask: Some(BIP320_MASK)
+                    }
+                ]
             ),
             "{ev:?}"
         );
@@ -1151,7 +1310,10 @@ mod tests {
             r#"{"id":null,"method":"mining.set_version_mask","params":["e0000001"]}"#,
         );
         assert!(
-            matches!(ev[..], [Event::VersionRolling { mask: None }]),
+            matches!(
+                ev[..],
+                [Event::Refused(_), Event::VersionRolling { mask: None }]
+            ),
             "{ev:?}"
         );
         assert_eq!(s.version_mask(), 0);
@@ -1381,7 +1543,8 @@ mod tests {
         // Notify before subscribe: an error, not a panic.
         assert_eq!(
             s.handle_line(notify_line("a", true).as_bytes())
-                .unwrap_err(),
+                .unwrap_err()
+                .cause,
             SessionError::NotSubscribed
         );
         s.connection_opened();
@@ -1391,6 +1554,300 @@ mod tests {
         assert!(s.handle_line(b"garbage").is_err());
         // Answers to unknown ids are ignored.
         assert!(reply(&mut s, &json!(999), "true").is_empty());
+    }
+
+    /// The refusal of `line`, which must change nothing the miner sees.
+    fn refused(s: &mut Session, line: &str) -> Refusal {
+        let before = (
+            s.difficulty(),
+            s.version_mask(),
+            s.extranonce1().map(<[u8]>::to_vec),
+        );
+        let jobs = s.jobs.len();
+        let r = s.handle_line(line.as_bytes()).expect_err(line);
+        let after = (
+            s.difficulty(),
+            s.version_mask(),
+            s.extranonce1().map(<[u8]>::to_vec),
+        );
+        assert_eq!(before, after, "{line} changed the session");
+        assert_eq!(jobs, s.jobs.len(), "{line} changed the jobs");
+        r
+    }
+
+    #[test]
+    fn each_refused_message_says_what_was_wrong_and_what_is_kept() {
+        let mut s = ready();
+        feed(&mut s, &notify_line("bf", false));
+        feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.set_difficulty","params":[512]}"#,
+        );
+        let mut deep: Value = serde_json::from_str(&notify_line("deep", false)).unwrap();
+        deep["params"][4] = json!(vec!["00".repeat(32); 33]);
+        let deep_notify = deep.to_string();
+        let cases: [(&str, _, _, _); 9] = [
+            (
+                r#"{"id":null,"method":"mining.set_difficulty","params":[-3]}"#,
+                RefusalKind::Difficulty,
+                "pool sent mining.set_difficulty with difficulty -3: share difficulty: ",
+                "; ignored, keeping difficulty 512",
+            ),
+            (
+                r#"{"id":null,"method":"mining.set_difficulty","params":["lots"]}"#,
+                RefusalKind::Difficulty,
+                "pool sent mining.set_difficulty with difficulty lots: expected a number",
+                "; ignored, keeping difficulty 512",
+            ),
+            (
+                r#"{"id":null,"method":"mining.notify","params":["j2","00",[],"",[],"x","y","z",true]}"#,
+                RefusalKind::Job,
+                "pool sent mining.notify for job j2: prevhash has 1 bytes, expected 32",
+                "; ignored, still mining job bf",
+            ),
+            (
+                &deep_notify,
+                RefusalKind::Job,
+                "pool sent mining.notify for job deep: merkle branch of 33 levels is deeper than any block",
+                "; ignored, still mining job bf",
+            ),
+            (
+                r#"{"id":null,"method":"mining.set_extranonce","params":["0g", 4]}"#,
+                RefusalKind::Extranonce,
+                "pool sent mining.set_extranonce with extranonce1 0g and extranonce2 size 4: extranonce1 is not valid hex",
+                "; ignored, keeping extranonce1 08000002 and extranonce2 size 4",
+            ),
+            (
+                r#"{"id":null,"method":"mining.set_extranonce","params":["01", 99]}"#,
+                RefusalKind::Extranonce,
+                "pool sent mining.set_extranonce with extranonce1 01 and extranonce2 size 99: extranonce2 size 99 is outside 1..=8",
+                "; ignored, keeping extranonce1 08000002 and extranonce2 size 4",
+            ),
+            (
+                r#"{"id":null,"method":"mining.set_version_mask","params":["1fffe00"]}"#,
+                RefusalKind::VersionMask,
+                "pool sent mining.set_version_mask with mask 1fffe00: version mask has 3 bytes, expected 4",
+                "; ignored, keeping version mask 00000000",
+            ),
+            (
+                r#"{"id":null,"method":"client.reconnect","params":["h", 0]}"#,
+                RefusalKind::Reconnect,
+                "pool sent client.reconnect with [\"h\",0]: port is not a TCP port",
+                "; ignored, staying connected",
+            ),
+            (
+                "not json",
+                RefusalKind::Unreadable,
+                "pool sent a line that is not a Stratum message (not JSON: ",
+                "): not json; ignored",
+            ),
+        ];
+        for (line, kind, starts, ends) in cases {
+            let r = refused(&mut s, line);
+            assert_eq!(r.kind, kind, "{line}");
+            assert!(r.text.starts_with(starts), "{line}: {}", r.text);
+            assert!(r.text.ends_with(ends), "{line}: {}", r.text);
+            assert_eq!(r.to_string(), r.text);
+        }
+    }
+
+    #[test]
+    fn peer_text_in_a_refusal_is_printable_and_short() {
+        let mut s = ready();
+        let evil = format!("\u{1b}[2J\u{7}{}", "x".repeat(10_000));
+        let line = json!({"id": null, "method": "mining.set_difficulty", "params": [evil]});
+        let r = refused(&mut s, &line.to_string());
+        assert!(!r.text.chars().any(char::is_control), "{}", r.text);
+        assert!(r.text.contains("difficulty ?[2J?xxx"), "{}", r.text);
+        assert!(r.text.chars().count() < 300, "{}", r.text);
+        let r = refused(&mut s, &format!("{{\"id\": \u{1b}{}", "y".repeat(5000)));
+        assert_eq!(r.kind, RefusalKind::Unreadable);
+        assert!(!r.text.chars().any(char::is_control), "{}", r.text);
+        assert!(r.text.chars().count() < 300, "{}", r.text);
+    }
+
+    #[test]
+    fn version_masks_outside_what_was_asked_are_told() {
+        // mining.configure granting more than BIP320's bits: only those are rolled, and said.
+        let mut s = Session::new(SessionConfig::new("w", "x"));
+        s.connection_opened();
+        let out = sent(&mut s);
+        assert_eq!(out[1]["method"], "mining.configure");
+        let ev = reply(
+            &mut s,
+            &out[1]["id"],
+            r#"{"version-rolling":true,"version-rolling.mask":"ffffffff"}"#,
+        );
+        match &ev[..] {
+            [Event::Refused(r), Event::VersionRolling {
+                mask: Some(0x1fff_e000),
+            }] => {
+                assert_eq!(r.kind, RefusalKind::VersionMask);
+                assert_eq!(
+                    r.text,
+                    "pool sent a mining.configure result granting mask ffffffff: mask ffffffff has bits outside 1fffe000 (what was asked for, within BIP320's bits); ignored, rolling only 1fffe000"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A result that cannot be read: no rolling, and said.
+        let mut s = Session::new(SessionConfig::new("w", "x"));
+        s.connection_opened();
+        let out = sent(&mut s);
+        let ev = reply(
+            &mut s,
+            &out[1]["id"],
+            r#"{"version-rolling":true,"version-rolling.mask":"zz"}"#,
+        );
+        match &ev[..] {
+            [Event::Refused(r), Event::VersionRolling { mask: None }] => {
+                assert_eq!(r.kind, RefusalKind::VersionMask);
+                assert!(
+                    r.text.ends_with("; ignored, not rolling the version"),
+                    "{}",
+                    r.text
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A pool that does not know mining.configure (an error) is no refusal.
+        let mut s = Session::new(SessionConfig::new("w", "x"));
+        s.connection_opened();
+        let out = sent(&mut s);
+        let id = &out[1]["id"];
+        let ev = feed(
+            &mut s,
+            &format!(r#"{{"id":{id},"result":null,"error":[20,"unknown method",null]}}"#),
+        );
+        assert!(
+            matches!(ev[..], [Event::VersionRolling { mask: None }]),
+            "{ev:?}"
+        );
+        // mining.set_version_mask outside the mask asked for: the part inside is used.
+        let mut s = ready_with_rolling();
+        let ev = feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.set_version_mask","params":["e0000000"]}"#,
+        );
+        match &ev[..] {
+            [Event::Refused(r), Event::VersionRolling { mask: None }] => {
+                assert!(
+                    r.text
+                        .contains("mining.set_version_mask with mask e0000000"),
+                    "{}",
+                    r.text
+                );
+                assert!(r.text.ends_with("rolling only 00000000"), "{}", r.text);
+            }
+            other => panic!("{other:?}"),
+        }
+        let ev = feed(
+            &mut s,
+            r#"{"id":null,"method":"mining.set_version_mask","params":["00ffe000"]}"#,
+        );
+        assert!(
+            matches!(
+                ev[..],
+                [Event::VersionRolling {
+                    mask: Some(0x00ff_e000)
+                }]
+            ),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn what_a_pool_names_is_bounded() {
+        use crate::stratum::{MAX_EXTRANONCE1_SIZE, MAX_JOB_ID_LEN, MAX_SESSION_ID_LEN};
+        // extranonce1: at the limit it is taken; over it the subscribe fails.
+        for (len, ok) in [
+            (MAX_EXTRANONCE1_SIZE, true),
+            (MAX_EXTRANONCE1_SIZE + 1, false),
+        ] {
+            let mut s = Session::new(SessionConfig::new("w", "x"));
+            s.connection_opened();
+            let out = sent(&mut s);
+            let result = json!([[["mining.notify", "s"]], "ab".repeat(len), 4]).to_string();
+            let ev = reply(&mut s, &out[0]["id"], &result);
+            match (&ev[..], ok) {
+                ([Event::Subscribed { extranonce1, .. }], true) => {
+                    assert_eq!(extranonce1.len(), len)
+                }
+                ([Event::SubscribeFailed { reason }], false) => {
+                    assert!(reason.contains("over the 32-byte limit"), "{reason}")
+                }
+                (other, _) => panic!("{len}: {other:?}"),
+            }
+        }
+        // ... and a mining.set_extranonce over it is refused, the extranonce kept.
+        let mut s = ready();
+        let line = json!({"id": null, "method": "mining.set_extranonce",
+                          "params": ["ab".repeat(MAX_EXTRANONCE1_SIZE + 1), 4]});
+        let r = refused(&mut s, &line.to_string());
+        assert_eq!(r.kind, RefusalKind::Extranonce);
+        assert!(
+            r.text
+                .contains("extranonce1 of 33 bytes is over the 32-byte limit"),
+            "{}",
+            r.text
+        );
+        let line = json!({"id": null, "method": "mining.set_extranonce",
+                          "params": ["ab".repeat(MAX_EXTRANONCE1_SIZE), 4]});
+        feed(&mut s, &line.to_string());
+        assert_eq!(s.extranonce1().map(<[u8]>::len), Some(MAX_EXTRANONCE1_SIZE));
+
+        // Job ids: held with every live job and echoed in every share.
+        let mut s = ready();
+        let at_limit = "j".repeat(MAX_JOB_ID_LEN);
+        new_job(&feed(&mut s, &notify_line(&at_limit, false)));
+        assert!(s.is_job_live(&at_limit));
+        let over = "j".repeat(MAX_JOB_ID_LEN + 1);
+        let r = refused(&mut s, &notify_line(&over, false));
+        assert_eq!(r.kind, RefusalKind::Job);
+        assert!(
+            r.text
+                .contains("job id of 129 bytes is over the 128-byte limit"),
+            "{}",
+            r.text
+        );
+        assert!(!s.is_job_live(&over));
+
+        // Subscription ids: offered back on reconnect only when short.
+        for (len, kept) in [(MAX_SESSION_ID_LEN, true), (MAX_SESSION_ID_LEN + 1, false)] {
+            let mut s = Session::new(SessionConfig::new("w", "x"));
+            s.connection_opened();
+            let out = sent(&mut s);
+            let id = "5".repeat(len);
+            let result = json!([[["mining.notify", id]], "08000002", 4]).to_string();
+            reply(&mut s, &out[0]["id"], &result);
+            assert_eq!(s.session_id().is_some(), kept, "{len}");
+            s.connection_lost();
+            s.connection_opened();
+            let resume = &sent(&mut s)[0]["params"];
+            assert_eq!(
+                resume.as_array().map(Vec::len),
+                Some(1 + usize::from(kept)),
+                "{resume}"
+            );
+        }
+    }
+
+    /// [`ready`], with BIP320 version rolling granted.
+    fn ready_with_rolling() -> Session {
+        let mut s = Session::new(SessionConfig::new("w", "x"));
+        s.connection_opened();
+        let out = sent(&mut s);
+        reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
+        reply(
+            &mut s,
+            &out[1]["id"],
+            r#"{"version-rolling":true,"version-rolling.mask":"1fffe000"}"#,
+        );
+        let out = sent(&mut s);
+        reply(&mut s, &out[0]["id"], "true");
+        assert!(s.is_ready());
+        assert_eq!(s.version_mask(), BIP320_MASK);
+        s
     }
 
     #[test]

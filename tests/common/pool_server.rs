@@ -154,6 +154,12 @@ impl TestPool {
         id
     }
 
+    /// Send `lines` to every connection as they are (a newline is added after the last): a
+    /// malicious pool's bytes, or many lines in one write.
+    pub fn send_raw(&self, lines: &str) {
+        let _ = self.lines.send(lines.to_owned());
+    }
+
     pub fn submits(&self) -> Vec<Submit> {
         self.lock().submits.clone()
     }
