@@ -91,6 +91,42 @@ fn every_recorded_template_parses_and_its_witness_commitment_is_rebuilt_from_the
 }
 
 #[test]
+fn a_witness_commitment_that_is_not_bip141s_is_refused_and_signed_versions_are_read() {
+    let v = read_json("gbt/p2poolv2_signet_gbt_with_transactions.json");
+    let mut raw = v["template"].clone();
+    assert!(BlockTemplate::from_gbt(&raw).is_ok());
+    // One commitment byte changed: every block mined on it would be invalid.
+    let good = raw["default_witness_commitment"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bad = good.clone();
+    let last = if bad.ends_with('0') { "1" } else { "0" };
+    bad.replace_range(bad.len() - 1.., last);
+    raw["default_witness_commitment"] = bad.clone().into();
+    let e = BlockTemplate::from_gbt(&raw).unwrap_err().to_string();
+    assert!(
+        e.contains("default_witness_commitment") && e.contains(&bad) && e.contains(&good),
+        "{e}"
+    );
+    // Bytes after the 38 BIP141 fixes are allowed.
+    raw["default_witness_commitment"] = format!("{good}00").into();
+    assert!(BlockTemplate::from_gbt(&raw).is_ok());
+
+    // Bitcoin Core writes a version with the top bit set as a negative number.
+    raw["default_witness_commitment"] = good.into();
+    raw["version"] = (-536_870_912i64 - 1_073_741_824).into();
+    let t = BlockTemplate::from_gbt(&raw).unwrap();
+    assert_eq!(t.version.to_consensus() as u32, 0xa000_0000);
+    raw["version"] = 0xa000_0000u32.into();
+    assert_eq!(BlockTemplate::from_gbt(&raw).unwrap().version, t.version);
+    let again = BlockTemplate::from_gbt(&t.to_gbt()).unwrap();
+    assert_eq!(again.version, t.version);
+    raw["version"] = (1u64 << 32).into();
+    assert!(BlockTemplate::from_gbt(&raw).is_err());
+}
+
+#[test]
 fn merkle_branches_match_the_notifies_ckpool_made_from_the_same_templates() {
     let mut checked = 0;
     for name in gbt_files().into_iter().filter(|n| n.starts_with("ckpool")) {
@@ -407,6 +443,10 @@ fn tiny_tx() -> String {
 fn with_transactions(good: &Value, count: usize, data: &str) -> Value {
     let mut t = good.clone();
     t["transactions"] = Value::Array(vec![serde_json::json!({ "data": data }); count]);
+    // The node's commitment was for its own transactions: let the template compute it.
+    if let Some(o) = t.as_object_mut() {
+        o.remove("default_witness_commitment");
+    }
     t
 }
 

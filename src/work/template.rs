@@ -141,10 +141,18 @@ impl BlockTemplate {
     /// decoded. Checks every transaction's txid (and wtxid, when the node gives `hash`) against
     /// its data, so a corrupt template is refused before mining.
     pub fn from_gbt_on(v: &serde_json::Value, network: Network) -> Result<Self, TemplateError> {
-        let version = field_u64(v, "version")?;
-        let version = Version::from_consensus(
-            u32::try_from(version).map_err(|_| invalid("version", "above 2^32"))? as i32,
-        );
+        // Bitcoin Core writes the version as a signed 32-bit number (negative from 2^31 up);
+        // other nodes write it unsigned. Both are the same 32 bits.
+        let version = field(v, "version")?;
+        let version = version
+            .as_i64()
+            .and_then(|n| {
+                i32::try_from(n)
+                    .ok()
+                    .or_else(|| u32::try_from(n).ok().map(|u| u as i32))
+            })
+            .map(Version::from_consensus)
+            .ok_or_else(|| invalid("version", "not a 32-bit integer"))?;
         let prev_hash: BlockHash = field_str(v, "previousblockhash")?
             .parse()
             .map_err(|e| invalid("previousblockhash", e))?;
@@ -221,6 +229,9 @@ impl BlockTemplate {
         let mut transactions = Vec::with_capacity(list.len());
         for (index, t) in list.iter().enumerate() {
             transactions.push(parse_template_tx(index, t)?);
+        }
+        if segwit {
+            check_witness_commitment(default_witness_commitment.as_ref(), &transactions)?;
         }
         let longpoll_id = v
             .get("longpollid")
@@ -646,6 +657,31 @@ pub fn witness_commitment(
     let leaves = std::iter::once([0u8; 32]).chain(wtxids.into_iter().map(|w| w.to_byte_array()));
     let root = merkle_root(leaves).expect("the coinbase is always a leaf");
     hash_pair(&root, reserved_value)
+}
+
+/// A node's `default_witness_commitment` must be BIP141's commitment to the template's
+/// transactions: a wrong one would make every block mined on the template invalid (the fuzz
+/// target found the decoder trusting it). Bytes after the 38 that BIP141 fixes are allowed.
+fn check_witness_commitment(
+    given: Option<&ScriptBuf>,
+    transactions: &[TemplateTx],
+) -> Result<(), TemplateError> {
+    let Some(given) = given else {
+        return Ok(());
+    };
+    let expected = witness_commitment_script(transactions.iter().map(|t| t.wtxid));
+    let given = given.as_bytes();
+    if given.len() >= 38 && given[..38] == expected.as_bytes()[..] {
+        return Ok(());
+    }
+    Err(TemplateError::Invalid {
+        field: "default_witness_commitment",
+        why: format!(
+            "{} is not BIP141's commitment to the template's transactions ({}); refusing a template whose blocks would be invalid",
+            given.to_lower_hex_string(),
+            expected.as_bytes().to_lower_hex_string()
+        ),
+    })
 }
 
 /// The witness commitment a coinbase carries: its last output starting with BIP141's header.
