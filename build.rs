@@ -123,6 +123,12 @@ fn main() {
 /// ones if `lab`.
 fn generate_all(path: &Path, out_dir: &Path, lab: bool) -> Result<(), String> {
     let src = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut names: Vec<String> = SHIPPED.iter().chain(&LAB).map(|k| k.to_string()).collect();
+    names.sort();
+    names.dedup();
+    if names.len() != SHIPPED.len() + LAB.len() {
+        return Err("build.rs: a kernel variant is listed twice in SHIPPED and LAB".into());
+    }
     let built = SHIPPED
         .iter()
         .map(|k| (*k, false))
