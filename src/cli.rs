@@ -210,9 +210,9 @@ pub struct GpuArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub gpu_nonces_per_thread: Option<u32>,
     /// GPU kernel: x1 (the plain kernel, the default on all but NVIDIA) or m4 (most additions
-    /// written as multiply-adds by a runtime 1, for NVIDIA's FMA pipe; NVIDIA's default). Builds
-    /// with `--features kernel-lab` add the variants measured slower (x2, m1..m3, m1x2..m4x2) and the
-    /// probes (x1-rotshift, x2-rotshift).
+    /// written as multiply-adds by a runtime 1, for NVIDIA's FMA pipe; NVIDIA's default).
+    /// Builds with `--features kernel-lab` add the variants measured slower (x2, m1..m3,
+    /// m1x2..m4x2) and the probes (x1-rotshift, x2-rotshift).
     #[arg(long, value_name = "NAME", value_parser = parse_kernel)]
     pub gpu_kernel: Option<wgminer::backend::gpu::KernelShape>,
 }
