@@ -1,13 +1,15 @@
-//! GPU hashing throughput per kernel (x1, x2, m1..m4, m1x2..m4x2): one `scan` call over a
-//! difficulty-1 unit on the first GPU adapter (lavapipe where there is no GPU), counted in
-//! hashes. Skipped, with a note, when wgpu finds no adapter.
+//! GPU hashing throughput per kernel this build carries (the shipped x1 and m4; with
+//! `--features kernel-lab` also x2, m1..m3, m1x2..m4x2 and the rotshift probes): one `scan`
+//! call over a difficulty-1 unit on the first GPU adapter (lavapipe where there is no GPU),
+//! counted in hashes. Skipped, with a note, when wgpu finds no adapter.
 //!
-//! `cargo bench --bench gpu_scan`; results are recorded in BENCHMARKS.md.
+//! `cargo bench --bench gpu_scan [--features kernel-lab]`; results are recorded in
+//! BENCHMARKS.md.
 
 use std::sync::atomic::AtomicBool;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wgminer::backend::gpu::{GpuBackend, GpuOptions, KernelShape};
+use wgminer::backend::gpu::{GpuBackend, GpuOptions, KERNELS};
 use wgminer::backend::Backend;
 use wgminer::pow::DIFF1_TARGET;
 use wgminer::work::{NonceRange, WorkUnit};
@@ -15,7 +17,7 @@ use wgminer::work::{NonceRange, WorkUnit};
 fn gpu_scan(c: &mut Criterion) {
     let mut group = c.benchmark_group("gpu_scan");
     group.sample_size(10);
-    for kernel in KernelShape::ALL {
+    for kernel in KERNELS.iter().map(|k| k.shape) {
         let mut gpu = match GpuBackend::first_available(GpuOptions {
             kernel,
             ..GpuOptions::default()

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use crate::{sha256, Probe};
+use crate::sha256;
+use crate::shape::{MadLevel, Probe};
 
 /// Which additions of the hot path are written as the multiply-add `x * one + y`, where `one` is
 /// a runtime 1 (`rows[ri].knobs.x`, always 1 on the host) that no compiler can fold. On NVIDIA
@@ -32,51 +33,25 @@ impl Mad {
     }
 }
 
-/// The multiply-add variants, each written to its own module `<template>_<name>.wgsl` (the
-/// names match `KernelShape` on the host).
-pub const MAD_VARIANTS: [(&str, Mad); 4] = [
-    // One of T1's four additions.
-    (
-        "m1",
-        Mad {
-            t1: 1,
-            e: false,
-            t2: 0,
-            sched: 0,
-        },
-    ),
-    // m1, and one of the new a's two additions.
-    (
-        "m2",
-        Mad {
-            t1: 1,
-            e: false,
-            t2: 1,
-            sched: 0,
-        },
-    ),
-    // m2, and one of each message word's three additions.
-    (
-        "m3",
-        Mad {
-            t1: 1,
-            e: false,
-            t2: 1,
-            sched: 1,
-        },
-    ),
-    // Every addition of the rounds and the schedule that involves a computed per-nonce term:
-    // only h + K + W of T1 (and W[t-16] of a message word) stay additions.
-    (
-        "m4",
-        Mad {
-            t1: 2,
-            e: true,
-            t2: 2,
-            sched: 3,
-        },
-    ),
-];
+impl Mad {
+    /// The additions each level of `MadLevel` writes as multiply-adds (measured on an H100:
+    /// BENCHMARKS.md, "Kernel variants").
+    pub fn for_level(level: MadLevel) -> Mad {
+        let (t1, e, t2, sched) = match level {
+            MadLevel::None => (0, false, 0, 0),
+            // One of T1's four additions.
+            MadLevel::M1 => (1, false, 0, 0),
+            // m1, and one of the new a's two additions.
+            MadLevel::M2 => (1, false, 1, 0),
+            // m2, and one of each message word's three additions.
+            MadLevel::M3 => (1, false, 1, 1),
+            // Every addition of the rounds and the schedule that involves a computed per-nonce
+            // term: only h + K + W of T1 (and W[t-16] of a message word) stay additions.
+            MadLevel::M4 => (2, true, 2, 3),
+        };
+        Mad { t1, e, t2, sched }
+    }
+}
 
 /// A 32-bit value as the generator sees it.
 #[derive(Clone, Debug, PartialEq)]

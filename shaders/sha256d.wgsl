@@ -2,22 +2,23 @@
 //
 // build.rs replaces each generate-marker line (see MARKER in build.rs) with straight-line
 // code (every round unrolled, K constants inlined, constant message words folded away,
-// row-invariant values hoisted above the nonce loop) and validates the result with naga. The expanded kernel is
-// written to OUT_DIR/sha256d.wgsl; read that file to see what the GPU runs.
+// row-invariant values hoisted above the nonce loop) and validates the result with naga. Each
+// kernel variant is written to OUT_DIR/sha256d_<name>.wgsl (sha256d_x1.wgsl, sha256d_m4.wgsl,
+// ...); read those files to see what the GPU runs. The variants are listed once, in build.rs.
 //
 // One dispatch covers up to MAX_ROWS rows; a row is a run of nonces of one work unit, with
 // everything that does not depend on the nonce precomputed on the host (see `Row`). The grid is
 // (x: workgroups along the row, y: row). Each invocation hashes NPT consecutive nonces.
 //
-// Two entry points, the same search in two shapes (the host picks one, `--gpu-kernel`):
-//   search     (x1): one nonce per loop iteration;
-//   search_x2  (x2): two nonces per loop iteration, as two independent SHA-256d chains whose
-//                    lines are interleaved, for more instruction-level parallelism per thread.
+// Two entry points, the same search in two loop shapes; a variant's module keeps only its own
+// (see LANES_MARKER in build.rs):
+//   search     (x1, m1..m4): one nonce per loop iteration;
+//   search_x2  (x2, m1x2..m4x2): two nonces per loop iteration, as two independent SHA-256d
+//                    chains whose lines are interleaved, for more instruction-level parallelism.
 //
-// build.rs also writes the multiply-add variants sha256d_m1.wgsl .. sha256d_m4.wgsl from this
-// template: the same entry points with some additions written `x * one + y` (`one` being
-// knobs.x of the row, always 1), so that NVIDIA compilers emit IMAD on the FMA pipe for them
-// instead of IADD3 on the integer ALU pipe. Same hashes, different instruction mix.
+// The multiply-add variants (m1..m4) write some additions `x * one + y` (`one` being knobs.x of
+// the row, always 1), so that NVIDIA compilers emit IMAD on the FMA pipe for them instead of
+// IADD3 on the integer ALU pipe. Same hashes, different instruction mix.
 //
 // Early exit: the second hash stops once round 60's `e` is known, because the last state word
 // H7 = IV7 + e(after round 60). Only a nonce whose byte-swapped H7 is at or below target limb 7
@@ -104,6 +105,7 @@ fn record(row: u32, nonce: u32) {
     }
 }
 
+//@lanes x1
 @compute @workgroup_size(WG)
 fn search(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let ri = wid.y;
@@ -142,6 +144,9 @@ fn search(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
     }
 }
 
+//@lanes all
+
+//@lanes x2
 // x2: nonces k and k + 1 of the invocation in one iteration. The second of an odd count is
 // hashed but never reported.
 @compute @workgroup_size(WG)
@@ -188,3 +193,4 @@ fn search_x2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
         }
     }
 }
+//@lanes all

@@ -209,9 +209,10 @@ pub struct GpuArgs {
     /// Nonces each GPU invocation hashes.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub gpu_nonces_per_thread: Option<u32>,
-    /// GPU kernel: x1 (one nonce per loop iteration, the default) or x2 (two interleaved
-    /// nonces per iteration); m1, m2, m3, m4 (x1 with more and more additions written as
-    /// multiply-adds by a runtime 1, for NVIDIA's FMA pipe) and m1x2 .. m4x2 (the same with x2).
+    /// GPU kernel: x1 (the plain kernel, the default on all but NVIDIA) or m4 (most additions
+    /// written as multiply-adds by a runtime 1, for NVIDIA's FMA pipe; NVIDIA's default).
+    /// Builds with `--features kernel-lab` add the variants measured slower (x2, m1..m3,
+    /// m1x2..m4x2) and the probes (x1-rotshift, x2-rotshift).
     #[arg(long, value_name = "NAME", value_parser = parse_kernel)]
     pub gpu_kernel: Option<wgminer::backend::gpu::KernelShape>,
 }
@@ -331,15 +332,10 @@ pub(crate) fn parse_difficulty(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A kernel this build carries; a lab variant in a build without `kernel-lab` is refused with
+/// the feature named.
 pub(crate) fn parse_kernel(s: &str) -> Result<wgminer::backend::gpu::KernelShape, String> {
-    use wgminer::backend::gpu::KernelShape;
-    KernelShape::from_name(s).ok_or_else(|| {
-        let names: Vec<_> = KernelShape::ALL.iter().map(|k| k.name()).collect();
-        format!(
-            "unknown GPU kernel '{s}' (expected one of: {})",
-            names.join(", ")
-        )
-    })
+    wgminer::backend::gpu::kernel::parse(s).map_err(|e| e.to_string())
 }
 
 pub(crate) fn parse_path(s: &str) -> Result<wgminer::pow::ScanPath, String> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use wgminer::backend::gpu::{kernel, GpuBackend, GpuTuning};
+use wgminer::backend::gpu::{GpuBackend, GpuTuning};
 use wgminer::backend::Backend;
 use wgminer::bench::{self, format_rate, BenchResult, RateSample};
 
@@ -39,12 +39,11 @@ pub fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
         Inventory::scan()?
     };
     let devices = inventory.select(args.backend, &args.select)?;
-    if let Some(probe) = kernel::PROBE {
+    if let Some(probe) = args.gpu.gpu_kernel.and_then(|k| k.probe.suffix()) {
         if devices.iter().any(|d| matches!(d, Device::Gpu(_))) {
             tracing::warn!(
-                "this binary's GPU kernel is the '{probe}' PROBE (WGMINER_KERNEL_PROBE at build \
-                 time): its hashes are wrong on purpose, hits are hardware errors, only the rate \
-                 means anything"
+                "the GPU kernel is the '{probe}' PROBE: its hashes are wrong on purpose, hits \
+                 are hardware errors, only the rate means anything"
             );
         }
     }
@@ -251,7 +250,7 @@ fn bench_text(results: &[Measured], json: bool) -> String {
                     "hashes": r.hashes, "seconds": r.seconds, "hashes_per_second": r.hashes_per_second,
                     "hits": r.hits, "hardware_errors": r.hardware_errors,
                     "kernel": m.gpu.map(|g| g.kernel),
-                    "kernel_probe": m.gpu.and(kernel::PROBE),
+                    "kernel_probe": m.gpu.and_then(|g| g.kernel.probe.suffix()),
                     "workgroup_size": m.gpu.map(|g| g.workgroup_size),
                     "nonces_per_thread": m.gpu.map(|g| g.nonces_per_thread),
                     "dispatch_nonces": m.gpu.map(|g| g.dispatch_nonces),
@@ -285,10 +284,7 @@ fn bench_text(results: &[Measured], json: bool) -> String {
         let r = &m.result;
         let (kernel_name, geometry, dispatch) = match m.gpu {
             Some(g) => (
-                match kernel::PROBE {
-                    Some(probe) => format!("{}+{probe}", g.kernel),
-                    None => g.kernel.to_string(),
-                },
+                g.kernel.to_string(),
                 format!("{} x {}", g.workgroup_size, g.nonces_per_thread),
                 g.dispatch_nonces.to_string(),
             ),

@@ -340,7 +340,7 @@ pub fn effective(args: &MineArgs, level: &str) -> String {
         allow_software: Some(args.select.allow_software),
         threads: args.cpu.threads.map(Threads),
         cpu_path: args.cpu.cpu_path.map(|p| CpuPath(p.name().to_owned())),
-        gpu_kernel: args.gpu.gpu_kernel.map(|k| GpuKernel(k.name().to_owned())),
+        gpu_kernel: args.gpu.gpu_kernel.map(|k| GpuKernel(k.to_string())),
         gpu_workgroup_size: args.gpu.gpu_workgroup_size.map(LaunchSize),
         gpu_nonces_per_thread: args.gpu.gpu_nonces_per_thread.map(LaunchSize),
     };

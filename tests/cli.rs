@@ -63,6 +63,7 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
         &["bench", "--seconds", "soon"],
         &["bench", "--backend", "fpga"],
         &["bench", "--cpu-path", "sse9"],
+        &["bench", "--gpu-kernel", "x9"],
         &["bench", "--frobnicate"],
         &["no-such-command"],
     ] {
@@ -123,5 +124,33 @@ fn a_closed_stdout_ends_devices_bench_and_config_cleanly() {
         assert!(out.status.success(), "{args}: {:?} {err}", out.status);
         assert!(!err.contains("panicked"), "{args}: {err}");
         assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    }
+}
+
+/// A lab kernel in a build without the feature is refused before any device opens, naming the
+/// feature and the kernels that ship; with the feature it parses.
+#[test]
+fn lab_kernels_need_the_feature() {
+    let out = wgminer(&["config", "show", "--gpu-kernel", "M2X2"]);
+    let err = stderr(&out);
+    if cfg!(feature = "kernel-lab") {
+        assert!(out.status.success(), "{err}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("gpu_kernel = \"m2x2\""));
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(
+                "kernel m2x2 is a lab variant: build with `--features kernel-lab` to use it; \
+                 shipped: x1, m4"
+            ),
+            "{err}"
+        );
+    }
+    // The shipped names, as a user types them, round-trip through `config show`.
+    for name in ["x1", "M4"] {
+        let out = wgminer(&["config", "show", "--gpu-kernel", name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let want = format!("gpu_kernel = \"{}\"", name.to_lowercase());
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&want));
     }
 }

@@ -190,6 +190,11 @@ fn every_config_error_names_the_key_and_line() {
         ("[devices]\nbackend = \"fpga\"\n", &["line 2", "fpga"]),
         ("[devices]\ncpu_path = \"sse9\"\n", &["line 2", "sse9"]),
         ("[devices]\ngpu_kernel = \"x9\"\n", &["line 2", "x9"]),
+        #[cfg(not(feature = "kernel-lab"))]
+        (
+            "[devices]\ngpu_kernel = \"m4x2\"\n",
+            &["line 2", "m4x2 is a lab variant", "--features kernel-lab"],
+        ),
         ("\n[core]\ndifficulty = 0\n", &["line 3", "positive"]),
         ("[api]\nbind = \"everywhere\"\n", &["line 2"]),
         ("[log]\nlevel = \"loud\"\n", &["line 2", "loud"]),

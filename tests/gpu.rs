@@ -2,8 +2,9 @@
 //! (Mesa's lavapipe where there is no GPU). Under `CI=true` a missing adapter fails the tests;
 //! elsewhere they are skipped with a note.
 //!
-//! The equivalence tests run every kernel (`KernelShape::ALL`: x1, x2 and the multiply-add
-//! variants m1..m4, m1x2..m4x2). The multiply-add variants exist to be measured on NVIDIA and
+//! The equivalence tests run every kernel this build carries (`kernels()`): the shipped x1 and
+//! m4, and with `--features kernel-lab` the lab variants too (x2, m1..m3, m1x2..m4x2; not the
+//! probes, whose hashes are wrong on purpose). The multiply-add variants exist for NVIDIA and
 //! are slower on lavapipe, so the bigger tests give them fewer nonces (`is_mad`).
 
 mod common;
@@ -13,7 +14,9 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
-use wgminer::backend::gpu::{enumerate, GpuBackend, GpuOptions, KernelShape};
+use wgminer::backend::gpu::{
+    enumerate, GpuBackend, GpuOptions, KernelShape, MadLevel, Probe, KERNELS,
+};
 use wgminer::backend::Backend;
 use wgminer::pow::scan::scan;
 use wgminer::pow::{
@@ -21,9 +24,17 @@ use wgminer::pow::{
 };
 use wgminer::work::{verify_hits, Hit, NonceRange, WorkUnit};
 
+/// The kernels whose hashes must match the CPU's: every one this build carries but the probes.
+fn kernels() -> impl Iterator<Item = KernelShape> {
+    KERNELS
+        .iter()
+        .map(|k| k.shape)
+        .filter(|k| k.probe == Probe::None)
+}
+
 /// A multiply-add variant (m1..m4, m1x2..m4x2): tested on fewer nonces.
 fn is_mad(kernel: KernelShape) -> bool {
-    kernel.mad_level().is_some()
+    kernel.mad != MadLevel::None
 }
 
 /// Small first dispatches: lavapipe hashes a few MH/s, and the tests want several dispatches.
@@ -52,13 +63,13 @@ fn open(options: GpuOptions) -> Option<GpuBackend> {
 /// One backend per kernel shape shared by the tests (building a pipeline costs lavapipe
 /// time); tests that need their own options or threads build their own.
 fn shared(kernel: KernelShape) -> Option<MutexGuard<'static, GpuBackend>> {
-    static SHARED: [OnceLock<Option<Mutex<GpuBackend>>>; KernelShape::ALL.len()] =
-        [const { OnceLock::new() }; KernelShape::ALL.len()];
-    let i = KernelShape::ALL
+    static SHARED: OnceLock<Vec<OnceLock<Option<Mutex<GpuBackend>>>>> = OnceLock::new();
+    let slots = SHARED.get_or_init(|| KERNELS.iter().map(|_| OnceLock::new()).collect());
+    let i = KERNELS
         .iter()
-        .position(|k| *k == kernel)
-        .expect("a listed shape");
-    SHARED[i]
+        .position(|k| k.shape == kernel)
+        .expect("a kernel this build carries");
+    slots[i]
         .get_or_init(|| open(test_options(kernel)).map(Mutex::new))
         .as_ref()
         .map(|m| m.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
@@ -147,6 +158,11 @@ fn check(backend: &mut GpuBackend, units: &[WorkUnit]) -> Vec<Hit> {
     gpu
 }
 
+/// The x2 loop (a lab variant) with multiply-add level `mad`.
+fn lanes_x2(mad: MadLevel) -> KernelShape {
+    KernelShape::new(wgminer::backend::gpu::Lanes::X2, mad)
+}
+
 fn random_header(rng: &mut impl Rng) -> [u8; 80] {
     let mut h = [0u8; 80];
     rng.fill(&mut h[..]);
@@ -155,7 +171,7 @@ fn random_header(rng: &mut impl Rng) -> [u8; 80] {
 
 #[test]
 fn regtest_target_many_hits_in_one_dispatch() {
-    for kernel in KernelShape::ALL {
+    for kernel in kernels() {
         regtest_target_many_hits(kernel);
     }
 }
@@ -195,7 +211,7 @@ fn regtest_target_many_hits(kernel: KernelShape) {
 
 #[test]
 fn pool_difficulties_below_one_and_random_targets() {
-    for kernel in KernelShape::ALL {
+    for kernel in kernels() {
         pool_difficulties(kernel);
     }
 }
@@ -241,7 +257,7 @@ fn pool_difficulties(kernel: KernelShape) {
 
 #[test]
 fn hard_target_no_false_hits() {
-    for kernel in KernelShape::ALL {
+    for kernel in kernels() {
         let Some(mut gpu) = shared(kernel) else {
             return;
         };
@@ -263,7 +279,7 @@ fn hard_target_no_false_hits() {
 
 #[test]
 fn nonce_range_wraps_past_u32_max() {
-    for kernel in KernelShape::ALL {
+    for kernel in kernels() {
         let Some(mut gpu) = shared(kernel) else {
             return;
         };
@@ -308,7 +324,7 @@ fn headers_across_eras(per_era: usize) -> Vec<common::RealHeader> {
 
 #[test]
 fn real_headers_found_in_window() {
-    for kernel in KernelShape::ALL {
+    for kernel in kernels() {
         real_headers_in_window(kernel);
     }
 }
@@ -384,7 +400,7 @@ fn real_headers_in_window(kernel: KernelShape) {
 #[test]
 fn hit_buffer_overflow_loses_nothing() {
     // The overflow path is the host's; the multiply-add variants share it (m4 stands for them).
-    for kernel in [KernelShape::X1, KernelShape::X2, KernelShape::M4] {
+    for kernel in kernels().filter(|k| k.mad == MadLevel::None || *k == KernelShape::M4) {
         hit_buffer_overflow(kernel);
     }
 }
@@ -420,11 +436,11 @@ fn two_backends_on_two_threads() {
     if enumerate().is_empty() && open(test_options(KernelShape::X1)).is_none() {
         return;
     }
-    // One thread per kernel shape.
+    // One thread per kernel (x1 and m4, the two shipped ones).
     let workers: Vec<_> = (0..2u64)
         .map(|seed| {
             std::thread::spawn(move || {
-                let kernel = KernelShape::ALL[seed as usize % KernelShape::ALL.len()];
+                let kernel = KERNELS[seed as usize % KERNELS.len()].shape;
                 let mut gpu = open(test_options(kernel)).expect("adapter seen a moment ago");
                 let mut rng = rand::rngs::StdRng::seed_from_u64(100 + seed);
                 let target = target_from_difficulty(2f64.powi(-20)).expect("positive difficulty"); // 1 in 4096
@@ -446,6 +462,27 @@ fn two_backends_on_two_threads() {
         .collect();
     for w in workers {
         assert!(w.join().expect("worker thread") > 0);
+    }
+}
+
+/// The probes run (their speed is what they are for) and, as built, get hashes wrong: a probe
+/// that agreed with the CPU would no longer measure what it removes.
+#[cfg(feature = "kernel-lab")]
+#[test]
+fn probe_kernels_run_and_disagree() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(18);
+    let target = target_from_bits(0x207fffff); // about half of all nonces
+    let unit = WorkUnit::new(
+        random_header(&mut rng),
+        target,
+        NonceRange::new(rng.random(), 2000),
+    );
+    let units = std::slice::from_ref(&unit);
+    for probe in KERNELS.iter().filter(|k| k.shape.probe != Probe::None) {
+        let Some(mut gpu) = open(test_options(probe.shape)) else {
+            return;
+        };
+        assert_ne!(gpu_hits(&mut gpu, units), cpu_hits(units), "{}", probe.name);
     }
 }
 
@@ -494,12 +531,11 @@ fn ragged_geometries_match_the_cpu() {
         })
         .collect();
     // The multiply-add variants share the loops of x1 and x2: m4 and m4x2 stand for them.
-    for kernel in [
-        KernelShape::X1,
-        KernelShape::X2,
-        KernelShape::M4,
-        KernelShape::M4X2,
-    ] {
+    let mut shapes = vec![KernelShape::X1, KernelShape::M4];
+    if cfg!(feature = "kernel-lab") {
+        shapes.extend([lanes_x2(MadLevel::None), lanes_x2(MadLevel::M4)]);
+    }
+    for kernel in shapes {
         for (workgroup_size, nonces_per_thread) in [(1, 1), (7, 3), (64, 2)] {
             let Some(mut gpu) = open(GpuOptions {
                 workgroup_size,
@@ -521,10 +557,10 @@ fn ragged_geometries_match_the_cpu() {
 fn small_workgroups_stay_within_the_dispatch_limit() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     let target = target_from_difficulty(2f64.powi(-20)).expect("positive difficulty"); // 1 in 4096
-    let cases = [
-        (KernelShape::X1, 64, 1, 64 * 65_536 + 100),
-        (KernelShape::X2, 1, 1, 2 * 65_536 + 1),
-    ];
+    let mut cases = vec![(KernelShape::X1, 64, 1, 64 * 65_536 + 100)];
+    if cfg!(feature = "kernel-lab") {
+        cases.push((lanes_x2(MadLevel::None), 1, 1, 2 * 65_536 + 1));
+    }
     for (kernel, workgroup_size, nonces_per_thread, nonces) in cases {
         let per_group = u64::from(workgroup_size * nonces_per_thread);
         assert!(

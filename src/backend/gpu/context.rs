@@ -86,6 +86,8 @@ impl Context {
                 options.hit_capacity
             )));
         }
+        // A kernel this build does not carry is the user's to fix, before any device is opened.
+        let kernel = kernel::lookup(options.kernel)?;
         let (device, queue) =
             pollster::block_on(adapter.adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgminer"),
@@ -119,10 +121,11 @@ impl Context {
             });
         }
 
-        let pipeline = build_pipeline(&device, options).map_err(|message| GpuError::Pipeline {
-            adapter: name,
-            message,
-        })?;
+        let pipeline =
+            build_pipeline(&device, kernel, options).map_err(|message| GpuError::Pipeline {
+                adapter: name,
+                message,
+            })?;
         let layout = pipeline.get_bind_group_layout(0);
         let slots = (0..SLOTS)
             .map(|i| {
@@ -309,13 +312,14 @@ impl Context {
 /// (which panics).
 fn build_pipeline(
     device: &wgpu::Device,
+    kernel: &kernel::KernelEntry,
     options: &GpuOptions,
 ) -> Result<wgpu::ComputePipeline, String> {
     let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("sha256d"),
-        source: wgpu::ShaderSource::Wgsl(options.kernel.source().into()),
+        source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
     });
     let constants = [
         ("WG", f64::from(options.workgroup_size)),
@@ -325,7 +329,7 @@ fn build_pipeline(
         label: Some("sha256d"),
         layout: None,
         module: &module,
-        entry_point: Some(options.kernel.entry_point()),
+        entry_point: Some(kernel.entry_point),
         compilation_options: wgpu::PipelineCompilationOptions {
             constants: &constants,
             // The kernel has no workgroup memory.

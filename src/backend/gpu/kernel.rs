@@ -5,137 +5,83 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::pow::Precomputed;
 
-/// The expanded kernel (build.rs unrolls the template `shaders/sha256d.wgsl` into this).
-pub const SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/sha256d.wgsl"));
+pub use super::shape::{KernelShape, Lanes, MadLevel, ParseKernelShapeError, Probe};
 
-/// The multiply-add variants of the kernel, m1..m4 (see `Mad` in build/wgsl_gen.rs): the same
-/// module with more and more additions written `x * one + y`, `one` a runtime 1 from the row
-/// (`Row::knobs`), so NVIDIA compilers can put them on the FMA pipe as IMAD.
-pub const SOURCE_MAD: [&str; 4] = [
-    include_str!(concat!(env!("OUT_DIR"), "/sha256d_m1.wgsl")),
-    include_str!(concat!(env!("OUT_DIR"), "/sha256d_m2.wgsl")),
-    include_str!(concat!(env!("OUT_DIR"), "/sha256d_m3.wgsl")),
-    include_str!(concat!(env!("OUT_DIR"), "/sha256d_m4.wgsl")),
-];
-
-/// The build-time probe the kernel was generated with (`WGMINER_KERNEL_PROBE`, e.g. `rotshift`),
-/// or None for a normal build. A probe kernel computes WRONG hashes on purpose: it exists to
-/// measure what one kind of operation costs on a real GPU.
-pub const PROBE: Option<&str> = match env!("WGMINER_KERNEL_PROBE_BUILT").as_bytes() {
-    [] => None,
-    _ => Some(env!("WGMINER_KERNEL_PROBE_BUILT")),
-};
-
-/// The kernel to run: the shape of the nonce loop (x1 or x2, the module's two entry points) and
-/// the module (the normal kernel, or a multiply-add variant m1..m4). All compute the same thing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KernelShape {
-    /// One nonce per loop iteration (entry point `search`).
-    #[default]
-    X1,
-    /// Two nonces per loop iteration as two interleaved, independent SHA-256d chains (entry
-    /// point `search_x2`): more instruction-level parallelism, more registers.
-    X2,
-    /// x1 with one of T1's additions as a multiply-add: T1 = Σ1 * one + (Ch + h + W + K).
-    M1,
-    /// m1, and a = Σ0 * one + (T1 + Maj).
-    M2,
-    /// m2, and each message word σ1 * one + (W[t-7] + σ0 + W[t-16]).
-    M3,
-    /// Every round and schedule addition of a computed per-nonce term as a multiply-add:
-    /// T1 = Σ1 * one + (Ch * one + (h + W + K)), e = T1 * one + d,
-    /// a = Σ0 * one + (Maj * one + T1), W = σ1 * one + (σ0 * one + (W[t-7] * one + W[t-16])).
-    M4,
-    /// m1 with the x2 loop.
-    M1X2,
-    /// m2 with the x2 loop.
-    M2X2,
-    /// m3 with the x2 loop.
-    M3X2,
-    /// m4 with the x2 loop.
-    M4X2,
+/// One kernel this binary carries, as build.rs listed it (`OUT_DIR/kernels.rs`).
+#[derive(Debug)]
+pub struct KernelEntry {
+    /// The name users type (`--gpu-kernel`): `shape`'s `Display`.
+    pub name: &'static str,
+    pub shape: KernelShape,
+    /// The WGSL entry point; the module holds no other.
+    pub entry_point: &'static str,
+    /// The generated WGSL module: build.rs expanded it from `shaders/sha256d.wgsl` and naga
+    /// validated it.
+    pub source: &'static str,
+    /// A lab variant (`--features kernel-lab`): measured, not shipped.
+    pub lab: bool,
 }
 
-impl KernelShape {
-    pub const ALL: [KernelShape; 10] = [
-        KernelShape::X1,
-        KernelShape::X2,
-        KernelShape::M1,
-        KernelShape::M2,
-        KernelShape::M3,
-        KernelShape::M4,
-        KernelShape::M1X2,
-        KernelShape::M2X2,
-        KernelShape::M3X2,
-        KernelShape::M4X2,
-    ];
+// `KERNELS` (the shipped variants first, then the lab ones in a `kernel-lab` build) and
+// `LAB_LEFT_OUT` (the lab variants this build leaves out), both from build.rs's one list.
+include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 
-    pub fn name(self) -> &'static str {
-        match self {
-            KernelShape::X1 => "x1",
-            KernelShape::X2 => "x2",
-            KernelShape::M1 => "m1",
-            KernelShape::M2 => "m2",
-            KernelShape::M3 => "m3",
-            KernelShape::M4 => "m4",
-            KernelShape::M1X2 => "m1x2",
-            KernelShape::M2X2 => "m2x2",
-            KernelShape::M3X2 => "m3x2",
-            KernelShape::M4X2 => "m4x2",
-        }
-    }
-
-    /// Two nonces per loop iteration (entry point `search_x2`).
-    pub fn is_x2(self) -> bool {
-        matches!(
-            self,
-            KernelShape::X2
-                | KernelShape::M1X2
-                | KernelShape::M2X2
-                | KernelShape::M3X2
-                | KernelShape::M4X2
-        )
-    }
-
-    /// Which multiply-add variant (1..=4), or None for the normal kernel.
-    pub fn mad_level(self) -> Option<usize> {
-        match self {
-            KernelShape::X1 | KernelShape::X2 => None,
-            KernelShape::M1 | KernelShape::M1X2 => Some(1),
-            KernelShape::M2 | KernelShape::M2X2 => Some(2),
-            KernelShape::M3 | KernelShape::M3X2 => Some(3),
-            KernelShape::M4 | KernelShape::M4X2 => Some(4),
-        }
-    }
-
-    /// The WGSL module holding this kernel's entry point.
-    pub fn source(self) -> &'static str {
-        match self.mad_level() {
-            None => SOURCE,
-            Some(m) => SOURCE_MAD[m - 1],
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(name.trim()))
-    }
-
-    /// The kernel's entry point for this shape.
-    pub fn entry_point(self) -> &'static str {
-        if self.is_x2() {
-            "search_x2"
-        } else {
-            "search"
-        }
-    }
+/// Why a kernel name cannot run in this build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KernelError {
+    #[error("unknown GPU kernel '{name}' (expected one of: {built})")]
+    Unknown { name: String, built: String },
+    #[error(
+        "kernel {name} is a lab variant: build with `--features kernel-lab` to use it; \
+         shipped: {shipped}"
+    )]
+    LabOnly { name: String, shipped: String },
+    #[error("kernel {name} is not built (built: {built})")]
+    NotBuilt { name: String, built: String },
 }
 
-impl std::fmt::Display for KernelShape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+/// The entry of a kernel, or why this build has none.
+pub fn lookup(shape: KernelShape) -> Result<&'static KernelEntry, KernelError> {
+    if let Some(k) = KERNELS.iter().find(|k| k.shape == shape) {
+        return Ok(k);
+    }
+    let name = shape.to_string();
+    if LAB_LEFT_OUT.contains(&name.as_str()) {
+        return Err(KernelError::LabOnly {
+            name,
+            shipped: names(false),
+        });
+    }
+    Err(KernelError::NotBuilt {
+        name,
+        built: names(true),
+    })
+}
+
+/// Parse a user's kernel name (`--gpu-kernel`, a config file) into one this build carries.
+pub fn parse(name: &str) -> Result<KernelShape, KernelError> {
+    let shape: KernelShape = name.parse().map_err(|_| KernelError::Unknown {
+        name: name.to_owned(),
+        built: names(true),
+    })?;
+    lookup(shape).map(|k| k.shape)
+}
+
+/// "x1, m4": the shipped kernels' names, and the lab ones too if `lab`.
+fn names(lab: bool) -> String {
+    KERNELS
+        .iter()
+        .filter(|k| lab || !k.lab)
+        .map(|k| k.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The bench JSON's and the API's `kernel` field: the name users type.
+impl serde::Serialize for KernelShape {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -189,60 +135,157 @@ pub const ROWS_BYTES: u64 = (MAX_ROWS * std::mem::size_of::<Row>()) as u64;
 mod tests {
     use super::*;
 
+    fn x1() -> &'static str {
+        lookup(KernelShape::X1).expect("x1 ships").source
+    }
+
     #[test]
     fn row_is_nine_vec4() {
         assert_eq!(std::mem::size_of::<Row>(), 144);
-        assert!(SOURCE.contains(&format!("const MAX_ROWS: u32 = {MAX_ROWS}u;")));
+        for k in KERNELS {
+            assert!(
+                k.source
+                    .contains(&format!("const MAX_ROWS: u32 = {MAX_ROWS}u;")),
+                "{}",
+                k.name
+            );
+        }
     }
 
     #[test]
     fn kernel_is_unrolled() {
         // Every round constant appears inline (folded with a constant message word where the
         // word is known), and there is no round loop.
-        assert!(
-            SOURCE.contains("0xc67178f2u"),
-            "K63 inline in the finish path"
-        );
-        assert!(SOURCE.contains("let qe61"));
-        assert!(!SOURCE.contains("//@generate"));
+        let src = x1();
+        assert!(src.contains("0xc67178f2u"), "K63 inline in the finish path");
+        assert!(src.contains("let qe61"));
+        assert!(!src.contains("//@"));
     }
 
     #[test]
-    fn every_shape_has_its_entry_point() {
-        for k in KernelShape::ALL {
-            assert!(
-                k.source().contains(&format!("fn {}(", k.entry_point())),
-                "{k}"
-            );
-            assert_eq!(KernelShape::from_name(k.name()), Some(k));
+    fn the_defaults_ship() {
+        // `GpuOptions::for_adapter` picks these: every build must carry them.
+        for shape in [KernelShape::X1, KernelShape::M4] {
+            assert!(!lookup(shape).expect("a default kernel").lab, "{shape}");
         }
-        assert_eq!(KernelShape::from_name("X2"), Some(KernelShape::X2));
-        assert_eq!(KernelShape::from_name("x3"), None);
-        assert_eq!(KernelShape::from_name("M4x2"), Some(KernelShape::M4X2));
-        // The two-chain body: both chains' names, interleaved.
-        assert!(SOURCE.contains("let qe61_a") && SOURCE.contains("let qe61_b"));
-        assert!(SOURCE.contains("let fin_lo_b"));
+        let shipped: Vec<_> = KERNELS.iter().filter(|k| !k.lab).map(|k| k.name).collect();
+        assert_eq!(shipped, ["x1", "m4"]);
+    }
+
+    #[test]
+    fn every_entry_has_its_entry_point_and_no_other() {
+        for k in KERNELS {
+            assert_eq!(k.name, k.shape.to_string());
+            assert_eq!(k.name.parse::<KernelShape>(), Ok(k.shape));
+            assert_eq!(k.entry_point, k.shape.entry_point());
+            assert_eq!(k.source.matches("@compute").count(), 1, "{}", k.name);
+            assert!(
+                k.source.contains(&format!("fn {}(", k.entry_point)),
+                "{}",
+                k.name
+            );
+            if k.shape.lanes == Lanes::X2 {
+                // The two-chain body: both chains' names, interleaved.
+                assert!(k.source.contains("let qe61_a") && k.source.contains("let qe61_b"));
+                assert!(k.source.contains("let fin_lo_b"));
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for lanes in [Lanes::X1, Lanes::X2] {
+            for mad in MadLevel::ALL {
+                for probe in [Probe::None, Probe::RotShift] {
+                    let k = KernelShape::new(lanes, mad).with_probe(probe);
+                    assert_eq!(k.to_string().parse::<KernelShape>(), Ok(k));
+                }
+            }
+        }
+        let parse = |s: &str| s.parse::<KernelShape>().ok();
+        assert_eq!(parse(" X1 "), Some(KernelShape::X1));
+        assert_eq!(
+            parse("M4x2"),
+            Some(KernelShape::new(Lanes::X2, MadLevel::M4))
+        );
+        assert_eq!(
+            parse("x2-RotShift"),
+            Some(KernelShape::new(Lanes::X2, MadLevel::None).with_probe(Probe::RotShift))
+        );
+        for bad in [
+            "", "x3", "m0", "m5", "m4x3", "m", "x1x2", "x1-", "x1-rot", "m1x2x2",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            serde_json::to_string(&KernelShape::new(Lanes::X2, MadLevel::M3)).ok(),
+            Some("\"m3x2\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn lab_variants_are_refused_with_the_feature_named() {
+        assert_eq!(parse("m4"), Ok(KernelShape::M4));
+        let unknown = parse("x9").expect_err("no such kernel").to_string();
+        assert!(
+            unknown.contains("x9") && unknown.contains("x1, m4"),
+            "{unknown}"
+        );
+        if cfg!(feature = "kernel-lab") {
+            assert!(parse("m2x2").is_ok() && parse("x1-rotshift").is_ok());
+            assert!(LAB_LEFT_OUT.is_empty());
+        } else {
+            assert_eq!(
+                parse("m2x2").expect_err("a lab variant").to_string(),
+                "kernel m2x2 is a lab variant: build with `--features kernel-lab` to use it; \
+                 shipped: x1, m4"
+            );
+            assert!(matches!(parse("x2"), Err(KernelError::LabOnly { .. })));
+            assert!(matches!(
+                parse("x1-rotshift"),
+                Err(KernelError::LabOnly { .. })
+            ));
+            assert!(KERNELS.iter().all(|k| !k.lab));
+        }
+        // A well-formed name that no list holds.
+        assert!(matches!(
+            parse("m3-rotshift"),
+            Err(KernelError::NotBuilt { .. })
+        ));
     }
 
     #[test]
     fn mad_variants_multiply_by_the_runtime_one() {
-        // The normal kernel mentions the form only in comments.
-        assert!(!SOURCE.contains("let one"));
-        let mut previous = SOURCE.matches("* one +").count();
-        for (i, src) in SOURCE_MAD.iter().enumerate() {
-            assert!(src.contains("let one = rows[ri].knobs.x;"), "m{}", i + 1);
-            // Each level writes more additions as multiply-adds than the one before.
-            let mads = src.matches("* one +").count();
-            assert!(mads > previous, "m{}: {mads} multiply-adds", i + 1);
-            previous = mads;
+        // The plain kernels mention the form only in comments.
+        for k in KERNELS.iter().filter(|k| k.shape.mad == MadLevel::None) {
+            assert!(!k.source.contains("let one"), "{}", k.name);
+        }
+        for lanes in [Lanes::X1, Lanes::X2] {
+            let mut previous = None;
+            for mad in MadLevel::ALL {
+                let Ok(k) = lookup(KernelShape::new(lanes, mad)) else {
+                    continue;
+                };
+                if mad != MadLevel::None {
+                    assert!(
+                        k.source.contains("let one = rows[ri].knobs.x;"),
+                        "{}",
+                        k.name
+                    );
+                }
+                // Each level writes more additions as multiply-adds than the one before.
+                let mads = k.source.matches("* one +").count();
+                assert!(previous.is_none_or(|p| mads > p), "{}: {mads}", k.name);
+                previous = Some(mads);
+            }
         }
     }
 
     #[test]
-    fn probe_kernel_is_labelled() {
-        match PROBE {
-            None => assert!(SOURCE.contains("| (") && !SOURCE.contains("PROBE KERNEL")),
-            Some(p) => assert!(SOURCE.contains("PROBE KERNEL") && !p.is_empty()),
+    fn probe_kernels_are_labelled() {
+        for k in KERNELS {
+            let labelled = k.source.contains("PROBE KERNEL");
+            assert_eq!(labelled, k.shape.probe != Probe::None, "{}", k.name);
         }
     }
 }

@@ -11,6 +11,7 @@ mod adapters;
 mod context;
 mod dispatch;
 pub mod kernel;
+mod shape;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use crate::work::{Hit, WorkUnit};
 pub use adapters::{default_selection, enumerate, AdapterSummary, GpuAdapter};
 use context::{Context, SLOTS};
 pub use dispatch::{groups_along_row, row_limit, Planner, RowSpec, Tuner};
-pub use kernel::KernelShape;
+pub use kernel::{KernelEntry, KernelError, KERNELS};
+pub use shape::{KernelShape, Lanes, MadLevel, ParseKernelShapeError, Probe};
 
 /// Why a GPU backend could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub enum GpuError {
     Pipeline { adapter: String, message: String },
     #[error("invalid GPU settings: {0}")]
     Settings(String),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
 }
 
 /// Knobs of the GPU backend. The defaults suit a large discrete GPU and work everywhere.
