@@ -317,6 +317,43 @@ async fn a_pool_at_a_tiny_difficulty_cannot_jam_the_miner() {
     );
 }
 
+/// A pool that rejects every share with a new 100 kB reason (issue 11: 89 MB -> 959 MB in 12 s,
+/// and 275 MB per `/metrics` scrape) cannot grow the miner: reasons are cut and grouped in a
+/// bounded map, so peak memory stays under 100 MB while more than 100 MB of reasons arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_reject_reasons_from_a_pool_cannot_grow_the_miners_memory() {
+    const REASON: usize = 100_000;
+    let pool = TestPool::start(1e-6).await;
+    pool.reject_every_share_with_new_reasons(REASON);
+    let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_for("1,200 rejected shares", || pool.rejects_sent() >= 1_200).await;
+    let peak = peak_memory(miner.child.id());
+    let sent = pool.rejects_sent() as usize * REASON;
+    println!("peak {} MB after {} MB of reasons", peak >> 20, sent >> 20);
+    assert!(
+        peak < 100 << 20,
+        "peak memory {} MB after {} MB of reasons",
+        peak >> 20,
+        sent >> 20
+    );
+    let log = miner.stop_with("-TERM");
+    let exit = events(&log, "exit").next().expect("an exit line");
+    assert_books_balance(exit);
+    let status = &exit["status"];
+    assert!(status["rejected"].as_u64().unwrap() >= 1_200, "{status}");
+    let reasons = status["reject_reasons"]
+        .as_object()
+        .expect("reject_reasons");
+    assert!(reasons.len() <= 17, "{} reasons kept", reasons.len());
+    assert!(
+        reasons.keys().all(|k| k.chars().count() <= 81),
+        "long reasons are cut: {:?}",
+        reasons.keys().map(|k| k.len()).collect::<Vec<_>>()
+    );
+    let counted: u64 = reasons.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(counted, status["rejected"].as_u64().unwrap(), "{status}");
+}
+
 /// Shares found while the pool is unreachable are held (and said to be held), then sent when it
 /// is back; every solution is counted once, across the disconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

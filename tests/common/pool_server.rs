@@ -66,6 +66,9 @@ struct PoolState {
     first_difficulty: Option<f64>,
     /// While set, connections are refused (closed at once).
     refusing: bool,
+    /// While set, every share is rejected with a reason of this many bytes, new each time.
+    reject_with: Option<usize>,
+    rejects_sent: u64,
 }
 
 /// The pool: the test drives it (`set_difficulty`, `notify`) and reads `submits`.
@@ -119,6 +122,17 @@ impl TestPool {
         st.difficulty = then;
         drop(st);
         pool
+    }
+
+    /// Reject every share from now on with a reason `len` bytes long that is never the same
+    /// twice (a hostile pool growing the miner's reason counts).
+    pub fn reject_every_share_with_new_reasons(&self, len: usize) {
+        self.lock().reject_with = Some(len);
+    }
+
+    /// How many shares were rejected by [`TestPool::reject_every_share_with_new_reasons`].
+    pub fn rejects_sent(&self) -> u64 {
+        self.lock().rejects_sent
     }
 
     /// Close every connection now and refuse new ones until [`TestPool::accept_again`].
@@ -315,6 +329,16 @@ fn answer(line: &str, state: &Mutex<PoolState>, first_job: &str) -> Vec<String> 
         }
         Some("mining.submit") => {
             let (accepted, reason) = judge(&msg["params"], state);
+            let mut st = state.lock().expect("state");
+            if let Some(len) = st.reject_with {
+                st.rejects_sent += 1;
+                let mut reason = format!("share {} refused ", st.rejects_sent);
+                reason.extend(std::iter::repeat_n('x', len.saturating_sub(reason.len())));
+                return vec![
+                    json!({"id": id, "result": null, "error": [23, reason, null]}).to_string(),
+                ];
+            }
+            drop(st);
             if accepted {
                 vec![ok(json!(true))]
             } else {
