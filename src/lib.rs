@@ -8,7 +8,8 @@
 //! disk and its JSON-RPC), [`mining`] (the work manager, the work sources and the one run loop
 //! between them), [`telemetry`] (the monitoring API), [`http`] (HTTP on hyper under both: the
 //! servers' limits), [`mod@bench`] and [`plot`] (the hash-rate benchmark and its chart), [`text`]
-//! (peer text made safe to print). See DESIGN.md for the whole picture.
+//! (peer text made safe to print). See docs/ARCHITECTURE.md for the whole picture: the layers,
+//! the flow from job to counted outcome, and where each thing lives.
 
 pub mod backend;
 pub mod bench;

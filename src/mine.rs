@@ -1,7 +1,11 @@
-//! `wgminer -o stratum+tcp://host:port -u user.worker -p x`: check the pool flags, build the
-//! selected devices, run the Stratum client and the work manager until Ctrl-C, and show what
-//! happens: a status line redrawn every second on a terminal, plain log lines (every 30 s and one
-//! per share result) otherwise, or one JSON object per line with `--json-log`.
+//! Mining from the command line. [`run_mine`] picks the run by the first `-o`: none mines on the
+//! embedded node core and `http://` on a node (both in [`crate::solo`]); anything else,
+//! `wgminer -o stratum+tcp://host:port -u user.worker -p x`, is pool mining, done here: check
+//! the pool flags, build the selected devices, run the Stratum source under the mining layer's
+//! runner until Ctrl-C. This file also holds what every run mode shares (and `solo.rs` imports
+//! back): the device list, the monitoring API's start, the signals, the runtime, and the
+//! display: a status line redrawn every second on a terminal, plain log lines (every 30 s and
+//! one per share result) otherwise, or one JSON object per line with `--json-log`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,6 +3,10 @@
 //! GPU dispatch or CPU slice found the moment that part completes ([`WorkFeed::progress`]), so a
 //! hit never waits for the rest of its batch. The caller re-verifies every [`Hit`] on the CPU
 //! ([`crate::work::verify_hits`]) before anything is submitted.
+//!
+//! The engines: [`cpu`] (a rayon pool over the fastest CPU scan path of [`crate::pow::scan`])
+//! and [`gpu`] (wgpu and the WGSL kernels build.rs generates). How to add one:
+//! docs/ARCHITECTURE.md.
 
 pub mod cpu;
 pub mod gpu;

@@ -10,6 +10,11 @@
 //! - [`store`]: the redb database file under the chain directory.
 //! - [`wallet`]: the payout key the core pays when no `--coinbase-addr` is given.
 //! - [`datadir`]: where the data directory lives by default.
+//! - [`service`]: the chain as a running service ([`NodeCore`]), shared by the miner and the
+//!   RPC server, with a watch channel for the tip (the longpoll).
+//! - [`rpc_server`]: the network side: JSON-RPC over HTTP in Bitcoin Core's dialect
+//!   (`getblocktemplate`, `submitblock` and the chain lookups), cookie auth, within the limits
+//!   of [`crate::http`].
 //!
 //! What this core is not: it keeps one chain (no side chains or reorganisations: a block must
 //! build on the tip), and it has no UTXO set or mempool, so it accepts coinbase-only blocks.

@@ -1,5 +1,6 @@
-//! Pure proof-of-work math: SHA-256 pieces, the header layout, targets and difficulties, and the
-//! CPU nonce-scanning paths. No I/O, no async, no threads: functions over bytes and numbers.
+//! Pure proof-of-work math: SHA-256 pieces ([`sha256`]), the header layout ([`header`]),
+//! targets and difficulties ([`target`]), and the CPU nonce-scanning paths ([`scan`]). No I/O,
+//! no async, no threads: functions over bytes and numbers.
 
 pub mod header;
 pub mod scan;

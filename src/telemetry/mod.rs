@@ -1,5 +1,6 @@
 //! Watching a run from elsewhere: the HTTP monitoring API ([`api`]: JSON endpoints and a
-//! Prometheus `/metrics`), built on the counters of [`crate::work::MiningStats`]. What each
+//! Prometheus `/metrics`, served within [`crate::http`]'s limits) and the Prometheus text
+//! format of the counters ([`metrics`]), both built on [`crate::work::MiningStats`]. What each
 //! endpoint and metric means is in docs/API.md.
 
 pub mod api;

@@ -6,6 +6,14 @@
 //! two in flight, across batches too: while dispatch N+1 runs, N's hits are read back and handed
 //! to the feed at once. If a dispatch finds
 //! more hits than its buffer holds, its rows are re-scanned on the CPU, so no hit is lost.
+//!
+//! - `adapters`: every adapter wgpu sees, what each is, which mine by default.
+//! - `context`: what is built once per device (device, queue, pipeline, two slots of buffers).
+//! - `dispatch`: packing units' nonce ranges into rows and sizing dispatches toward a GPU time.
+//! - [`kernel`]: the generated WGSL as the host sees it (the table of variants from build.rs,
+//!   the row parameters, the hit-buffer layout).
+//! - `shape`: what tells one kernel variant from another, and their names (shared with
+//!   build.rs).
 
 mod adapters;
 mod context;
