@@ -1,5 +1,9 @@
 //! The coinbase a solo job pays out with, split around its extranonce area the way a pool splits
 //! coinb1 and coinb2, so the work manager rolls it like any pool job's.
+//!
+//! The scriptSig and the outputs are encoded by rust-bitcoin (`script::Builder`, `TxOut`); the
+//! transaction's frame around them is laid out by hand, because rust-bitcoin serializes whole
+//! transactions and a job needs the two halves around the extranonce hole.
 
 use bitcoin::consensus::Encodable;
 use bitcoin::script::PushBytesBuf;
