@@ -18,7 +18,7 @@ use wgminer::mining::{
 };
 use wgminer::node::{self, rpc_server, Chain, ChainParams, NodeCore};
 use wgminer::rpc::{node_network, Auth, NodeSource, RpcClient, RpcError};
-use wgminer::work::template::payout_script;
+use wgminer::work::payout::payout_script;
 
 use crate::cli::{MineArgs, NodeArgs};
 use crate::mine::{

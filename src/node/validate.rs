@@ -393,7 +393,7 @@ fn output_total(tx: &Transaction) -> Result<Amount, RejectReason> {
 /// matching witness root; without one, no transaction may carry witness data.
 fn check_witness(block: &Block) -> Result<(), RejectReason> {
     let coinbase = &block.txdata[0];
-    if crate::work::template::find_witness_commitment(coinbase).is_some() {
+    if crate::work::merkle::find_witness_commitment(coinbase).is_some() {
         let witness = &coinbase.input[0].witness;
         if witness.len() != 1 || witness.iter().next().map(<[u8]>::len) != Some(32) {
             return Err(RejectReason::WitnessNonceSize);

@@ -209,6 +209,10 @@ impl Job {
 
     /// The merkle root with this coinbase txid at position 0: each level hashes
     /// sha256d(current || sibling), the coinbase always being the left child.
+    ///
+    /// Hand-written: folding a Stratum merkle branch over a leaf is not something rust-bitcoin
+    /// does (it computes roots of whole lists); this is the reference the fast path in
+    /// [`PreparedJob::coinbase_root`] is tested against.
     pub fn merkle_root_from(&self, coinbase_txid: Txid) -> TxMerkleNode {
         let mut cur = coinbase_txid.to_byte_array();
         let mut pair = [0u8; 64];
@@ -340,7 +344,8 @@ impl PreparedJob {
     }
 
     /// The merkle root for an extranonce2 (fast path of [`Job::merkle_root_from`] +
-    /// [`Job::coinbase_txid`]).
+    /// [`Job::coinbase_txid`]). Hot (once per work unit) and hand-written for it: the coinbase's
+    /// hash resumes from the precomputed prefix state, and the branch is folded on raw bytes.
     pub fn coinbase_root(&self, extranonce2: &Extranonce2) -> Result<CoinbaseRoot, JobError> {
         self.job.coinbase.check_extranonce2(extranonce2)?;
         let mut h = self.coinbase_prefix.clone();

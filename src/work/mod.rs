@@ -4,18 +4,31 @@
 //! derived by rolling extranonce2, version bits and nTime, and the [`Share`]s that go back.
 //! Pure: no I/O, no async, no threads.
 //!
+//! - `unit` (re-exported here): [`WorkUnit`], [`Hit`] and [`verify_hits`].
 //! - [`job`]: jobs, their coinbase and merkle branch, prepared for fast unit derivation.
 //! - [`rolling`]: extranonce2, version-bit (BIP310/BIP320) and nTime rolling.
 //! - [`generator`]: cuts a job into non-overlapping units, however many devices draw from it.
 //! - [`share`]: what goes back to a pool for a solution.
-//! - [`template`]: `getblocktemplate` answers, our coinbase, block assembly for solo mining.
+//! - [`template`]: a node's block template for solo mining (what to build a block on).
+//! - [`gbt`]: the `getblocktemplate` codec (BIP22/23) and its checks, for the node client and
+//!   the embedded node's server alike.
+//! - [`coinbase`]: our coinbase for a template, split around the extranonce area.
+//! - [`assembly`]: a template as a job, and the block a solution makes.
+//! - [`merkle`]: merkle branch and root, BIP141 witness commitments (rust-bitcoin's where it has
+//!   them).
+//! - [`payout`]: the coinbase address, checked against the node's network and segwit.
 //! - [`verdict`]: what a node made of a block.
 //! - [`stats`]: the counters a mining run keeps (rates, every solution's fate, latency).
 //!
 //! The runner that drives devices with all this is [`crate::mining`].
 
+pub mod assembly;
+pub mod coinbase;
+pub mod gbt;
 pub mod generator;
 pub mod job;
+pub mod merkle;
+pub mod payout;
 pub mod rolling;
 pub mod share;
 pub mod stats;
