@@ -33,6 +33,7 @@ export WGMINER_TEST_BITCOIND="$(bash scripts/fetch-test-node.sh | tail -n 1)"
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --release -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
 
 echo "== build"
 cargo build --release --all-targets

@@ -1,4 +1,4 @@
-//! A Stratum V1 pool as a work source: runs the [`client`](crate::stratum::client) task and
+//! A Stratum V1 pool as a work source: runs the [`crate::stratum::client`] task and
 //! translates between it and the runner. Jobs, difficulty and every share's fate go to the
 //! runner; shares go to the client through a bounded queue that is never waited on (a share that
 //! does not fit is reported stale at once), so reading the pool never waits on submitting to it.

@@ -38,7 +38,7 @@ const LONGPOLL_WAIT: Duration = Duration::from_secs(120);
 pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
 
 /// The server's connection limits. The connection cap leaves room for a whole longpoll
-/// (head, body, [`LONGPOLL_WAIT`], and time to write a template) so it never cuts one.
+/// (head, body, `LONGPOLL_WAIT`, and time to write a template) so it never cuts one.
 pub const LIMITS: Limits = Limits {
     max_connections: 64,
     header_timeout: Duration::from_secs(10),

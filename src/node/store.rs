@@ -14,7 +14,7 @@
 //! own header says (truncated) is refused as corrupt (redb 4.1 asserts on it, a panic).
 //!
 //! After a failed write (a full disk) redb refuses every later write on that handle, so
-//! [`Store::reopen`] closes and opens the file again; the chain calls it before the next write.
+//! `Store::reopen` closes and opens the file again; the chain calls it before the next write.
 //!
 //! redb takes an exclusive lock on the file, so a second wgminer on the same directory gets
 //! [`NodeError::Locked`] instead of two writers corrupting each other.
