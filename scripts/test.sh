@@ -32,12 +32,12 @@ export WGMINER_TEST_BITCOIND="$(bash scripts/fetch-test-node.sh | tail -n 1)"
 
 echo "== format and lints"
 cargo fmt --all -- --check
-cargo clippy --all-targets --release -- -D warnings
+cargo clippy --all-targets --profile ci -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
 
 echo "== build"
-cargo build --release --all-targets
+cargo build --profile ci --all-targets
 
 echo "== tests"
-cargo test --release --doc
-cargo nextest run --release --all-targets --no-fail-fast
+cargo test --profile ci --doc
+cargo nextest run --cargo-profile ci --all-targets --no-fail-fast
