@@ -116,14 +116,10 @@ impl CoreSource {
     /// Validate and store the block for a solution (or keep it, while paused); false once the
     /// runner is gone.
     async fn submit(&mut self, found: Found, link: &SourceLink) -> bool {
-        let block = match self.bridge.found(found) {
-            Ok((block, event)) => {
-                if !link.send(event).await {
-                    return false;
-                }
-                block
-            }
-            Err(stale) => return link.send(stale).await,
+        let block = match self.bridge.announce(found, link).await {
+            Ok(Some(block)) => block,
+            Ok(None) => return true,
+            Err(_) => return false,
         };
         let solved = Solved::Block {
             height: block.height,

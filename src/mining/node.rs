@@ -149,14 +149,10 @@ impl NodeGbtSource {
         link: &SourceLink,
         submit: &mpsc::Sender<SolvedBlock>,
     ) -> bool {
-        let block = match self.bridge.found(found) {
-            Ok((block, event)) => {
-                if !link.send(event).await {
-                    return false;
-                }
-                block
-            }
-            Err(stale) => return link.send(stale).await,
+        let block = match self.bridge.announce(found, link).await {
+            Ok(Some(block)) => block,
+            Ok(None) => return true,
+            Err(_) => return false,
         };
         // One block ahead of the node at most: a block on our own not-yet-answered block waits
         // for the node (a refused parent would make the whole private chain worthless).

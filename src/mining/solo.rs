@@ -10,11 +10,15 @@ use std::time::{Duration, Instant};
 use bitcoin::{BlockHash, ScriptBuf};
 
 use super::manager::Found;
-use super::source::{Fate, Solved, SourceEvent};
+use super::source::{Fate, Solved, SourceEvent, SourceLink};
 use crate::work::template::{BlockTemplate, SoloJob, SolvedBlock, SOLO_EXTRANONCE1_SIZE};
 
 /// Solo jobs remembered for assembling blocks (older ones are no longer live in the manager).
 pub(crate) const KEPT_JOBS: usize = 16;
+
+/// The runner has stopped listening: the source should end.
+#[derive(Debug)]
+pub struct RunnerGone;
 
 /// How to build coinbases.
 #[derive(Clone, Debug)]
@@ -150,6 +154,26 @@ impl SoloBridge {
                 fate: Fate::Stale { held: false, why },
             }),
         }
+    }
+
+    /// Tell the runner what a solution makes: the block (`BlockFound`), returned for the source
+    /// to store or submit, or, when there is none, the solution's stale outcome (`Ok(None)`).
+    /// `Err(RunnerGone)` once the runner no longer listens.
+    pub async fn announce(
+        &self,
+        found: Found,
+        link: &SourceLink,
+    ) -> Result<Option<SolvedBlock>, RunnerGone> {
+        let (block, event) = match self.found(found) {
+            Ok(made) => made,
+            Err(stale) => {
+                return link.send(stale).await.then_some(None).ok_or(RunnerGone);
+            }
+        };
+        link.send(event)
+            .await
+            .then_some(Some(block))
+            .ok_or(RunnerGone)
     }
 
     /// The block a solution makes, and how long its tip was mined; an error if the job is gone
