@@ -83,16 +83,8 @@ impl RpcServer {
         let cookie_file = core.dir().join(COOKIE_FILE);
         let password = write_cookie(&cookie_file)?;
         let password: Arc<str> = password.into();
-        let server = Server::serve(listener, limits, move |request, stopping| {
-            handle(
-                Arc::clone(&core),
-                Arc::clone(&password),
-                limits,
-                request,
-                stopping,
-            )
-        })
-        .map_err(bind_err)?;
+        let server =
+            Server::serve(listener, limits, handler(core, password, limits)).map_err(bind_err)?;
         Ok(RpcServer {
             cookie_file,
             server,
@@ -123,16 +115,7 @@ pub async fn serve_stream<IO>(core: Arc<NodeCore>, password: Arc<str>, limits: L
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    http::serve_stream(io, limits, move |request, stopping| {
-        handle(
-            Arc::clone(&core),
-            Arc::clone(&password),
-            limits,
-            request,
-            stopping,
-        )
-    })
-    .await;
+    http::serve_stream(io, limits, handler(core, password, limits)).await;
 }
 
 /// A new random cookie, written readable by this user only; returns the password.
@@ -155,6 +138,29 @@ fn write_cookie(path: &Path) -> Result<String, RpcServerError> {
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))?;
     Ok(password)
+}
+
+/// The server's request handler: the node and the cookie's password, shared by every request.
+fn handler(
+    core: Arc<NodeCore>,
+    password: Arc<str>,
+    limits: Limits,
+) -> impl Fn(
+    Request<Incoming>,
+    Stopping,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>
+       + Send
+       + Sync
+       + 'static {
+    move |request, stopping| {
+        Box::pin(handle(
+            Arc::clone(&core),
+            Arc::clone(&password),
+            limits,
+            request,
+            stopping,
+        ))
+    }
 }
 
 /// One request: method, then credentials from the head, then the body, then the calls.
