@@ -1,5 +1,5 @@
-//! Command-line definitions (clap). Raw arguments become validated values here; `main.rs` acts
-//! on them.
+//! Command-line definitions (clap): the flags, their `WGMINER_*` variables and the checks of
+//! single values. Combinations and the config file are [`crate::app::plan`]'s business.
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -228,34 +228,6 @@ pub struct CpuArgs {
     pub cpu_path: Option<wgminer::pow::ScanPath>,
 }
 
-impl CpuArgs {
-    /// The CPU backend these flags ask for.
-    pub fn backend(
-        &self,
-    ) -> Result<wgminer::backend::CpuBackend, wgminer::backend::cpu::CpuBackendError> {
-        wgminer::backend::CpuBackend::new(self.threads.map(|t| t as usize), self.cpu_path)
-    }
-}
-
-impl GpuArgs {
-    /// The adapter's default GPU options (the kernel measured fastest on its vendor), with
-    /// whatever these flags override.
-    pub fn options_for(
-        &self,
-        adapter: &wgminer::backend::gpu::GpuAdapter,
-    ) -> wgminer::backend::gpu::GpuOptions {
-        let defaults = wgminer::backend::gpu::GpuOptions::for_adapter(adapter);
-        wgminer::backend::gpu::GpuOptions {
-            kernel: self.gpu_kernel.unwrap_or(defaults.kernel),
-            workgroup_size: self.gpu_workgroup_size.unwrap_or(defaults.workgroup_size),
-            nonces_per_thread: self
-                .gpu_nonces_per_thread
-                .unwrap_or(defaults.nonces_per_thread),
-            ..defaults
-        }
-    }
-}
-
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Which backend to measure (default: cpu, or the kinds of the devices named by --device).
@@ -325,7 +297,7 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(crate) fn parse_difficulty(s: &str) -> Result<f64, String> {
+pub fn parse_difficulty(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("'{s}' is not a positive difficulty")),
@@ -334,11 +306,11 @@ pub(crate) fn parse_difficulty(s: &str) -> Result<f64, String> {
 
 /// A kernel this build carries; a lab variant in a build without `kernel-lab` is refused with
 /// the feature named.
-pub(crate) fn parse_kernel(s: &str) -> Result<wgminer::backend::gpu::KernelShape, String> {
+pub fn parse_kernel(s: &str) -> Result<wgminer::backend::gpu::KernelShape, String> {
     wgminer::backend::gpu::kernel::parse(s).map_err(|e| e.to_string())
 }
 
-pub(crate) fn parse_path(s: &str) -> Result<wgminer::pow::ScanPath, String> {
+pub fn parse_path(s: &str) -> Result<wgminer::pow::ScanPath, String> {
     wgminer::pow::ScanPath::from_name(s).ok_or_else(|| {
         let names: Vec<_> = wgminer::pow::ScanPath::ALL
             .iter()

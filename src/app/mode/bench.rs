@@ -1,21 +1,21 @@
-//! The `bench` and `devices` commands: build the selected backends, run each device on its own
-//! thread (all at once, so `--backend all` measures the machine as it would mine), and print a
-//! table or JSON.
+//! `wgminer bench`: open the selected devices, run each on its own thread (all at once, so
+//! `--backend all` measures the machine as it would mine), print a table or JSON, and draw
+//! the rates over time with `--plot`.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use wgminer::backend::gpu::{GpuBackend, GpuTuning};
+use wgminer::backend::gpu::GpuTuning;
 use wgminer::backend::Backend;
 use wgminer::bench::{self, format_rate, BenchResult, RateSample};
 
-use crate::cli::{BenchArgs, DevicesArgs};
-use crate::mine::{write_to, Stream};
-use crate::select::{Device, Inventory, UsageError};
+use crate::app::devices::{open_gpu, Device, Inventory};
+use crate::app::output::{truncate, write_to, Stream};
+use crate::app::plan::BenchPlan;
 
 /// One device's benchmark figures and how it was configured.
 struct Measured {
@@ -28,18 +28,17 @@ struct Measured {
     samples: Vec<RateSample>,
 }
 
-pub fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
-    // A plot that cannot be drawn is refused before the devices run; one that cannot be
-    // written fails after the results are printed.
-    check_plot_args(args)?;
+pub fn run(args: &BenchPlan) -> anyhow::Result<()> {
+    // A plot that cannot be drawn was refused by the plan; one that cannot be written fails
+    // after the results are printed.
     // A CPU-only bench never touches wgpu (no Vulkan loader, no driver probing).
-    let inventory = if Inventory::cpu_only(args.backend, &args.select) {
+    let inventory = if Inventory::cpu_only(&args.devices) {
         Inventory::cpu()?
     } else {
         Inventory::scan()?
     };
-    let devices = inventory.select(args.backend, &args.select)?;
-    if let Some(probe) = args.gpu.gpu_kernel.and_then(|k| k.probe.suffix()) {
+    let devices = inventory.select(&args.devices)?;
+    if let Some(probe) = args.devices.gpu.kernel.and_then(|k| k.probe.suffix()) {
         if devices.iter().any(|d| matches!(d, Device::Gpu(_))) {
             tracing::warn!(
                 "the GPU kernel is the '{probe}' PROBE: its hashes are wrong on purpose, hits \
@@ -74,15 +73,11 @@ pub fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
                     std::thread::sleep(Duration::from_millis(250));
                     let secs = started.elapsed().as_secs_f64();
                     let total: u64 = progress.iter().map(|h| h.load(Ordering::Relaxed)).sum();
-                    eprint!(
-                        "\r{:>5.1}/{:.0} s  {}   ",
-                        secs,
-                        args.seconds,
-                        format_rate(total as f64 / secs.max(1e-9))
-                    );
-                    let _ = std::io::stderr().flush();
+                    let rate = format_rate(total as f64 / secs.max(1e-9));
+                    let line = format!("\r{secs:>5.1}/{:.0} s  {rate}   ", args.seconds);
+                    write_to(Stream::Err, &line);
                 }
-                eprint!("\r\x1b[2K");
+                write_to(Stream::Err, "\r\x1b[2K");
             });
         }
         let results: Vec<anyhow::Result<Measured>> = workers
@@ -103,49 +98,11 @@ pub fn run_bench(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Seconds between rate samples: `--plot-interval`, or 0.25 s (up to 400 samples a run).
-fn sample_interval(args: &BenchArgs) -> f64 {
-    args.plot_interval
-        .unwrap_or_else(|| (args.seconds / 400.0).max(0.25))
-}
-
-/// `--plot` must name an .svg file; `--plot-interval` must leave a sane number of samples.
-fn check_plot_args(args: &BenchArgs) -> Result<(), UsageError> {
-    if let Some(interval) = args.plot_interval {
-        if interval < 0.01 || args.seconds / interval > 100_000.0 {
-            return Err(UsageError(format!(
-                "--plot-interval {interval} is too short: at least 0.01 s and at most 100000 \
-                 samples a run ({} s here)",
-                args.seconds
-            )));
-        }
-    }
-    let Some(path) = &args.plot else {
-        return Ok(());
-    };
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("svg") => Ok(()),
-        Some("png") => Err(UsageError(format!(
-            "--plot {}: PNG needs a rasteriser that wgminer does not include; use .svg (and \
-             convert it, e.g. rsvg-convert -o chart.png chart.svg)",
-            path.display()
-        ))),
-        _ => Err(UsageError(format!(
-            "--plot {}: the chart is written as SVG, so the file name must end in .svg",
-            path.display()
-        ))),
-    }
-}
-
 /// Draw every device's samples (and their total) into `path` as SVG.
 fn write_plot(
     path: &std::path::Path,
     results: &[Measured],
-    args: &BenchArgs,
+    args: &BenchPlan,
     cpu_name: &str,
 ) -> anyhow::Result<()> {
     let series: Vec<wgminer::plot::Series> = results
@@ -172,12 +129,15 @@ fn write_plot(
         "wgminer bench: hash rate over time\n{machine} · {} · {} s run, a sample every {} s",
         wgminer::plot::utc_timestamp(now),
         args.seconds,
-        sample_interval(args)
+        args.sample_interval
     );
     let svg = wgminer::plot::rate_chart_svg(&series, &title);
     std::fs::write(path, svg)
         .with_context(|| format!("cannot write the plot to {}", path.display()))?;
-    eprintln!("plot written to {}", path.display());
+    write_to(
+        Stream::Err,
+        &format!("plot written to {}\n", path.display()),
+    );
     Ok(())
 }
 
@@ -192,18 +152,18 @@ fn hostname() -> Option<String> {
 }
 
 fn bench_device(
-    args: &BenchArgs,
+    args: &BenchPlan,
     device: Device,
     mut progress: impl FnMut(u64),
 ) -> anyhow::Result<Measured> {
     match device {
         Device::Cpu => {
-            let mut cpu = args.cpu.backend()?;
+            let mut cpu = args.devices.cpu.backend()?;
             let detail = format!("{} threads, {} path", cpu.threads(), cpu.path());
             let name = cpu.device_info().name;
             let result = bench::run(&mut cpu, args.seconds, |h, _| progress(h))?;
             Ok(Measured {
-                samples: bench::rate_samples(&result.trace, sample_interval(args)),
+                samples: bench::rate_samples(&result.trace, args.sample_interval),
                 result,
                 kind: "cpu",
                 name,
@@ -212,15 +172,13 @@ fn bench_device(
             })
         }
         Device::Gpu(adapter) => {
-            let options = args.gpu.options_for(&adapter);
-            let mut gpu = GpuBackend::new(&adapter, options)
-                .with_context(|| format!("GPU {}", adapter.index))?;
+            let mut gpu = open_gpu(&adapter, &args.devices.gpu)?;
             let s = gpu.adapter().clone();
             let result = bench::run(&mut gpu, args.seconds, |h, _| progress(h))
                 .with_context(|| format!("benchmarking {} ({})", gpu.label(), s.name))?;
             let detail = format!("{}, {}", s.backend, s.device_type);
             Ok(Measured {
-                samples: bench::rate_samples(&result.trace, sample_interval(args)),
+                samples: bench::rate_samples(&result.trace, args.sample_interval),
                 result,
                 kind: "gpu",
                 name: s.name,
@@ -317,87 +275,4 @@ fn bench_text(results: &[Measured], json: bool) -> String {
         );
     }
     out
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
-    }
-}
-
-pub fn run_devices(args: &DevicesArgs) -> anyhow::Result<()> {
-    let inventory = Inventory::scan()?;
-    let defaults: Vec<usize> = wgminer::backend::gpu::default_selection(&inventory.gpus, false)
-        .iter()
-        .map(|g| g.index)
-        .collect();
-    if args.json {
-        let mut rows = vec![serde_json::json!({
-            "index": 0, "kind": "cpu", "name": inventory.cpu.name, "detail": inventory.cpu.detail,
-            "default": true,
-        })];
-        for g in &inventory.gpus {
-            let d = g.device_info();
-            let s = g.summary();
-            rows.push(serde_json::json!({
-                "index": d.index, "kind": d.kind, "name": d.name, "detail": d.detail,
-                "backend": s.backend, "device_type": s.device_type, "driver": s.driver,
-                "driver_info": s.driver_info, "software": s.software,
-                "default": defaults.contains(&g.index),
-            }));
-        }
-        write_to(
-            Stream::Out,
-            &format!("{}\n", serde_json::to_string_pretty(&rows)?),
-        );
-        return Ok(());
-    }
-    // One write at the end (see print_bench).
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<5} {:<4} {:<40} {:<7} {:<10} {:<8} driver",
-        "index", "kind", "name", "api", "type", "default"
-    );
-    let _ = writeln!(
-        out,
-        "{:<5} {:<4} {:<40} {:<7} {:<10} {:<8} {}",
-        0,
-        "cpu",
-        truncate(&inventory.cpu.name, 40),
-        "-",
-        "cpu",
-        "yes",
-        inventory.cpu.detail
-    );
-    for g in &inventory.gpus {
-        let s = g.summary();
-        let _ = writeln!(
-            out,
-            "{:<5} {:<4} {:<40} {:<7} {:<10} {:<8} {} {}",
-            s.index,
-            "gpu",
-            truncate(&s.name, 40),
-            s.backend,
-            s.device_type,
-            if defaults.contains(&g.index) {
-                "yes"
-            } else {
-                "no"
-            },
-            s.driver,
-            s.driver_info
-        );
-    }
-    if inventory.gpus.is_empty() {
-        let _ = writeln!(
-            out,
-            "(no GPU adapter found: {})",
-            wgminer::backend::gpu::GpuError::NoAdapter
-        );
-    }
-    write_to(Stream::Out, &out);
-    Ok(())
 }

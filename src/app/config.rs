@@ -1,15 +1,16 @@
-//! The TOML configuration file (`--config FILE`), and how it meets the environment and the
-//! flags: clap reads flags and `WGMINER_*` variables (flags win), then [`apply`] fills in what
-//! neither gave from the file. Every value is checked while the file is read, so a wrong type,
-//! an unknown key or a bad value is an error naming the key and its line.
+//! The TOML configuration file (`--config FILE`): its keys, reading it, and writing settings
+//! back as one (`config show`). Every value is checked while the file is read, so a wrong type,
+//! an unknown key or a bad value is an error naming the key and its line. How the file meets
+//! the flags is [`crate::app::settings`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{parse_kernel, parse_path, BackendChoice, MineArgs};
-use crate::select::UsageError;
+use crate::app::cli::{parse_kernel, parse_path, BackendChoice};
+use crate::app::error::UsageError;
+use crate::app::settings::Settings;
 
 /// The commented example `wgminer config example` prints (and the tests parse).
 pub const EXAMPLE: &str = include_str!("wgminer.example.toml");
@@ -212,106 +213,21 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
     Ok(cfg)
 }
 
-/// Fill in from `cfg` whatever neither the flags nor the environment gave.
-pub fn apply(args: &mut MineArgs, cfg: &ConfigFile) {
-    if args.urls.is_empty() {
-        if let Some(node) = &cfg.node {
-            args.urls = vec![node.url.clone()];
-        } else if !cfg.pools.is_empty() {
-            args.urls = cfg.pools.iter().map(|p| p.url.clone()).collect();
-            if args.users.is_empty() && cfg.pools.iter().any(|p| p.user.is_some()) {
-                args.users = cfg
-                    .pools
-                    .iter()
-                    .map(|p| p.user.clone().unwrap_or_default())
-                    .collect();
-            }
-            if args.passwords.is_empty() && cfg.pools.iter().any(|p| p.password.is_some()) {
-                args.passwords = cfg
-                    .pools
-                    .iter()
-                    .map(|p| p.password.clone().unwrap_or_else(|| "x".into()))
-                    .collect();
-            }
-        }
-    }
-    fill(
-        &mut args.suggest_diff,
-        cfg.suggest_difficulty.clone().map(|d| d.0),
-    );
-    let solo = &mut args.solo;
-    fill(&mut solo.coinbase_addr, cfg.coinbase_addr.clone());
-    if let Some(node) = &cfg.node {
-        // Credentials come as a set: a user/password from the flags is not mixed with a
-        // cookie from the file.
-        if solo.rpc_user.is_none() && solo.rpc_pass.is_none() && solo.rpc_cookie.is_none() {
-            solo.rpc_user = node.rpc_user.clone();
-            solo.rpc_pass = node.rpc_password.clone();
-            solo.rpc_cookie = node.rpc_cookie.clone();
-        }
-    }
-    fill(&mut solo.datadir, cfg.core.datadir.clone());
-    fill(
-        &mut solo.difficulty,
-        cfg.core.difficulty.clone().map(|d| d.0),
-    );
-    fill(&mut solo.rpc_bind, cfg.core.rpc_bind);
-    let d = &cfg.devices;
-    fill(&mut args.backend, d.backend.map(BackendChoice::from));
-    if args.select.devices.is_empty() {
-        args.select.devices = d.select.clone().unwrap_or_default();
-    }
-    args.select.allow_software |= d.allow_software.unwrap_or(false);
-    fill(&mut args.cpu.threads, d.threads.clone().map(|t| t.0));
-    fill(
-        &mut args.cpu.cpu_path,
-        d.cpu_path.as_ref().and_then(|p| parse_path(&p.0).ok()),
-    );
-    fill(
-        &mut args.gpu.gpu_kernel,
-        d.gpu_kernel.as_ref().and_then(|k| parse_kernel(&k.0).ok()),
-    );
-    fill(
-        &mut args.gpu.gpu_workgroup_size,
-        d.gpu_workgroup_size.clone().map(|s| s.0),
-    );
-    fill(
-        &mut args.gpu.gpu_nonces_per_thread,
-        d.gpu_nonces_per_thread.clone().map(|s| s.0),
-    );
-    fill(&mut args.api.api_bind, cfg.api.bind);
-    if args.api.api_token.is_none() && args.api.api_token_file.is_none() {
-        args.api.api_token = cfg.api.token.clone();
-        args.api.api_token_file = cfg.api.token_file.clone();
-    }
-    args.json_log |= cfg.log.json.unwrap_or(false);
-}
-
-fn fill<T>(slot: &mut Option<T>, from_file: Option<T>) {
-    if slot.is_none() {
-        *slot = from_file;
-    }
-}
-
-/// The configuration a run with `args` uses (after [`apply`]), as TOML with every secret
-/// masked.
-pub fn effective(args: &MineArgs, level: &str) -> String {
+/// The configuration a run with these settings uses, as TOML with every secret masked.
+pub fn effective(args: &Settings) -> String {
     let mask = |s: &Option<String>| s.as_ref().map(|_| MASK.to_owned());
-    let is_node = args
-        .urls
-        .first()
-        .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
+    let is_node = args.urls.first().is_some_and(|u| Settings::is_node_url(u));
     let mut cfg = ConfigFile {
-        coinbase_addr: args.solo.coinbase_addr.clone(),
+        coinbase_addr: args.coinbase_addr.clone(),
         suggest_difficulty: args.suggest_diff.map(Difficulty),
         ..ConfigFile::default()
     };
     if is_node {
         cfg.node = Some(NodeEntry {
             url: args.urls[0].clone(),
-            rpc_user: args.solo.rpc_user.clone(),
-            rpc_password: mask(&args.solo.rpc_pass),
-            rpc_cookie: args.solo.rpc_cookie.clone(),
+            rpc_user: args.rpc_user.clone(),
+            rpc_password: mask(&args.rpc_pass),
+            rpc_cookie: args.rpc_cookie.clone(),
         });
     } else {
         cfg.pools = args
@@ -327,31 +243,30 @@ pub fn effective(args: &MineArgs, level: &str) -> String {
     }
     cfg.core = CoreEntry {
         datadir: args
-            .solo
             .datadir
             .clone()
             .or_else(wgminer::node::default_data_dir),
-        difficulty: args.solo.difficulty.map(Difficulty),
-        rpc_bind: args.solo.rpc_bind,
+        difficulty: args.difficulty.map(Difficulty),
+        rpc_bind: args.rpc_bind,
     };
     cfg.devices = DevicesEntry {
-        backend: args.backend.map(Backend::from),
-        select: (!args.select.devices.is_empty()).then(|| args.select.devices.clone()),
-        allow_software: Some(args.select.allow_software),
-        threads: args.cpu.threads.map(Threads),
-        cpu_path: args.cpu.cpu_path.map(|p| CpuPath(p.name().to_owned())),
-        gpu_kernel: args.gpu.gpu_kernel.map(|k| GpuKernel(k.to_string())),
-        gpu_workgroup_size: args.gpu.gpu_workgroup_size.map(LaunchSize),
-        gpu_nonces_per_thread: args.gpu.gpu_nonces_per_thread.map(LaunchSize),
+        backend: args.devices.backend.map(Backend::from),
+        select: (!args.devices.selectors.is_empty()).then(|| args.devices.selectors.clone()),
+        allow_software: Some(args.devices.allow_software),
+        threads: args.devices.cpu.threads.map(Threads),
+        cpu_path: args.devices.cpu.path.map(|p| CpuPath(p.name().to_owned())),
+        gpu_kernel: args.devices.gpu.kernel.map(|k| GpuKernel(k.to_string())),
+        gpu_workgroup_size: args.devices.gpu.workgroup_size.map(LaunchSize),
+        gpu_nonces_per_thread: args.devices.gpu.nonces_per_thread.map(LaunchSize),
     };
     cfg.api = ApiEntry {
-        bind: args.api.api_bind,
-        token: mask(&args.api.api_token),
-        token_file: args.api.api_token_file.clone(),
+        bind: args.api_bind,
+        token: mask(&args.api_token),
+        token_file: args.api_token_file.clone(),
     };
     cfg.log = LogEntry {
         json: Some(args.json_log),
-        level: Some(Level(level.to_owned())),
+        level: Some(Level(args.log_level.clone())),
     };
     let mut out = String::from(
         "# The configuration this run would use (file < WGMINER_* environment < flags).\n",

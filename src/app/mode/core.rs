@@ -1,0 +1,35 @@
+//! The embedded node core as the run modes use it: opening its chain from the plan and
+//! serving its JSON-RPC (plain `wgminer --rpc-bind …` and `wgminer node`).
+
+use std::sync::Arc;
+
+use wgminer::node::{self, rpc_server, Chain, NodeCore};
+
+use crate::app::output::{show, OutputMode};
+use crate::app::plan::CorePlan;
+
+/// Open (or create) the chain the plan names.
+pub fn open(plan: &CorePlan) -> anyhow::Result<Arc<NodeCore>> {
+    let chain = Chain::open(&node::chain_dir(&plan.data_dir), plan.params.clone())?;
+    Ok(NodeCore::new(chain))
+}
+
+/// Serve the core's JSON-RPC on `bind` and say where (and where its cookie is).
+pub async fn start_rpc(
+    mode: OutputMode,
+    core: &Arc<NodeCore>,
+    bind: std::net::SocketAddr,
+) -> anyhow::Result<rpc_server::RpcServer> {
+    let server = rpc_server::RpcServer::start(Arc::clone(core), bind).await?;
+    show(
+        mode,
+        &serde_json::json!({"event": "rpc", "bind": server.addr().to_string(),
+                            "cookie": server.cookie_file().display().to_string()}),
+        &format!(
+            "JSON-RPC on http://{} (cookie auth: {})",
+            server.addr(),
+            server.cookie_file().display()
+        ),
+    );
+    Ok(server)
+}

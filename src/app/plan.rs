@@ -1,0 +1,525 @@
+//! The run plan: flags, environment and config file turned once into a validated [`RunPlan`],
+//! one variant per thing wgminer can do. Every check of the user's input that needs no device
+//! and no network is made here and fails with a [`UsageError`] (exit code 2); the run modes in
+//! [`crate::app::mode`] only carry the plan out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bitcoin::ScriptBuf;
+use wgminer::node::{self, ChainParams};
+use wgminer::rpc::{Auth, RpcClient};
+use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
+use wgminer::work::payout::payout_script;
+
+use crate::app::cli::{BenchArgs, Cli, Command, ConfigCommand, MineArgs, NodeArgs};
+use crate::app::config;
+use crate::app::devices::DeviceRequest;
+use crate::app::error::UsageError;
+use crate::app::output::OutputMode;
+use crate::app::settings::{self, Settings};
+
+/// What to do, checked. Built by [`plan`].
+#[derive(Debug)]
+pub enum RunPlan {
+    /// `wgminer -o stratum+tcp://…`: mine on pools.
+    Pool(PoolPlan),
+    /// `wgminer -o http://…`: solo mining on a node over JSON-RPC.
+    Node(NodePlan),
+    /// Plain `wgminer`: mine on the embedded node core.
+    Embedded(EmbeddedPlan),
+    /// `wgminer node`: the embedded node core's JSON-RPC, no mining.
+    NodeOnly(NodeOnlyPlan),
+    Bench(BenchPlan),
+    Devices {
+        json: bool,
+    },
+    Doctor {
+        json: bool,
+        strict: bool,
+    },
+    ConfigExample,
+    /// `config show`: the merged settings.
+    ConfigShow(Box<Settings>),
+}
+
+/// A plan and the tracing filter to log with.
+#[derive(Debug)]
+pub struct Plan {
+    pub run: RunPlan,
+    pub log_level: String,
+}
+
+/// What every mining run needs besides its source.
+#[derive(Clone, Debug)]
+pub struct MiningPlan {
+    pub devices: DeviceRequest,
+    pub output: OutputMode,
+    pub api: Option<ApiPlan>,
+}
+
+/// The monitoring API: where, and the token (read from its file already), if any.
+#[derive(Clone, Debug)]
+pub struct ApiPlan {
+    pub bind: SocketAddr,
+    pub token: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct PoolPlan {
+    pub mining: MiningPlan,
+    pub client: ClientConfig,
+}
+
+#[derive(Debug)]
+pub struct NodePlan {
+    pub mining: MiningPlan,
+    pub client: RpcClient,
+    /// The payout address, checked against the node's network once it answers.
+    pub coinbase_addr: String,
+    /// Settings this mode ignores, said at start (a config file may set them for the core).
+    pub notes: Vec<String>,
+}
+
+/// Where the embedded node core's chain lives and which rules it keeps.
+#[derive(Clone, Debug)]
+pub struct CorePlan {
+    pub data_dir: PathBuf,
+    pub params: ChainParams,
+}
+
+#[derive(Debug)]
+pub struct EmbeddedPlan {
+    pub mining: MiningPlan,
+    pub core: CorePlan,
+    /// The script every block pays and how to name it; None: the core's own key.
+    pub payout: Option<(ScriptBuf, String)>,
+    pub rpc_bind: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+pub struct NodeOnlyPlan {
+    pub core: CorePlan,
+    pub rpc_bind: SocketAddr,
+}
+
+#[derive(Debug)]
+pub struct BenchPlan {
+    pub devices: DeviceRequest,
+    pub seconds: f64,
+    pub json: bool,
+    pub plot: Option<PathBuf>,
+    /// Seconds between the rate samples `--plot` draws and `--json` lists.
+    pub sample_interval: f64,
+}
+
+/// Turn the parsed command line (with the config file it names) into a plan.
+pub fn plan(cli: Cli) -> Result<Plan, UsageError> {
+    let no_file = || settings::log_level(None);
+    let (run, log_level) = match cli.command {
+        None => {
+            let s = merged(&cli.mine)?;
+            let level = s.log_level.clone();
+            (mining(s)?, level)
+        }
+        Some(Command::Config(ConfigCommand::Show(args))) => {
+            let s = merged(&args)?;
+            let level = s.log_level.clone();
+            (RunPlan::ConfigShow(Box::new(s)), level)
+        }
+        Some(Command::Config(ConfigCommand::Example)) => (RunPlan::ConfigExample, no_file()),
+        Some(Command::Node(args)) => (node_only(&args)?, no_file()),
+        Some(Command::Bench(args)) => (bench(&args)?, no_file()),
+        Some(Command::Devices(args)) => (RunPlan::Devices { json: args.json }, no_file()),
+        Some(Command::Doctor(args)) => (
+            RunPlan::Doctor {
+                json: args.json,
+                strict: args.strict,
+            },
+            no_file(),
+        ),
+    };
+    Ok(Plan { run, log_level })
+}
+
+/// The mining flags over the config file they name, if any.
+fn merged(args: &MineArgs) -> Result<Settings, UsageError> {
+    let file = match &args.config {
+        Some(path) => Some(config::load(path)?),
+        None => None,
+    };
+    Ok(Settings::merge(args, file.as_ref()))
+}
+
+/// A mining run, picked by the first `-o`: none mines on the embedded node core, `http://` on
+/// a node, anything else on pools.
+pub fn mining(s: Settings) -> Result<RunPlan, UsageError> {
+    match s.urls.first() {
+        None => embedded(s).map(RunPlan::Embedded),
+        Some(url) if Settings::is_node_url(url) => node(s).map(RunPlan::Node),
+        Some(_) => pool(s).map(RunPlan::Pool),
+    }
+}
+
+fn pool(s: Settings) -> Result<PoolPlan, UsageError> {
+    let client = client_config(&s)?;
+    Ok(PoolPlan {
+        mining: mining_plan(&s)?,
+        client,
+    })
+}
+
+/// The pool flags as the client's configuration: every url must parse, and every pool needs
+/// a user (one `-u` for all, or one per `-o`).
+fn client_config(s: &Settings) -> Result<ClientConfig, UsageError> {
+    if s.urls.is_empty() {
+        return Err(UsageError(
+            "no pool given: use -o stratum+tcp://host:port -u user.worker -p x".into(),
+        ));
+    }
+    let per_pool = |list: &[String], what: &str| -> Result<Vec<Option<String>>, UsageError> {
+        match list.len() {
+            0 => Ok(vec![None; s.urls.len()]),
+            1 => Ok(vec![Some(list[0].clone()); s.urls.len()]),
+            n if n == s.urls.len() => Ok(list.iter().cloned().map(Some).collect()),
+            n => Err(UsageError(format!(
+                "{n} {what} values for {} pools: give one for all or one per -o",
+                s.urls.len()
+            ))),
+        }
+    };
+    let users = per_pool(&s.users, "-u")?;
+    let passwords = per_pool(&s.passwords, "-p")?;
+    let mut pools = Vec::with_capacity(s.urls.len());
+    for ((url, user), password) in s.urls.iter().zip(users).zip(passwords) {
+        let url: PoolUrl = url.parse().map_err(|e| UsageError(format!("{e}")))?;
+        let user = match user {
+            Some(u) if !u.trim().is_empty() => u,
+            _ => return Err(UsageError(format!("no user for {url}: use -u user.worker"))),
+        };
+        pools.push(PoolConfig {
+            url,
+            user,
+            password: password.unwrap_or_else(|| "x".into()),
+        });
+    }
+    let mut config = ClientConfig::new(pools);
+    config.suggest_difficulty = s.suggest_diff;
+    Ok(config)
+}
+
+fn node(s: Settings) -> Result<NodePlan, UsageError> {
+    if s.urls.len() > 1 {
+        return Err(UsageError(
+            "solo mining uses one node: give a single -o http://host:port".into(),
+        ));
+    }
+    if !s.users.is_empty() || !s.passwords.is_empty() {
+        return Err(UsageError(
+            "-u/-p are pool flags; a node takes --rpc-user/--rpc-pass or --rpc-cookie".into(),
+        ));
+    }
+    let mut notes = Vec::new();
+    if s.difficulty.is_some() || s.rpc_bind.is_some() {
+        // Not an error: a config file or WGMINER_* may set them for the embedded core.
+        notes.push(
+            "note: --difficulty and --rpc-bind belong to the embedded node core; a node given with -o keeps its own chain and ignores them".to_owned(),
+        );
+    }
+    let url = &s.urls[0];
+    let auth = match (&s.rpc_user, &s.rpc_pass, &s.rpc_cookie) {
+        (Some(user), Some(password), None) => Auth::UserPass {
+            user: user.clone(),
+            password: password.clone(),
+        },
+        (None, None, Some(cookie)) => Auth::Cookie(cookie.clone()),
+        _ => return Err(UsageError(format!(
+            "the node at {url} needs credentials: --rpc-cookie FILE (bitcoind's DATADIR/.cookie) or --rpc-user USER --rpc-pass PASS"
+        ))),
+    };
+    let Some(coinbase_addr) = s.coinbase_addr.clone() else {
+        return Err(UsageError(
+            "solo mining on a node needs --coinbase-addr ADDRESS: the block reward is paid there"
+                .into(),
+        ));
+    };
+    let client = RpcClient::new(url, auth).map_err(|e| UsageError(e.to_string()))?;
+    Ok(NodePlan {
+        mining: mining_plan(&s)?,
+        client,
+        coinbase_addr,
+        notes,
+    })
+}
+
+fn embedded(s: Settings) -> Result<EmbeddedPlan, UsageError> {
+    if !s.users.is_empty()
+        || !s.passwords.is_empty()
+        || s.rpc_user.is_some()
+        || s.rpc_cookie.is_some()
+    {
+        return Err(UsageError(
+            "-u/-p are for pools (-o stratum+tcp://…) and --rpc-user/--rpc-pass/--rpc-cookie for nodes (-o http://…); without -o wgminer mines on its embedded node core".into(),
+        ));
+    }
+    let core = core_plan(s.datadir.clone(), s.difficulty)?;
+    let payout = match &s.coinbase_addr {
+        Some(a) => Some((
+            payout_script(a, bitcoin::Network::Regtest, true)
+                .map_err(|e| UsageError(e.to_string()))?,
+            a.clone(),
+        )),
+        None => None,
+    };
+    Ok(EmbeddedPlan {
+        mining: mining_plan(&s)?,
+        core,
+        payout,
+        rpc_bind: s.rpc_bind,
+    })
+}
+
+fn node_only(args: &NodeArgs) -> Result<RunPlan, UsageError> {
+    Ok(RunPlan::NodeOnly(NodeOnlyPlan {
+        core: core_plan(args.datadir.clone(), args.difficulty)?,
+        rpc_bind: args.rpc_bind,
+    }))
+}
+
+/// The data directory (given, or the platform's) and the chain's rules.
+fn core_plan(datadir: Option<PathBuf>, difficulty: Option<f64>) -> Result<CorePlan, UsageError> {
+    let data_dir = match datadir {
+        Some(d) => d,
+        None => node::default_data_dir().ok_or_else(|| {
+            UsageError("no home or data directory is known here: give --datadir DIR".into())
+        })?,
+    };
+    let params = match difficulty {
+        Some(d) => ChainParams::with_difficulty(d).map_err(|e| UsageError(e.to_string()))?,
+        None => ChainParams::regtest(),
+    };
+    Ok(CorePlan { data_dir, params })
+}
+
+fn mining_plan(s: &Settings) -> Result<MiningPlan, UsageError> {
+    Ok(MiningPlan {
+        devices: s.devices.clone(),
+        output: OutputMode::choose(s.json_log),
+        api: api_plan(s)?,
+    })
+}
+
+/// The API's bind address and token (`--api-token`, or the first line of its file).
+fn api_plan(s: &Settings) -> Result<Option<ApiPlan>, UsageError> {
+    let Some(bind) = s.api_bind else {
+        return Ok(None);
+    };
+    let token = match (&s.api_token, &s.api_token_file) {
+        (Some(t), _) => Some(t.trim().to_owned()),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                UsageError(format!(
+                    "cannot read the API token file {}: {e}",
+                    file.display()
+                ))
+            })?;
+            Some(text.lines().next().unwrap_or("").trim().to_owned())
+        }
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        return Err(UsageError(
+            "the API token is empty: give a non-empty --api-token or token file".into(),
+        ));
+    }
+    Ok(Some(ApiPlan { bind, token }))
+}
+
+fn bench(args: &BenchArgs) -> Result<RunPlan, UsageError> {
+    // A plot that cannot be drawn is refused before the devices run.
+    check_plot_args(args)?;
+    Ok(RunPlan::Bench(BenchPlan {
+        devices: settings::device_request(args.backend, &args.select, &args.cpu, &args.gpu),
+        seconds: args.seconds,
+        json: args.json,
+        plot: args.plot.clone(),
+        sample_interval: args
+            .plot_interval
+            .unwrap_or_else(|| (args.seconds / 400.0).max(0.25)),
+    }))
+}
+
+/// `--plot` must name an .svg file; `--plot-interval` must leave a sane number of samples.
+fn check_plot_args(args: &BenchArgs) -> Result<(), UsageError> {
+    if let Some(interval) = args.plot_interval {
+        if interval < 0.01 || args.seconds / interval > 100_000.0 {
+            return Err(UsageError(format!(
+                "--plot-interval {interval} is too short: at least 0.01 s and at most 100000 \
+                 samples a run ({} s here)",
+                args.seconds
+            )));
+        }
+    }
+    let Some(path) = &args.plot else {
+        return Ok(());
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("svg") => Ok(()),
+        Some("png") => Err(UsageError(format!(
+            "--plot {}: PNG needs a rasteriser that wgminer does not include; use .svg (and \
+             convert it, e.g. rsvg-convert -o chart.png chart.svg)",
+            path.display()
+        ))),
+        _ => Err(UsageError(format!(
+            "--plot {}: the chart is written as SVG, so the file name must end in .svg",
+            path.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn plan_of(flags: &[&str]) -> Result<Plan, UsageError> {
+        let cli = Cli::try_parse_from(std::iter::once("wgminer").chain(flags.iter().copied()))
+            .expect("flags parse");
+        plan(cli)
+    }
+
+    /// The usage error a command line gets.
+    fn refusal(flags: &[&str]) -> String {
+        match plan_of(flags) {
+            Err(e) => e.0,
+            Ok(p) => panic!("{flags:?} was accepted: {:?}", p.run),
+        }
+    }
+
+    #[test]
+    fn the_first_url_picks_the_mode() {
+        let p = plan_of(&["-o", "stratum+tcp://127.0.0.1:3333", "-u", "me"]).unwrap();
+        assert!(matches!(p.run, RunPlan::Pool(_)));
+        let p = plan_of(&[
+            "-o",
+            "http://127.0.0.1:18443",
+            "--rpc-cookie",
+            "/c",
+            "--coinbase-addr",
+            "bcrt1qq2yshcmzdlznnpxx258xswqlmqcxjs4dssfxt2",
+        ])
+        .unwrap();
+        assert!(matches!(p.run, RunPlan::Node(_)));
+        let p = plan_of(&["--datadir", "/tmp/x", "--difficulty", "2"]).unwrap();
+        assert!(matches!(p.run, RunPlan::Embedded(_)));
+        let p = plan_of(&["node", "--datadir", "/tmp/x"]).unwrap();
+        assert!(matches!(p.run, RunPlan::NodeOnly(_)));
+    }
+
+    #[test]
+    fn pool_flags_are_checked() {
+        let e = refusal(&["-o", "stratum+tcp://127.0.0.1:3333"]);
+        assert!(e.contains("no user for"), "{e}");
+        let e = refusal(&[
+            "-o",
+            "stratum+tcp://a:1,stratum+tcp://b:2",
+            "-u",
+            "x",
+            "-u",
+            "y",
+            "-u",
+            "z",
+        ]);
+        assert!(e.contains("3 -u values for 2 pools"), "{e}");
+        let e = refusal(&["-o", "ftp://a:1", "-u", "me"]);
+        assert!(!e.is_empty());
+    }
+
+    #[test]
+    fn node_flags_are_checked() {
+        let e = refusal(&["-o", "http://a:1,http://b:2"]);
+        assert!(e.contains("a single -o"), "{e}");
+        let e = refusal(&["-o", "http://a:1", "-u", "me"]);
+        assert!(e.contains("pool flags"), "{e}");
+        let e = refusal(&["-o", "http://a:1"]);
+        assert!(e.contains("needs credentials"), "{e}");
+        let e = refusal(&["-o", "http://a:1", "--rpc-cookie", "/c"]);
+        assert!(e.contains("--coinbase-addr"), "{e}");
+    }
+
+    #[test]
+    fn node_mode_notes_core_only_settings() {
+        let p = plan_of(&[
+            "-o",
+            "http://a:1",
+            "--rpc-cookie",
+            "/c",
+            "--coinbase-addr",
+            "x",
+            "--difficulty",
+            "2",
+        ])
+        .unwrap();
+        let RunPlan::Node(node) = p.run else {
+            panic!("not a node plan");
+        };
+        assert_eq!(node.notes.len(), 1);
+    }
+
+    #[test]
+    fn embedded_refuses_pool_and_node_flags_and_bad_addresses() {
+        let e = refusal(&["--datadir", "/tmp/x", "-u", "me"]);
+        assert!(e.contains("embedded node core"), "{e}");
+        let e = refusal(&["--datadir", "/tmp/x", "--rpc-cookie", "/c"]);
+        assert!(e.contains("embedded node core"), "{e}");
+        let e = refusal(&["--datadir", "/tmp/x", "--coinbase-addr", "not-an-address"]);
+        assert!(!e.is_empty());
+    }
+
+    #[test]
+    fn api_tokens_are_checked() {
+        let e = refusal(&[
+            "--datadir",
+            "/tmp/x",
+            "--api-bind",
+            "127.0.0.1:0",
+            "--api-token",
+            "  ",
+        ]);
+        assert!(e.contains("token is empty"), "{e}");
+        let e = refusal(&[
+            "--datadir",
+            "/tmp/x",
+            "--api-bind",
+            "127.0.0.1:0",
+            "--api-token-file",
+            "/nonexistent/token",
+        ]);
+        assert!(e.contains("cannot read the API token file"), "{e}");
+    }
+
+    #[test]
+    fn bench_plots_must_be_svg_with_a_sane_interval() {
+        let e = refusal(&["bench", "--plot", "chart.png"]);
+        assert!(e.contains("PNG"), "{e}");
+        let e = refusal(&["bench", "--plot", "chart.txt"]);
+        assert!(e.contains(".svg"), "{e}");
+        let e = refusal(&["bench", "--plot-interval", "0.001"]);
+        assert!(e.contains("too short"), "{e}");
+        let p = plan_of(&["bench", "-s", "400"]).unwrap();
+        let RunPlan::Bench(b) = p.run else {
+            panic!("not a bench plan");
+        };
+        assert_eq!(b.sample_interval, 1.0);
+    }
+
+    #[test]
+    fn a_missing_config_file_is_a_usage_error() {
+        let e = refusal(&["--config", "/nonexistent/wgminer.toml"]);
+        assert!(e.contains("cannot read config file"), "{e}");
+    }
+}
