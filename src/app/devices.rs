@@ -4,7 +4,7 @@
 //! A new backend gets a [`Device`] variant here (and a `BackendChoice` in the CLI).
 
 use anyhow::Context as _;
-use wgminer::backend::gpu::{self, GpuAdapter, GpuBackend, GpuOptions, KernelShape};
+use wgminer::backend::gpu::{self, GpuAdapter, GpuBackend, GpuOptions, GpuTuning, KernelShape};
 use wgminer::backend::{Backend, CpuBackend, DeviceInfo};
 use wgminer::pow::ScanPath;
 
@@ -81,6 +81,12 @@ pub fn default_backend(gpus: &[GpuAdapter]) -> BackendChoice {
         BackendChoice::Gpu
     } else {
         BackendChoice::Cpu
+    }
+}
+
+impl Device {
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Device::Gpu(_))
     }
 }
 
@@ -218,6 +224,72 @@ impl Inventory {
     }
 }
 
+/// An opened device, one variant per kind of backend (a closed enum, as ripgrep dispatches
+/// its engines): mining and `bench` use it without matching on the kind themselves.
+pub enum AnyBackend {
+    Cpu(CpuBackend),
+    Gpu(Box<GpuBackend>),
+}
+
+impl AnyBackend {
+    /// Build the backend for `device` with the request's settings.
+    pub fn open(device: &Device, request: &DeviceRequest) -> anyhow::Result<Self> {
+        Ok(match device {
+            Device::Cpu => AnyBackend::Cpu(request.cpu.backend()?),
+            Device::Gpu(adapter) => AnyBackend::Gpu(Box::new(open_gpu(adapter, &request.gpu)?)),
+        })
+    }
+
+    pub fn backend_mut(&mut self) -> &mut dyn Backend {
+        match self {
+            AnyBackend::Cpu(b) => b,
+            AnyBackend::Gpu(b) => b.as_mut(),
+        }
+    }
+
+    pub fn into_backend(self) -> Box<dyn Backend> {
+        match self {
+            AnyBackend::Cpu(b) => Box::new(b),
+            AnyBackend::Gpu(b) => b,
+        }
+    }
+
+    /// "cpu" or "gpu", as `wgminer devices` and `bench --json` say it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyBackend::Cpu(_) => "cpu",
+            AnyBackend::Gpu(_) => "gpu",
+        }
+    }
+
+    /// The device's name (CPU model, GPU adapter).
+    pub fn name(&self) -> String {
+        match self {
+            AnyBackend::Cpu(b) => b.device_info().name,
+            AnyBackend::Gpu(b) => b.adapter().name.clone(),
+        }
+    }
+
+    /// How it is set up: threads and hashing path, or graphics API and device type.
+    pub fn detail(&self) -> String {
+        match self {
+            AnyBackend::Cpu(b) => format!("{} threads, {} path", b.threads(), b.path()),
+            AnyBackend::Gpu(b) => {
+                let s = b.adapter();
+                format!("{}, {}", s.backend, s.device_type)
+            }
+        }
+    }
+
+    /// A GPU's launch shape (read after a run: the dispatch size is tuned while it runs).
+    pub fn tuning(&self) -> Option<GpuTuning> {
+        match self {
+            AnyBackend::Cpu(_) => None,
+            AnyBackend::Gpu(b) => Some(b.tuning()),
+        }
+    }
+}
+
 /// Open the devices a mining run asks for and build one backend each. With no backend and no
 /// device named, plain mining uses [`default_backend`].
 pub fn mining_backends(request: &DeviceRequest) -> anyhow::Result<Vec<Box<dyn Backend>>> {
@@ -235,14 +307,10 @@ pub fn mining_backends(request: &DeviceRequest) -> anyhow::Result<Vec<Box<dyn Ba
         ..request.clone()
     };
     let devices = inventory.select(&request)?;
-    let mut out: Vec<Box<dyn Backend>> = Vec::with_capacity(devices.len());
-    for device in devices {
-        out.push(match device {
-            Device::Cpu => Box::new(request.cpu.backend()?),
-            Device::Gpu(adapter) => Box::new(open_gpu(&adapter, &request.gpu)?),
-        });
-    }
-    Ok(out)
+    devices
+        .iter()
+        .map(|d| AnyBackend::open(d, &request).map(AnyBackend::into_backend))
+        .collect()
 }
 
 /// The adapters plain `wgminer` mines on (as [`mining_backends`] chooses them): every real GPU
@@ -266,7 +334,7 @@ pub fn gpu_open_error(adapter: &GpuAdapter) -> Option<String> {
 }
 
 /// The GPU backend for one adapter, the error naming the device.
-pub fn open_gpu(adapter: &GpuAdapter, settings: &GpuSettings) -> anyhow::Result<GpuBackend> {
+fn open_gpu(adapter: &GpuAdapter, settings: &GpuSettings) -> anyhow::Result<GpuBackend> {
     GpuBackend::new(adapter, settings.options_for(adapter))
         .with_context(|| format!("GPU {}", adapter.index))
 }

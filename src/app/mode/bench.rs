@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use wgminer::backend::gpu::GpuTuning;
-use wgminer::backend::Backend;
 use wgminer::bench::{self, format_rate, BenchResult, RateSample};
 
-use crate::app::devices::{open_gpu, Device, Inventory};
+use crate::app::devices::{AnyBackend, Device, Inventory};
 use crate::app::output::{truncate, write_to, Stream};
 use crate::app::plan::BenchPlan;
 
@@ -39,7 +38,7 @@ pub fn run(args: &BenchPlan) -> anyhow::Result<()> {
     };
     let devices = inventory.select(&args.devices)?;
     if let Some(probe) = args.devices.gpu.kernel.and_then(|k| k.probe.suffix()) {
-        if devices.iter().any(|d| matches!(d, Device::Gpu(_))) {
+        if devices.iter().any(Device::is_gpu) {
             tracing::warn!(
                 "the GPU kernel is the '{probe}' PROBE: its hashes are wrong on purpose, hits \
                  are hardware errors, only the rate means anything"
@@ -156,37 +155,19 @@ fn bench_device(
     device: Device,
     mut progress: impl FnMut(u64),
 ) -> anyhow::Result<Measured> {
-    match device {
-        Device::Cpu => {
-            let mut cpu = args.devices.cpu.backend()?;
-            let detail = format!("{} threads, {} path", cpu.threads(), cpu.path());
-            let name = cpu.device_info().name;
-            let result = bench::run(&mut cpu, args.seconds, |h, _| progress(h))?;
-            Ok(Measured {
-                samples: bench::rate_samples(&result.trace, args.sample_interval),
-                result,
-                kind: "cpu",
-                name,
-                detail,
-                gpu: None,
-            })
-        }
-        Device::Gpu(adapter) => {
-            let mut gpu = open_gpu(&adapter, &args.devices.gpu)?;
-            let s = gpu.adapter().clone();
-            let result = bench::run(&mut gpu, args.seconds, |h, _| progress(h))
-                .with_context(|| format!("benchmarking {} ({})", gpu.label(), s.name))?;
-            let detail = format!("{}, {}", s.backend, s.device_type);
-            Ok(Measured {
-                samples: bench::rate_samples(&result.trace, args.sample_interval),
-                result,
-                kind: "gpu",
-                name: s.name,
-                detail,
-                gpu: Some(gpu.tuning()),
-            })
-        }
-    }
+    let mut engine = AnyBackend::open(&device, &args.devices)?;
+    let (name, detail) = (engine.name(), engine.detail());
+    let label = engine.backend_mut().label();
+    let result = bench::run(engine.backend_mut(), args.seconds, |h, _| progress(h))
+        .with_context(|| format!("benchmarking {label} ({name})"))?;
+    Ok(Measured {
+        samples: bench::rate_samples(&result.trace, args.sample_interval),
+        result,
+        kind: engine.kind(),
+        name,
+        detail,
+        gpu: engine.tuning(),
+    })
 }
 
 /// The results, written to stdout in one piece: a reader that closed early (`| head -1`) ends
