@@ -351,3 +351,176 @@ fn diagnose(f: &Facts) -> (String, String) {
             .into(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::doctor::fixtures::*;
+
+    #[test]
+    fn ready_with_a_real_gpu() {
+        let mut f = lavapipe_machine();
+        f.nvidia = nvidia_driver(false, None);
+        f.icds.push(nvidia_icd(true));
+        let mut sw = llvmpipe(2);
+        sw.note = adapter_note(&sw, true, true);
+        f.adapters = vec![h100(1), sw];
+        let v = verdict(&f);
+        assert!(v.ready);
+        assert_eq!(v.usable_gpus, 1);
+        assert_eq!(v.line, "ready: 1 GPU(s) usable (1 NVIDIA H100 80GB HBM3)");
+        assert!(v.reason.is_none() && v.fix.is_none());
+        assert!(f.adapters[1].note.contains("--allow-software"));
+    }
+
+    #[test]
+    fn a_gpu_that_fails_to_open_is_not_usable() {
+        let mut f = lavapipe_machine();
+        f.nvidia = nvidia_driver(false, None);
+        f.icds.push(nvidia_icd(true));
+        let mut gpu = h100(1);
+        gpu.open_error = Some("cannot open NVIDIA H100: device lost".into());
+        f.adapters = vec![gpu];
+        let v = verdict(&f);
+        assert!(!v.ready);
+        assert!(v.line.contains("cannot be opened"), "{}", v.line);
+    }
+
+    #[test]
+    fn lavapipe_only_is_cpu_only() {
+        let f = lavapipe_machine();
+        let v = verdict(&f);
+        assert!(!v.ready);
+        assert_eq!(v.usable_gpus, 0);
+        assert!(v.line.starts_with("CPU only: "), "{}", v.line);
+        assert!(v.line.contains("software adapter"), "{}", v.line);
+        assert!(v.line.contains(", to use the GPU: "), "{}", v.line);
+        assert!(adapter_note(&llvmpipe(1), false, true).contains("CPU backend"));
+    }
+
+    #[test]
+    fn missing_env_manifest_is_named() {
+        let mut f = lavapipe_machine();
+        f.icd_search = IcdSearch {
+            variable: Some("VK_DRIVER_FILES".into()),
+            value: Some("/nonexistent/icd.json".into()),
+            missing: vec!["/nonexistent/icd.json".into()],
+            ..Default::default()
+        };
+        f.icds.clear();
+        f.adapters.clear();
+        let v = verdict(&f);
+        assert!(!v.ready);
+        assert!(
+            v.line
+                .contains("VK_DRIVER_FILES names /nonexistent/icd.json, which does not exist"),
+            "{}",
+            v.line
+        );
+        assert!(v.fix.unwrap().contains("unset VK_DRIVER_FILES"));
+        assert!(v.warnings.iter().any(|w| w.contains("does not exist")));
+    }
+
+    #[test]
+    fn missing_loader_says_install_libvulkan1() {
+        let mut f = lavapipe_machine();
+        f.loader.path = None;
+        f.adapters.clear();
+        f.nvidia = nvidia_driver(false, None);
+        let v = verdict(&f);
+        assert!(
+            v.line.contains("libvulkan.so.1 is not installed"),
+            "{}",
+            v.line
+        );
+        assert!(v.line.contains("apt-get install libvulkan1"), "{}", v.line);
+    }
+
+    #[test]
+    fn nvidia_without_icd_in_a_container_asks_for_graphics() {
+        let mut f = lavapipe_machine();
+        f.nvidia = nvidia_driver(true, Some("compute,utility"));
+        let v = verdict(&f);
+        assert!(!v.ready);
+        assert!(v.line.contains("no NVIDIA Vulkan ICD"), "{}", v.line);
+        assert!(
+            v.line
+                .contains("NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics"),
+            "{}",
+            v.line
+        );
+        assert!(v.warnings.iter().any(|w| w.contains("without `graphics`")));
+        // With graphics granted but no manifest: write the manifest.
+        f.nvidia.driver_capabilities = Some("all".into());
+        let v = verdict(&f);
+        assert!(v.line.contains("nvidia_icd.json"), "{}", v.line);
+        assert!(v.line.contains("libGLX_nvidia.so.0"), "{}", v.line);
+        assert!(v.warnings.iter().all(|w| !w.contains("without `graphics`")));
+    }
+
+    #[test]
+    fn nvidia_without_icd_on_a_host_asks_for_the_vulkan_part() {
+        let mut f = lavapipe_machine();
+        f.nvidia = nvidia_driver(false, None);
+        let v = verdict(&f);
+        assert!(v.line.contains("libnvidia-gl-550"), "{}", v.line);
+        assert!(v.line.contains("VK_DRIVER_FILES"), "{}", v.line);
+    }
+
+    #[test]
+    fn nvidia_icd_without_its_library() {
+        let mut f = lavapipe_machine();
+        f.nvidia = nvidia_driver(true, None);
+        f.icds.push(nvidia_icd(false));
+        let v = verdict(&f);
+        assert!(
+            v.line
+                .contains("names libGLX_nvidia.so.0, which is not installed"),
+            "{}",
+            v.line
+        );
+        assert!(v.line.contains("NVIDIA_DRIVER_CAPABILITIES"), "{}", v.line);
+        // On a host: install the matching libnvidia-gl.
+        f.nvidia.in_container = false;
+        assert!(verdict(&f).line.contains("libnvidia-gl-550"));
+    }
+
+    #[test]
+    fn nvidia_icd_fine_but_no_adapter_points_at_the_device_nodes() {
+        let mut f = lavapipe_machine();
+        f.nvidia = nvidia_driver(false, None);
+        f.icds.push(nvidia_icd(true));
+        let v = verdict(&f);
+        assert!(v.line.contains("found no NVIDIA adapter"), "{}", v.line);
+        assert!(v.line.contains("/dev/nvidia0"), "{}", v.line);
+    }
+
+    #[test]
+    fn warns_about_two_manifests_for_one_driver() {
+        let mut f = lavapipe_machine();
+        f.nvidia = nvidia_driver(true, Some("all"));
+        f.icds.push(nvidia_icd(true));
+        let mut second = nvidia_icd(true);
+        second.path = "/etc/vulkan/icd.d/nvidia_icd.json".into();
+        f.icds.push(second);
+        f.adapters = vec![h100(1), h100(2)];
+        let v = verdict(&f);
+        assert!(v.ready);
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.contains("more than one ICD manifest")),
+            "{:?}",
+            v.warnings
+        );
+        assert!(verdict(&lavapipe_machine()).warnings.is_empty());
+    }
+
+    #[test]
+    fn wgpu_backend_without_vulkan_is_the_reason() {
+        let mut f = lavapipe_machine();
+        f.wgpu_backend = Some("gl".into());
+        let v = verdict(&f);
+        assert!(v.line.contains("unset WGPU_BACKEND"), "{}", v.line);
+    }
+}

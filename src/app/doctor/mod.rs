@@ -11,11 +11,11 @@
 
 mod facts;
 mod findings;
+#[cfg(test)]
+mod fixtures;
 mod gather;
 mod parse;
 mod render;
-#[cfg(test)]
-mod tests;
 
 use findings::verdict;
 

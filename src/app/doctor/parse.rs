@@ -143,3 +143,139 @@ pub fn capabilities_include_graphics(value: Option<&str>) -> bool {
             .any(|c| c == "graphics" || c == "all")
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::doctor::findings::backend_var_allows_vulkan;
+    use crate::app::doctor::NVIDIA_ICD_JSON;
+
+    #[test]
+    fn parses_mesa_and_nvidia_manifests() {
+        let mesa = r#"{
+            "ICD": {"api_version": "1.1.230", "library_path": "/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so"},
+            "file_format_version": "1.0.0"
+        }"#;
+        let m = parse_icd(mesa).unwrap();
+        assert_eq!(m.library_path, "/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so");
+        assert_eq!(m.api_version.as_deref(), Some("1.1.230"));
+        assert_eq!(m.file_format_version.as_deref(), Some("1.0.0"));
+        assert_eq!(m.library_arch, None);
+        let n = parse_icd(NVIDIA_ICD_JSON).unwrap();
+        assert_eq!(n.library_path, "libGLX_nvidia.so.0");
+        assert_eq!(n.api_version.as_deref(), Some("1.3"));
+        let arch = parse_icd(
+            r#"{"file_format_version":"1.0.1","ICD":{"library_path":"x.so","library_arch":"32"}}"#,
+        )
+        .unwrap();
+        assert_eq!(arch.library_arch.as_deref(), Some("32"));
+        assert_eq!(arch.api_version, None);
+    }
+
+    #[test]
+    fn rejects_broken_manifests() {
+        assert!(parse_icd("{").unwrap_err().contains("not valid JSON"));
+        assert!(parse_icd("{}").unwrap_err().contains("ICD"));
+        assert!(parse_icd(r#"{"ICD":{"api_version":"1.3"}}"#)
+            .unwrap_err()
+            .contains("library_path"));
+        assert!(parse_icd(r#"{"ICD":{"library_path":""}}"#).is_err());
+        assert!(parse_icd(r#"{"ICD":{"library_path":5}}"#).is_err());
+    }
+
+    #[test]
+    fn names_icd_kinds() {
+        assert_eq!(
+            icd_kind(
+                "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json",
+                Some("/usr/lib/libvulkan_lvp.so")
+            ),
+            IcdKind::Software
+        );
+        assert_eq!(
+            icd_kind(
+                "/etc/vulkan/icd.d/nvidia_icd.json",
+                Some("libGLX_nvidia.so.0")
+            ),
+            IcdKind::Nvidia
+        );
+        assert_eq!(
+            icd_kind("/x/custom.json", Some("libGLX_nvidia.so.0")),
+            IcdKind::Nvidia
+        );
+        assert_eq!(
+            icd_kind(
+                "/usr/share/vulkan/icd.d/radeon_icd.x86_64.json",
+                Some("libvulkan_radeon.so")
+            ),
+            IcdKind::Other
+        );
+        assert_eq!(
+            icd_kind("/x/vk_swiftshader_icd.json", None),
+            IcdKind::Software
+        );
+    }
+
+    #[test]
+    fn resolves_library_references_like_the_loader() {
+        let manifest = Path::new("/opt/icd/my.json");
+        assert_eq!(
+            library_ref(manifest, "libGLX_nvidia.so.0"),
+            LibraryRef::Name("libGLX_nvidia.so.0".into())
+        );
+        assert_eq!(
+            library_ref(manifest, "/usr/lib/libx.so"),
+            LibraryRef::File("/usr/lib/libx.so".into())
+        );
+        assert_eq!(
+            library_ref(manifest, "../lib/libx.so"),
+            LibraryRef::File("/opt/icd/../lib/libx.so".into())
+        );
+    }
+
+    #[test]
+    fn parses_ldconfig_and_lists() {
+        let text = "5 libs found in cache `/etc/ld.so.cache'\n\
+            \tlibvulkan.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libvulkan.so.1\n\
+            \tlibvulkan.so.1 (libc6) => /lib/i386-linux-gnu/libvulkan.so.1\n\
+            \tlibGLX_nvidia.so.0 (libc6,x86-64, OS ABI: Linux 3.2.0) => /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0\n";
+        let all = parse_ldconfig(text, None);
+        assert_eq!(all.len(), 3);
+        let x86 = parse_ldconfig(text, Some("x86-64"));
+        assert_eq!(
+            x86,
+            vec![
+                (
+                    "libvulkan.so.1".to_string(),
+                    "/lib/x86_64-linux-gnu/libvulkan.so.1".to_string()
+                ),
+                (
+                    "libGLX_nvidia.so.0".to_string(),
+                    "/usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0".to_string()
+                ),
+            ]
+        );
+        assert_eq!(
+            split_path_list("/a/icd.json::/b/ "),
+            vec![PathBuf::from("/a/icd.json"), PathBuf::from("/b")]
+        );
+    }
+
+    #[test]
+    fn parses_driver_versions_and_capabilities() {
+        let proc = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.129.03  Thu Oct 19 18:56:32 UTC 2023\nGCC version:  gcc version 12.2.0\n";
+        assert_eq!(parse_nvidia_version(proc).as_deref(), Some("535.129.03"));
+        let open =
+            "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release Build";
+        assert_eq!(parse_nvidia_version(open).as_deref(), Some("550.54.15"));
+        assert!(capabilities_include_graphics(Some(
+            "compute,utility,graphics"
+        )));
+        assert!(capabilities_include_graphics(Some("all")));
+        assert!(capabilities_include_graphics(Some(" compute , Graphics")));
+        assert!(!capabilities_include_graphics(Some("compute,utility")));
+        assert!(!capabilities_include_graphics(None));
+        assert!(backend_var_allows_vulkan("vulkan,gl"));
+        assert!(!backend_var_allows_vulkan("gl"));
+    }
+}

@@ -174,3 +174,28 @@ pub fn text(f: &Facts, v: &Verdict) -> String {
     line(format!("verdict: {}", v.line));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::app::doctor::findings::verdict;
+    use crate::app::doctor::fixtures::*;
+    use crate::app::doctor::render;
+
+    #[test]
+    fn text_report_has_every_section() {
+        let f = lavapipe_machine();
+        let v = verdict(&f);
+        let text = render::text(&f, &v);
+        for needle in [
+            "Vulkan loader",
+            "libvulkan.so.1: /lib/x86_64-linux-gnu/libvulkan.so.1",
+            "lvp_icd.x86_64.json  [software]",
+            "NVIDIA",
+            "Adapters",
+            "1 gpu    llvmpipe",
+            "verdict: CPU only: ",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+        }
+    }
+}
