@@ -346,3 +346,79 @@ fn backend_name(b: Option<BackendChoice>) -> &'static str {
         Some(BackendChoice::All) => "all",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A machine with a CPU and no GPU adapter (GPU adapters need a driver to exist).
+    fn cpu_only_machine() -> Inventory {
+        Inventory {
+            cpu: DeviceInfo {
+                index: 0,
+                kind: "cpu".into(),
+                name: "Test CPU 9000".into(),
+                detail: String::new(),
+            },
+            gpus: Vec::new(),
+        }
+    }
+
+    fn request(backend: Option<BackendChoice>, selectors: &[&str]) -> DeviceRequest {
+        DeviceRequest {
+            backend,
+            selectors: selectors.iter().map(|s| s.to_string()).collect(),
+            ..DeviceRequest::default()
+        }
+    }
+
+    #[test]
+    fn the_cpu_is_found_by_index_name_and_default() {
+        let machine = cpu_only_machine();
+        for sel in [&[][..], &["0"], &["cpu"], &["test CPU 9"]] {
+            let devices = machine.select(&request(None, sel)).unwrap();
+            assert!(matches!(devices[..], [Device::Cpu]), "{sel:?}");
+        }
+    }
+
+    #[test]
+    fn selectors_that_match_nothing_list_what_exists() {
+        let machine = cpu_only_machine();
+        let e = machine.select(&request(None, &["3"])).unwrap_err();
+        assert!(e.0.contains("no device matches '3'"), "{e}");
+        assert!(e.0.contains("0 cpu Test CPU 9000"), "{e}");
+        let e = machine.select(&request(None, &["  "])).unwrap_err();
+        assert!(e.0.contains("no device matches"), "{e}");
+    }
+
+    #[test]
+    fn backend_and_device_must_agree() {
+        let machine = cpu_only_machine();
+        let e = machine
+            .select(&request(Some(BackendChoice::Gpu), &["0"]))
+            .unwrap_err();
+        assert!(e.0.contains("--backend gpu excludes"), "{e}");
+        let e = machine
+            .select(&request(Some(BackendChoice::Gpu), &[]))
+            .unwrap_err();
+        assert!(e.0.contains("devices: 0 cpu"), "{e}");
+        let all = machine
+            .select(&request(Some(BackendChoice::All), &[]))
+            .unwrap();
+        assert!(matches!(all[..], [Device::Cpu]));
+    }
+
+    #[test]
+    fn only_cpu_runs_skip_the_gpu_inventory() {
+        assert!(Inventory::cpu_only(&request(None, &[])));
+        assert!(Inventory::cpu_only(&request(
+            Some(BackendChoice::Cpu),
+            &["0"]
+        )));
+        assert!(!Inventory::cpu_only(&request(None, &["cpu"])));
+        assert!(!Inventory::cpu_only(&request(
+            Some(BackendChoice::All),
+            &[]
+        )));
+    }
+}
