@@ -1,5 +1,5 @@
-//! The TOML configuration file (`--config FILE`): its keys, reading it, and writing settings
-//! back as one (`config show`). Every value is checked while the file is read, so a wrong type,
+//! The TOML configuration file (`--config FILE`): its keys and reading it (`config show`
+//! writes settings back in the same shape). Every value is checked while the file is read, so a wrong type,
 //! an unknown key or a bad value is an error naming the key and its line. How the file meets
 //! the flags is [`crate::app::settings`].
 
@@ -10,13 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::cli::{parse_kernel, parse_path, BackendChoice};
 use crate::app::error::UsageError;
-use crate::app::settings::Settings;
 
 /// The commented example `wgminer config example` prints (and the tests parse).
 pub const EXAMPLE: &str = include_str!("wgminer.example.toml");
 
 /// What a secret shows as in `config show`.
-const MASK: &str = "********";
+pub const MASK: &str = "********";
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -211,70 +210,6 @@ pub fn parse(text: &str) -> Result<ConfigFile, String> {
         );
     }
     Ok(cfg)
-}
-
-/// The configuration a run with these settings uses, as TOML with every secret masked.
-pub fn effective(args: &Settings) -> String {
-    let mask = |s: &Option<String>| s.as_ref().map(|_| MASK.to_owned());
-    let is_node = args.urls.first().is_some_and(|u| Settings::is_node_url(u));
-    let mut cfg = ConfigFile {
-        coinbase_addr: args.coinbase_addr.clone(),
-        suggest_difficulty: args.suggest_diff.map(Difficulty),
-        ..ConfigFile::default()
-    };
-    if is_node {
-        cfg.node = Some(NodeEntry {
-            url: args.urls[0].clone(),
-            rpc_user: args.rpc_user.clone(),
-            rpc_password: mask(&args.rpc_pass),
-            rpc_cookie: args.rpc_cookie.clone(),
-        });
-    } else {
-        cfg.pools = args
-            .urls
-            .iter()
-            .enumerate()
-            .map(|(i, url)| PoolEntry {
-                url: url.clone(),
-                user: args.users.get(i).or(args.users.first()).cloned(),
-                password: mask(&args.passwords.get(i).or(args.passwords.first()).cloned()),
-            })
-            .collect();
-    }
-    cfg.core = CoreEntry {
-        datadir: args
-            .datadir
-            .clone()
-            .or_else(wgminer::node::default_data_dir),
-        difficulty: args.difficulty.map(Difficulty),
-        rpc_bind: args.rpc_bind,
-    };
-    cfg.devices = DevicesEntry {
-        backend: args.devices.backend.map(Backend::from),
-        select: (!args.devices.selectors.is_empty()).then(|| args.devices.selectors.clone()),
-        allow_software: Some(args.devices.allow_software),
-        threads: args.devices.cpu.threads.map(Threads),
-        cpu_path: args.devices.cpu.path.map(|p| CpuPath(p.name().to_owned())),
-        gpu_kernel: args.devices.gpu.kernel.map(|k| GpuKernel(k.to_string())),
-        gpu_workgroup_size: args.devices.gpu.workgroup_size.map(LaunchSize),
-        gpu_nonces_per_thread: args.devices.gpu.nonces_per_thread.map(LaunchSize),
-    };
-    cfg.api = ApiEntry {
-        bind: args.api_bind,
-        token: mask(&args.api_token),
-        token_file: args.api_token_file.clone(),
-    };
-    cfg.log = LogEntry {
-        json: Some(args.json_log),
-        level: Some(Level(args.log_level.clone())),
-    };
-    let mut out = String::from(
-        "# The configuration this run would use (file < WGMINER_* environment < flags).\n",
-    );
-    out.push_str(
-        &toml::to_string_pretty(&cfg).unwrap_or_else(|e| format!("# cannot print: {e}\n")),
-    );
-    out
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::app::cli::{BackendChoice, CpuArgs, DeviceArgs, GpuArgs, MineArgs};
-use crate::app::config::{self, ConfigFile};
+use crate::app::config::{
+    ApiEntry, Backend, ConfigFile, CoreEntry, CpuPath, DevicesEntry, Difficulty, GpuKernel,
+    LaunchSize, Level, LogEntry, NodeEntry, PoolEntry, Threads, MASK,
+};
 use crate::app::devices::{CpuSettings, DeviceRequest, GpuSettings};
 
 /// Everything a mining run (or `config show`) is told, before it is checked.
@@ -180,8 +183,72 @@ impl Settings {
 
     /// These settings as a configuration file, every secret masked (`config show`).
     pub fn to_toml(&self) -> String {
-        config::effective(self)
+        effective(self)
     }
+}
+
+/// The configuration a run with these settings uses, as TOML with every secret masked.
+fn effective(args: &Settings) -> String {
+    let mask = |s: &Option<String>| s.as_ref().map(|_| MASK.to_owned());
+    let is_node = args.urls.first().is_some_and(|u| Settings::is_node_url(u));
+    let mut cfg = ConfigFile {
+        coinbase_addr: args.coinbase_addr.clone(),
+        suggest_difficulty: args.suggest_diff.map(Difficulty),
+        ..ConfigFile::default()
+    };
+    if is_node {
+        cfg.node = Some(NodeEntry {
+            url: args.urls[0].clone(),
+            rpc_user: args.rpc_user.clone(),
+            rpc_password: mask(&args.rpc_pass),
+            rpc_cookie: args.rpc_cookie.clone(),
+        });
+    } else {
+        cfg.pools = args
+            .urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| PoolEntry {
+                url: url.clone(),
+                user: args.users.get(i).or(args.users.first()).cloned(),
+                password: mask(&args.passwords.get(i).or(args.passwords.first()).cloned()),
+            })
+            .collect();
+    }
+    cfg.core = CoreEntry {
+        datadir: args
+            .datadir
+            .clone()
+            .or_else(wgminer::node::default_data_dir),
+        difficulty: args.difficulty.map(Difficulty),
+        rpc_bind: args.rpc_bind,
+    };
+    cfg.devices = DevicesEntry {
+        backend: args.devices.backend.map(Backend::from),
+        select: (!args.devices.selectors.is_empty()).then(|| args.devices.selectors.clone()),
+        allow_software: Some(args.devices.allow_software),
+        threads: args.devices.cpu.threads.map(Threads),
+        cpu_path: args.devices.cpu.path.map(|p| CpuPath(p.name().to_owned())),
+        gpu_kernel: args.devices.gpu.kernel.map(|k| GpuKernel(k.to_string())),
+        gpu_workgroup_size: args.devices.gpu.workgroup_size.map(LaunchSize),
+        gpu_nonces_per_thread: args.devices.gpu.nonces_per_thread.map(LaunchSize),
+    };
+    cfg.api = ApiEntry {
+        bind: args.api_bind,
+        token: mask(&args.api_token),
+        token_file: args.api_token_file.clone(),
+    };
+    cfg.log = LogEntry {
+        json: Some(args.json_log),
+        level: Some(Level(args.log_level.clone())),
+    };
+    let mut out = String::from(
+        "# The configuration this run would use (file < WGMINER_* environment < flags).\n",
+    );
+    out.push_str(
+        &toml::to_string_pretty(&cfg).unwrap_or_else(|e| format!("# cannot print: {e}\n")),
+    );
+    out
 }
 
 fn fill<T>(slot: &mut Option<T>, from_file: Option<T>) {
@@ -200,7 +267,7 @@ mod tests {
             std::iter::once("wgminer").chain(flags.iter().copied()),
         )
         .expect("flags parse");
-        let file = config::parse(file).expect("file parses");
+        let file = crate::app::config::parse(file).expect("file parses");
         Settings::merge(&cli.mine, Some(&file))
     }
 
