@@ -17,7 +17,9 @@ use wgminer::mining::{EventSink, Manager, MinerEvent};
 use wgminer::stratum::NotifyContext;
 use wgminer::work::PreparedJob;
 
-#[path = "../tests/common/vectors.rs"]
+// Shared with the integration tests; a bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/support/vectors.rs"]
 mod vectors;
 
 fn bitaxe_job(id: &str, difficulty: f64) -> Arc<PreparedJob> {

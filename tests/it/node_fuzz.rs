@@ -29,10 +29,8 @@
 //! BIP141's for the transactions (every block mined on it invalid); such templates are refused
 //! now, and every accepted segwit template's solved block must carry a valid commitment.
 
-#[path = "common/fuzz.rs"]
-mod fuzz;
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::fuzz;
+use crate::support::solo;
 
 use std::sync::Arc;
 

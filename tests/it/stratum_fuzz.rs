@@ -11,8 +11,7 @@
 //! codec (4.1 s), and 20,000 runs of up to 80 pool and miner actions for the share ledger
 //! (3.5 s). `WGMINER_FUZZ_CASES=n` runs n times as many; `WGMINER_FUZZ_SEED` another stream.
 
-#[path = "common/fuzz.rs"]
-mod fuzz;
+use crate::support::fuzz;
 
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;

@@ -1,8 +1,6 @@
 //! Every CPU scan path against a brute-force `sha2` loop, on random headers and targets from
 //! easy (regtest, pool difficulty far below 1) to hard.
 
-mod common;
-
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use wgminer::pow::scan::scan;
@@ -129,7 +127,7 @@ fn hard_target_no_false_hits() {
 /// unit, and the batch ends after all of them.
 #[test]
 fn a_hit_leaves_with_its_slice_not_with_its_batch() {
-    use common::feed::{RecordingFeed, Report};
+    use crate::support::feed::{RecordingFeed, Report};
     use wgminer::backend::{Backend, CpuBackend};
     use wgminer::work::{NonceRange, WorkUnit};
     let mut cpu = CpuBackend::new(Some(1), None).expect("cpu");

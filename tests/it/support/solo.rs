@@ -1,7 +1,6 @@
 //! Shared by the solo-mining tests: a temporary directory, and blocks built for a template the
 //! way the miner builds them (a solo job, nonces until one meets the target, the job's block
-//! assembly). Include with `#[path = "common/solo.rs"] mod solo;`.
-#![allow(dead_code)]
+//! assembly).
 
 use std::path::PathBuf;
 use std::sync::Arc;

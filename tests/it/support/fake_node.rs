@@ -2,14 +2,11 @@
 //! after accepting a block, hold a `submitblock` without an answer, answer every longpoll at
 //! once with the same template. JSON-RPC over HTTP/1.1 on 127.0.0.1 (keep-alive, one request
 //! at a time per connection), served by a tokio runtime on its own thread; each request is
-//! answered by a closure of the method, its params and how many calls of that method came
-//! before. Include with `#[path = "common/fake_node.rs"] mod fake_node;`.
-#![allow(dead_code)]
+//! answered by a closure of its method, and the calls of each method are counted.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -20,8 +17,6 @@ use tokio::sync::watch;
 pub enum Reply {
     /// `{"result": …, "error": null}` at once.
     Result(Value),
-    /// The same, after a wait.
-    After(Duration, Value),
     /// The result, then the node is gone: the listener closes and so does every connection
     /// (later calls find nothing listening, as when bitcoind stops).
     ThenGone(Value),
@@ -32,9 +27,6 @@ pub enum Reply {
 /// One call, as the handler sees it.
 pub struct Call<'a> {
     pub method: &'a str,
-    pub params: &'a Value,
-    /// Calls of this method before this one.
-    pub before: usize,
 }
 
 pub struct FakeNode {
@@ -152,23 +144,10 @@ async fn connection(
         }
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let method = request["method"].as_str().unwrap_or("").to_owned();
-        let before = {
-            let mut c = calls.lock().unwrap();
-            let n = c.entry(method.clone()).or_insert(0);
-            *n += 1;
-            *n - 1
-        };
-        let call = Call {
-            method: &method,
-            params: &request["params"],
-            before,
-        };
+        *calls.lock().unwrap().entry(method.clone()).or_insert(0) += 1;
+        let call = Call { method: &method };
         let (result, then_gone) = match handler(&call) {
             Reply::Result(v) => (v, false),
-            Reply::After(wait, v) => {
-                tokio::time::sleep(wait).await;
-                (v, false)
-            }
             Reply::ThenGone(v) => (v, true),
             Reply::Never => std::future::pending().await,
         };

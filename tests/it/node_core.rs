@@ -22,8 +22,7 @@ use wgminer::node::{
 use wgminer::pow::{hash_meets_target, target_from_difficulty};
 use wgminer::work::template::TemplateTx;
 
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::solo;
 use solo::{mine, TempDir, Tmpfs};
 
 /// The extranonce1 these tests' coinbases carry.

@@ -10,11 +10,9 @@
 //! reference [`Job`] path (rust-bitcoin's coinbase txid, merkle fold and header hash) and compares
 //! it with the share target the job was *sent* with. Shares for unknown or replaced jobs are
 //! rejected as stale, like a real pool does.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use bitcoin::block::Version;
 use bitcoin::hashes::Hash;
@@ -26,8 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
-#[path = "vectors.rs"]
-mod vectors;
+use super::vectors;
 use wgminer::pow::target_from_difficulty;
 use wgminer::work::{CoinbaseTemplate, Extranonce2, Job, Share};
 
@@ -42,16 +39,12 @@ const DISCONNECT: &str = "\u{0}disconnect";
 #[derive(Clone, Debug)]
 pub struct Submit {
     pub job_id: String,
-    pub share: Option<Share>,
     pub accepted: bool,
     pub reason: Option<String>,
     /// The difficulty the share's job was sent with.
     pub job_difficulty: Option<f64>,
-    /// The difficulty in force when the share arrived.
-    pub current_difficulty: f64,
     /// The share's own difficulty (what its hash meets), when it parsed.
     pub share_difficulty: Option<f64>,
-    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -396,13 +389,10 @@ fn judge(params: &Value, state: &Mutex<PoolState>) -> (bool, Option<String>) {
     };
     st.submits.push(Submit {
         job_id,
-        share,
         accepted,
         reason: reason.clone(),
         job_difficulty,
-        current_difficulty: current,
         share_difficulty,
-        at: Instant::now(),
     });
     (accepted, reason)
 }

@@ -3,14 +3,12 @@
 //! every hit to verify. Also: the chain 0..438 links and meets its targets, and every retarget in
 //! the data recomputes.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
+use crate::support::headers::{across_eras, real_headers, RealHeader};
 use bitcoin::pow::CompactTarget;
 use bitcoin::Network;
-use common::{across_eras, real_headers, RealHeader};
 use wgminer::backend::{Backend, CpuBackend};
 use wgminer::pow::scan::scan;
 use wgminer::pow::{with_nonce, ScanPath};

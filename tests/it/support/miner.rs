@@ -1,7 +1,6 @@
 //! The real `wgminer` binary as a child process with `--json-log`: its events read line by line
 //! on a thread, waited for with a deadline, and the process stopped with SIGINT (as Ctrl-C) or
-//! SIGKILL. Include with `#[path = "common/miner.rs"] mod miner;`.
-#![allow(dead_code)]
+//! SIGKILL.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,8 +1,5 @@
-//! Helpers shared by the integration tests: the real mainnet headers in tests/data/headers.json
-//! (copied from ../shared/vectors/headers.json; each entry names its public source).
-#![allow(dead_code)]
-
-pub mod feed;
+//! The real mainnet headers in tests/data/headers.json (copied from ../shared/vectors/headers.json;
+//! each entry names its public source).
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::deserialize;

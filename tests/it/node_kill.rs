@@ -19,15 +19,14 @@ use wgminer::node::validate::{bip34_prefix, check_pow, regtest_subsidy};
 use wgminer::node::{Chain, ChainParams};
 use wgminer::pow::hash_meets_target;
 
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::solo;
 use solo::mine;
 
 /// Set in the child's environment: the chain directory it mines into.
 const CHILD_DIR_VAR: &str = "WGMINER_NODE_KILL_CHILD_DIR";
 
-/// The helper test the child runs.
-const CHILD_TEST: &str = "child_mines_until_killed";
+/// The helper test the child runs (its full path in the one integration-test binary).
+const CHILD_TEST: &str = "node_kill::child_mines_until_killed";
 
 /// The child gives up on its own after this long, so a parent that died cannot leave it
 /// running forever.

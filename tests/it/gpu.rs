@@ -7,11 +7,10 @@
 //! probes, whose hashes are wrong on purpose). The multiply-add variants exist for NVIDIA and
 //! are slower on lavapipe, so the bigger tests give them fewer nonces (`is_mad`).
 
-mod common;
-
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use crate::support::{feed, headers};
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use wgminer::backend::gpu::{
@@ -302,7 +301,7 @@ fn nonce_range_wraps_past_u32_max() {
 }
 
 /// Up to `per_era` headers from each era of version numbers, spread across the file.
-fn headers_across_eras(per_era: usize) -> Vec<common::RealHeader> {
+fn headers_across_eras(per_era: usize) -> Vec<headers::RealHeader> {
     let era = |version: u32| match version {
         1 => 0,
         2..=4 => 1,
@@ -310,8 +309,8 @@ fn headers_across_eras(per_era: usize) -> Vec<common::RealHeader> {
         v if v & 0xe000_0000 == 0x2000_0000 => 3,                         // BIP320 version rolling
         _ => 4,
     };
-    let mut by_era: Vec<Vec<common::RealHeader>> = (0..5).map(|_| Vec::new()).collect();
-    for h in common::real_headers() {
+    let mut by_era: Vec<Vec<headers::RealHeader>> = (0..5).map(|_| Vec::new()).collect();
+    for h in headers::real_headers() {
         by_era[era(h.version())].push(h);
     }
     let mut out = Vec::new();
@@ -613,10 +612,10 @@ fn a_hit_leaves_with_its_dispatch_not_with_its_batch() {
     let never = bitcoin::pow::Target::ZERO;
     let long = WorkUnit::new([6u8; 80], never, NonceRange::new(0, 1 << 23));
     let second = WorkUnit::new([7u8; 80], never, NonceRange::new(0, 1 << 16));
-    let feed = common::feed::RecordingFeed::new(vec![vec![easy.clone(), long], vec![second]]);
+    let feed = feed::RecordingFeed::new(vec![vec![easy.clone(), long], vec![second]]);
     gpu.mine(&feed).expect("mine");
     let reports = feed.reports();
-    use common::feed::Report;
+    use feed::Report;
     let first_hit = reports
         .iter()
         .position(|r| matches!(r, Report::Progress { hits, .. } if !hits.is_empty()))

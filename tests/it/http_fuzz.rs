@@ -7,8 +7,7 @@
 //! Seeded (rand's StdRng), so a failure names the case that reproduces it; set
 //! `WGMINER_HTTP_FUZZ_CASES` and `WGMINER_HTTP_FUZZ_SEED` to run more or others.
 
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::solo;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

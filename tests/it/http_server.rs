@@ -4,10 +4,8 @@
 //! a client meets when it is full, graceful shutdown, reason phrases, HEAD, the bearer scheme in
 //! any case, BIP23 block proposals, and the node client's reading of replies.
 
-#[path = "common/http.rs"]
-mod rawhttp;
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::rawhttp;
+use crate::support::solo;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,6 @@
 //! Shared by the HTTP server tests: the embedded node's JSON-RPC and the monitoring API started
 //! in this process on 127.0.0.1:0, and a raw client that writes exact bytes over a real socket
-//! and reads the answer until the server closes. Include with
-//! `#[path = "common/http.rs"] mod rawhttp;` (it needs `#[path = "common/solo.rs"] mod solo;`).
-#![allow(dead_code)]
+//! and reads the answer until the server closes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +23,8 @@ pub struct Node {
     pub server: RpcServer,
     /// `Authorization` header value from the cookie.
     pub auth: String,
-    pub dir: TempDir,
+    /// Holds the chain directory until the node is dropped.
+    _dir: TempDir,
 }
 
 impl Node {
@@ -44,7 +43,7 @@ impl Node {
             core,
             server,
             auth,
-            dir,
+            _dir: dir,
         }
     }
 

@@ -5,8 +5,7 @@
 //! at once, and this test needs one that does not. It serves a real recorded Bitcoin Core
 //! regtest template (tests/data/gbt) and holds submitblock and longpoll requests open.
 
-#[path = "common/miner.rs"]
-mod miner;
+use crate::support::miner;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

