@@ -388,6 +388,30 @@ fn start_with_share_capacity(config: ClientConfig, share_capacity: usize) -> Min
     }
 }
 
+/// The start most scenarios share: a pool, the client started on it, its connection accepted
+/// and the handshake answered with `rec`'s subscribe result.
+async fn connected(rec: &Recorded) -> (MockPool, Miner, PoolConn) {
+    connected_with(rec, start).await
+}
+
+/// [`connected`], with the client started by `start` from the usual config.
+async fn connected_with(
+    rec: &Recorded,
+    start: impl FnOnce(ClientConfig) -> Miner,
+) -> (MockPool, Miner, PoolConn) {
+    let pool = MockPool::bind().await;
+    let miner = start(config(&[pool.port()], &rec.worker, "password"));
+    let mut conn = pool.accept().await;
+    conn.handshake(&rec.subscribe_result(), None).await;
+    (pool, miner, conn)
+}
+
+/// Send `rec`'s recorded job and wait until the client has it.
+async fn first_job(rec: &Recorded, conn: &mut PoolConn, miner: &mut Miner) -> Arc<PreparedJob> {
+    conn.send(&rec.notify_line).await;
+    miner.new_job().await
+}
+
 impl Miner {
     /// Wait for an event `pick` accepts, passing over the others.
     async fn wait_for<T>(&mut self, mut pick: impl FnMut(&ClientEvent) -> Option<T>) -> T {
@@ -576,12 +600,8 @@ async fn ckpool_version_rolling_submit_carries_the_sixth_parameter() {
 #[tokio::test]
 async fn set_difficulty_between_jobs_applies_to_the_next_job_only() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
-    conn.send(&rec.notify_line).await;
-    let old = miner.new_job().await;
+    let (_pool, mut miner, mut conn) = connected(&rec).await;
+    let old = first_job(&rec, &mut conn, &mut miner).await;
     conn.send(r#"{"id":null,"method":"mining.set_difficulty","params":[512]}"#)
         .await;
     conn.send(&rec.notify_as("c0", false)).await;
@@ -608,12 +628,8 @@ async fn set_difficulty_between_jobs_applies_to_the_next_job_only() {
 #[tokio::test]
 async fn clean_job_switch_drops_the_stale_share() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
-    conn.send(&rec.notify_line).await;
-    miner.new_job().await;
+    let (_pool, mut miner, mut conn) = connected(&rec).await;
+    first_job(&rec, &mut conn, &mut miner).await;
     conn.send(&rec.notify_as("c1", true)).await;
     let job = miner.new_job().await;
     assert_eq!(job.job().id, "c1");
@@ -629,12 +645,11 @@ async fn clean_job_switch_drops_the_stale_share() {
 #[tokio::test]
 async fn set_extranonce_mid_session_applies_to_later_jobs() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut cfg = config(&[pool.port()], &rec.worker, "password");
-    cfg.extranonce_subscribe = true;
-    let mut miner = start(cfg);
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
+    let (_pool, mut miner, mut conn) = connected_with(&rec, |mut cfg| {
+        cfg.extranonce_subscribe = true;
+        start(cfg)
+    })
+    .await;
     let ext = conn.expect("mining.extranonce.subscribe").await;
     conn.reply(&ext, json!(true)).await;
     conn.send(&rec.notify_line).await;
@@ -668,12 +683,8 @@ async fn set_extranonce_mid_session_applies_to_later_jobs() {
 #[tokio::test]
 async fn pool_closing_mid_submit_gets_the_share_after_reconnect() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
-    conn.send(&rec.notify_line).await;
-    miner.new_job().await;
+    let (pool, mut miner, mut conn) = connected(&rec).await;
+    first_job(&rec, &mut conn, &mut miner).await;
     miner.submit(slush_share("bf")).await;
     conn.expect("mining.submit").await;
     // The pool goes away before answering.
@@ -722,10 +733,7 @@ async fn connection_refused_then_the_pool_comes_up() {
 #[tokio::test]
 async fn garbage_lines_are_survived() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
+    let (_pool, mut miner, mut conn) = connected(&rec).await;
     conn.send("this is not json").await;
     conn.send_raw(b"\xff\xfe\xfd\n").await;
     conn.send("[1,2,3]").await;
@@ -770,10 +778,7 @@ async fn garbage_lines_are_survived() {
 #[tokio::test]
 async fn ten_megabyte_line_drops_the_connection_and_the_client_reconnects() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
+    let (pool, mut miner, mut conn) = connected(&rec).await;
     let mut writer = conn.writer.take().expect("writer");
     // The client stops reading after about a megabyte and closes: the write fails then.
     let flood = tokio::spawn(async move {
@@ -872,10 +877,7 @@ async fn failover_to_the_backup_and_back_to_the_primary() {
 #[tokio::test]
 async fn client_reconnect_request_is_followed() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
+    let (pool, mut miner, mut conn) = connected(&rec).await;
     conn.send(r#"{"id":null,"method":"client.reconnect","params":[]}"#)
         .await;
     assert!(miner.disconnected().await.contains("reconnect"));
@@ -915,12 +917,8 @@ async fn a_pool_that_keeps_asking_to_reconnect_is_not_hammered() {
 #[tokio::test]
 async fn shares_found_while_down_are_sent_after_reconnect() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
-    conn.send(&rec.notify_line).await;
-    miner.new_job().await;
+    let (pool, mut miner, mut conn) = connected(&rec).await;
+    first_job(&rec, &mut conn, &mut miner).await;
     drop(conn);
     miner.disconnected().await;
     miner.submit(slush_share("bf")).await;
@@ -1000,12 +998,8 @@ async fn tls_pool_with_an_untrusted_certificate_is_refused() {
 #[tokio::test]
 async fn shutdown_sends_the_shares_already_handed_in() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
-    conn.send(&rec.notify_line).await;
-    miner.new_job().await;
+    let (_pool, mut miner, mut conn) = connected(&rec).await;
+    first_job(&rec, &mut conn, &mut miner).await;
     miner.submit(slush_share("bf")).await;
     let seen = miner.stop_seeing().await;
     let submit = conn.expect("mining.submit").await;
@@ -1018,12 +1012,8 @@ async fn shutdown_sends_the_shares_already_handed_in() {
 #[tokio::test]
 async fn shares_held_at_exit_are_reported_stale() {
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
-    conn.send(&rec.notify_line).await;
-    miner.new_job().await;
+    let (pool, mut miner, mut conn) = connected(&rec).await;
+    first_job(&rec, &mut conn, &mut miner).await;
     // The pool is gone for good: the client keeps trying to reconnect.
     drop(conn);
     drop(pool);
@@ -1097,15 +1087,11 @@ async fn a_flood_of_shares_does_not_keep_a_new_job_from_being_read() {
     let bound = 200 * (SHARE_BATCH + 1);
     assert!(bound < BACKLOG as usize / 4);
     let rec = slush();
-    let pool = MockPool::bind().await;
-    let mut miner = start_with_share_capacity(
-        config(&[pool.port()], &rec.worker, "password"),
-        BACKLOG as usize + 1,
-    );
-    let mut conn = pool.accept().await;
-    conn.handshake(&rec.subscribe_result(), None).await;
-    conn.send(&rec.notify_line).await;
-    miner.new_job().await;
+    let (_pool, mut miner, mut conn) = connected_with(&rec, |cfg| {
+        start_with_share_capacity(cfg, BACKLOG as usize + 1)
+    })
+    .await;
+    first_job(&rec, &mut conn, &mut miner).await;
 
     // The pool reads every submit (never answering) in a task of its own, and counts them.
     let mut writer = conn.writer.take().expect("writer");
