@@ -4,6 +4,7 @@
 
 use crate::support::miner;
 use crate::support::solo;
+use crate::support::wait::wait_until;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -71,7 +72,12 @@ fn every_endpoint_answers_with_live_figures() {
     let (mut m, addr, _data) = start(&[]);
     // Difficulty 1e-4 is ~430k hashes a block: a few blocks a second on one core.
     m.wait_blocks(2);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Past a second of uptime, for the uptime check below.
+    wait_until("an uptime over 1 s", Duration::from_secs(30), || {
+        get_json(&addr, "/api/v1/summary", None)["uptime_s"]
+            .as_f64()
+            .is_some_and(|up| up > 1.0)
+    });
 
     let summary = get_json(&addr, "/api/v1/summary", None);
     assert_eq!(summary["mode"], "solo");

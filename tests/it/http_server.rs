@@ -229,6 +229,7 @@ async fn a_full_server_makes_new_connections_wait_their_turn() {
     for _ in 0..2 {
         idle.push(TcpStream::connect(node.addr()).await.unwrap());
     }
+    // Let the server take both (a fixed wait: it tells no one how many connections it holds).
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut s = TcpStream::connect(node.addr()).await.unwrap();
     s.write_all(&node.post(r#"{"id":1,"method":"getblockcount"}"#))
@@ -289,6 +290,7 @@ async fn longpolls_outlive_the_timeouts_and_are_answered_at_shutdown() {
         json!({"id": 1, "method": "getblocktemplate", "params": [{"longpollid": tip}]}).to_string();
     let mut s = TcpStream::connect(node.addr()).await.unwrap();
     s.write_all(&node.post(&longpoll)).await.unwrap();
+    // Let the longpoll park (a fixed wait: the server gives no sign that it has).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let addr = node.addr();
     let start = Instant::now();

@@ -13,132 +13,57 @@
 
 use crate::support::miner;
 use crate::support::pool_server;
+use crate::support::wait::wait_until_async;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use miner::assert_books_balance;
+use miner::{assert_books_balance, Miner};
 use pool_server::TestPool;
 use serde_json::Value;
 
 /// Bounds every wait.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// The miner process, the JSON lines it printed so far, and its log (stderr; passed on to the
-/// test's own stderr as well).
-struct Miner {
-    child: Child,
-    log: Arc<Mutex<Vec<Value>>>,
-    stderr: Arc<Mutex<String>>,
+/// `wgminer` mining on `pool` as tester.rig1, with `extra` arguments and `--json-log`.
+fn start(pool: &TestPool, extra: &[&str]) -> Miner {
+    Miner::spawn(&pool_args(&pool.url(), extra))
 }
 
-impl Miner {
-    fn start(pool: &TestPool, extra: &[&str]) -> Miner {
-        Self::spawn(pool, extra, Command::new(env!("CARGO_BIN_EXE_wgminer")))
-    }
-
-    /// At the default log level, whatever `WGMINER_LOG` the tests run with.
-    fn start_at_default_log_level(pool: &TestPool, extra: &[&str]) -> Miner {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wgminer"));
-        command.env_remove("WGMINER_LOG");
-        Self::spawn(pool, extra, command)
-    }
-
-    fn spawn(pool: &TestPool, extra: &[&str], mut command: Command) -> Miner {
-        let mut child = command
-            .args([
-                "-o",
-                &pool.url(),
-                "-u",
-                "tester.rig1",
-                "-p",
-                "x",
-                "--json-log",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start wgminer");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("--json-log line is not JSON ({e}): {line}"));
-                sink.lock().expect("log").push(v);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("{line}");
-                let mut all = sink.lock().expect("stderr");
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        Miner { child, log, stderr }
-    }
-
-    fn log(&self) -> Vec<Value> {
-        self.log.lock().expect("log").clone()
-    }
-
-    /// What the miner logged so far.
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr").clone()
-    }
-
-    /// Ctrl-C, then wait for a clean exit.
-    fn interrupt(self) -> Vec<Value> {
-        self.stop_with("-INT")
-    }
-
-    /// A signal (`-INT`, `-TERM`), then wait for a clean exit.
-    fn stop_with(mut self, signal: &str) -> Vec<Value> {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break s;
-            }
-            if started.elapsed() > LIMIT {
-                let _ = self.child.kill();
-                panic!("wgminer did not exit after Ctrl-C");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(status.success(), "exit status after Ctrl-C: {status}");
-        // Let the reader thread take the last lines.
-        std::thread::sleep(Duration::from_millis(100));
-        self.log()
-    }
+/// [`start`] at the default log level, whatever `WGMINER_LOG` the tests run with.
+fn start_at_default_log_level(pool: &TestPool, extra: &[&str]) -> Miner {
+    Miner::spawn_at_default_log_level(&pool_args(&pool.url(), extra))
 }
 
-impl Drop for Miner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn pool_args<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["-o", url, "-u", "tester.rig1", "-p", "x"];
+    args.extend_from_slice(extra);
+    args
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < LIMIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Ctrl-C, then wait for a clean exit.
+fn interrupt(miner: Miner) -> Vec<Value> {
+    stop_with(miner, "-INT")
+}
+
+/// A signal (`-INT`, `-TERM`), then wait for a clean exit: every line it printed, each one JSON.
+fn stop_with(mut miner: Miner, signal: &str) -> Vec<Value> {
+    miner::signal(miner.pid(), signal);
+    let status = miner.wait_exit(LIMIT);
+    assert!(
+        status.success(),
+        "exit status after {signal}: {status}: {}",
+        miner.stderr()
+    );
+    for e in &miner.events {
+        assert!(
+            e["event"] != "text",
+            "--json-log line is not JSON: {}",
+            e["line"]
+        );
     }
+    std::mem::take(&mut miner.events)
 }
 
 fn events<'a>(log: &'a [Value], name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -159,9 +84,12 @@ fn assert_all_valid(pool: &TestPool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpu_shares_are_accepted_and_ctrl_c_exits_cleanly() {
     let pool = TestPool::start(1e-4).await;
-    let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
-    wait_for("5 accepted shares", || pool.accepted_for("job0") >= 5).await;
-    let log = miner.interrupt();
+    let miner = start(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_until_async("5 accepted shares", LIMIT, || {
+        pool.accepted_for("job0") >= 5
+    })
+    .await;
+    let log = interrupt(miner);
     assert_eq!(pool.authorized(), ["tester.rig1"]);
     assert_all_valid(&pool);
     let exit = events(&log, "exit").next().expect("an exit line");
@@ -180,21 +108,21 @@ async fn cpu_shares_are_accepted_and_ctrl_c_exits_cleanly() {
 async fn difficulty_applies_per_job_and_clean_jobs_cut_off_old_shares() {
     // job0 at difficulty 4e-4.
     let pool = TestPool::start(4e-4).await;
-    let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
-    wait_for("shares for job0", || pool.accepted_for("job0") >= 3).await;
+    let miner = start(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_until_async("shares for job0", LIMIT, || pool.accepted_for("job0") >= 3).await;
 
     // Easier difficulty, then a non-clean job: job0 stays valid. The new difficulty applies to
     // work made from now on, job0's included (cgminer's rule); the pool takes a share at the
     // difficulty in force when it arrives or its job's, whichever is lower.
     pool.set_difficulty(1e-4);
     let job1 = pool.notify(false);
-    wait_for("shares for job1", || pool.accepted_for(&job1) >= 5).await;
+    wait_until_async("shares for job1", LIMIT, || pool.accepted_for(&job1) >= 5).await;
 
     // Clean job at 2e-4: nothing for job0/job1 may be submitted once the miner has it.
     pool.set_difficulty(2e-4);
     let job2 = pool.notify(true);
-    wait_for("shares for job2", || pool.accepted_for(&job2) >= 5).await;
-    let log = miner.interrupt();
+    wait_until_async("shares for job2", LIMIT, || pool.accepted_for(&job2) >= 5).await;
+    let log = interrupt(miner);
 
     for s in pool.submits() {
         // A share already on the wire when the clean job was sent is legitimately stale.
@@ -257,15 +185,15 @@ fn peak_memory(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lower_difficulty_applies_at_once_to_the_current_job() {
     let pool = TestPool::start_like_public_pool(16384.0, 1e-4).await;
-    let miner = Miner::start(
+    let miner = start(
         &pool,
         &["--backend", "cpu", "-t", "1", "--suggest-diff", "1e-4"],
     );
-    wait_for("shares for the first job", || {
+    wait_until_async("shares for the first job", LIMIT, || {
         pool.accepted_for("job0") >= 5
     })
     .await;
-    let log = miner.interrupt();
+    let log = interrupt(miner);
     assert_all_valid(&pool);
     for s in pool.submits() {
         assert_eq!(s.job_id, "job0", "no other job was sent");
@@ -284,17 +212,24 @@ async fn a_lower_difficulty_applies_at_once_to_the_current_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_at_a_tiny_difficulty_cannot_jam_the_miner() {
     let pool = TestPool::start(1e-9).await;
-    let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
-    wait_for("shares for job0", || pool.accepted_for("job0") >= 100).await;
-    // Let the flood run a while, then move on: the miner must read the new job.
+    let miner = start(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_until_async("shares for job0", LIMIT, || {
+        pool.accepted_for("job0") >= 100
+    })
+    .await;
+    // Let the flood run a while, then move on: the miner must read the new job. (A fixed wait:
+    // the flood's length is the test's subject, as is the one before the memory check.)
     tokio::time::sleep(Duration::from_secs(3)).await;
     let job1 = pool.notify(true);
-    wait_for("shares for the new job", || pool.accepted_for(&job1) >= 100).await;
+    wait_until_async("shares for the new job", LIMIT, || {
+        pool.accepted_for(&job1) >= 100
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let peak = peak_memory(miner.child.id());
+    let peak = peak_memory(miner.pid());
     assert!(peak < 100 << 20, "peak memory {} MB", peak >> 20);
     let started = Instant::now();
-    let log = miner.stop_with("-TERM");
+    let log = stop_with(miner, "-TERM");
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
     let exit = events(&log, "exit").next().expect("an exit line");
@@ -323,9 +258,12 @@ async fn new_reject_reasons_from_a_pool_cannot_grow_the_miners_memory() {
     const REASON: usize = 100_000;
     let pool = TestPool::start(1e-6).await;
     pool.reject_every_share_with_new_reasons(REASON);
-    let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
-    wait_for("1,200 rejected shares", || pool.rejects_sent() >= 1_200).await;
-    let peak = peak_memory(miner.child.id());
+    let miner = start(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_until_async("1,200 rejected shares", LIMIT, || {
+        pool.rejects_sent() >= 1_200
+    })
+    .await;
+    let peak = peak_memory(miner.pid());
     let sent = pool.rejects_sent() as usize * REASON;
     println!("peak {} MB after {} MB of reasons", peak >> 20, sent >> 20);
     assert!(
@@ -334,7 +272,7 @@ async fn new_reject_reasons_from_a_pool_cannot_grow_the_miners_memory() {
         peak >> 20,
         sent >> 20
     );
-    let log = miner.stop_with("-TERM");
+    let log = stop_with(miner, "-TERM");
     let exit = events(&log, "exit").next().expect("an exit line");
     assert_books_balance(exit);
     let status = &exit["status"];
@@ -357,23 +295,21 @@ async fn new_reject_reasons_from_a_pool_cannot_grow_the_miners_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shares_found_while_disconnected_are_held_then_sent() {
     let pool = TestPool::start(1e-4).await;
-    let miner = Miner::start(&pool, &["--backend", "cpu", "-t", "1"]);
-    wait_for("shares before the outage", || {
+    let mut miner = start(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_until_async("shares before the outage", LIMIT, || {
         pool.accepted_for("job0") >= 5
     })
     .await;
     pool.drop_connections();
-    wait_for("held shares", || {
-        miner.log().iter().filter(|v| v["event"] == "held").count() >= 3
-    })
-    .await;
+    // The test's own thread waits; the pool runs on the runtime's workers.
+    miner.wait_count(3, LIMIT, |v| v["event"] == "held");
     let before = pool.submits().len();
     pool.accept_again();
-    wait_for("held shares sent after the reconnect", || {
+    wait_until_async("held shares sent after the reconnect", LIMIT, || {
         pool.submits().len() >= before + 3
     })
     .await;
-    let log = miner.interrupt();
+    let log = interrupt(miner);
     assert_all_valid(&pool);
     assert!(events(&log, "disconnected").count() >= 1);
     // No share was logged as submitted while the pool was down: the held ones say so.
@@ -398,10 +334,13 @@ async fn gpu_shares_are_accepted() {
         return;
     }
     let pool = TestPool::start(1e-4).await;
-    let miner = Miner::start(&pool, &["--backend", "gpu"]);
-    wait_for("shares from the GPU", || pool.accepted_for("job0") >= 5).await;
+    let miner = start(&pool, &["--backend", "gpu"]);
+    wait_until_async("shares from the GPU", LIMIT, || {
+        pool.accepted_for("job0") >= 5
+    })
+    .await;
     // SIGTERM (what systemd and container runtimes send) stops it as cleanly as Ctrl-C.
-    let log = miner.stop_with("-TERM");
+    let log = stop_with(miner, "-TERM");
     assert_all_valid(&pool);
     let exit = events(&log, "exit").next().expect("an exit line");
     assert_eq!(exit["status"]["hardware_errors"], 0, "{exit}");
@@ -543,8 +482,8 @@ fn refusals_told(stderr: &str, what: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_pool_messages_are_logged_once_per_kind_and_a_flood_stays_bounded() {
     let pool = TestPool::start(1e-4).await;
-    let miner = Miner::start_at_default_log_level(&pool, &["--backend", "cpu", "-t", "1"]);
-    wait_for("shares for job0", || pool.accepted_for("job0") >= 2).await;
+    let miner = start_at_default_log_level(&pool, &["--backend", "cpu", "-t", "1"]);
+    wait_until_async("shares for job0", LIMIT, || pool.accepted_for("job0") >= 2).await;
 
     // One bad message of each kind a pool can send, with what the log must say about it.
     let bad_difficulty = r#"{"id":null,"method":"mining.set_difficulty","params":[-3]}"#;
@@ -579,7 +518,7 @@ async fn refused_pool_messages_are_logged_once_per_kind_and_a_flood_stays_bounde
     for (line, _, _) in &bad {
         pool.send_raw(line);
     }
-    wait_for("a log line for each refused message", || {
+    wait_until_async("a log line for each refused message", LIMIT, || {
         let err = miner.stderr();
         bad.iter().all(|(_, says, _)| err.contains(says))
     })
@@ -604,13 +543,13 @@ async fn refused_pool_messages_are_logged_once_per_kind_and_a_flood_stays_bounde
         .collect();
     pool.send_raw(&flood.join("\n"));
     let job1 = pool.notify(true);
-    wait_for("shares for the job after the flood", || {
+    wait_until_async("shares for the job after the flood", LIMIT, || {
         pool.accepted_for(&job1) >= 3
     })
     .await;
     // Once the interval is over, the refusals not shown are told as a count (the shares' answers
     // keep lines coming, which is when the client tells them).
-    wait_for("the count of the flood", || {
+    wait_until_async("the count of the flood", LIMIT, || {
         let err = miner.stderr();
         refusals_told(&err, "mining.set_difficulty") == FLOOD + 1
             && refusals_told(&err, "unreadable lines") + 1 == FLOOD + 1
@@ -628,7 +567,7 @@ async fn refused_pool_messages_are_logged_once_per_kind_and_a_flood_stays_bounde
             "{lines} lines about {what} for {FLOOD} refusals:\n{err}"
         );
     }
-    let log = miner.interrupt();
+    let log = interrupt(miner);
     for s in pool.submits() {
         // A job0 share already on the wire when the clean job went out is legitimately stale.
         let in_flight_stale = s.job_id != job1 && s.reason.as_deref() == Some("Stale");

@@ -6,6 +6,7 @@
 //! regtest template (tests/data/gbt) and holds submitblock and longpoll requests open.
 
 use crate::support::miner;
+use crate::support::wait::wait_until;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -119,10 +120,11 @@ fn start(url: &str) -> Miner {
 fn one_signal_waits_a_bounded_time_for_the_verdict_then_exits_0() {
     let (url, submits) = silent_node();
     let mut m = start(&url);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while submits.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "the block to reach the node",
+        Duration::from_secs(10),
+        || submits.load(Ordering::SeqCst) > 0,
+    );
     assert!(
         submits.load(Ordering::SeqCst) >= 1,
         "the block reached the node"
@@ -155,11 +157,14 @@ fn one_signal_waits_a_bounded_time_for_the_verdict_then_exits_0() {
 fn a_second_signal_exits_at_once() {
     let (url, submits) = silent_node();
     let mut m = start(&url);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while submits.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "the block to reach the node",
+        Duration::from_secs(10),
+        || submits.load(Ordering::SeqCst) > 0,
+    );
     m.interrupt();
+    // The first signal must be taken before the second is sent, and the miner says nothing when
+    // it takes one (it is waiting for the node's answer): give it a moment, the one fixed wait.
     std::thread::sleep(Duration::from_millis(500));
     let sent = Instant::now();
     m.interrupt();

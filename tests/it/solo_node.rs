@@ -11,6 +11,7 @@ use crate::support::bitcoind;
 use crate::support::fake_node;
 use crate::support::miner;
 use crate::support::solo;
+use crate::support::wait::wait_until;
 
 use std::time::{Duration, Instant};
 
@@ -238,7 +239,8 @@ fn a_block_made_elsewhere_reaches_the_miner_through_longpoll_within_a_second() {
     };
     next_template(Duration::from_secs(10)).expect("a first template");
     for round in 0..3 {
-        // Let the longpoll request reach the node first.
+        // Let the longpoll request reach the node first (a fixed wait: the real node gives no
+        // sign that a longpoll is parked).
         std::thread::sleep(Duration::from_millis(300));
         let made = a.generate(1)[0].clone();
         let started = Instant::now();
@@ -491,7 +493,8 @@ fn a_block_found_while_the_node_is_gone_is_logged_and_saved_at_exit() {
         "the node source did not notice the node was gone: {}",
         m.stderr()
     );
-    // The block on top of the first is found within milliseconds at regtest's difficulty.
+    // The block on top of the first is found within milliseconds at regtest's difficulty. (A
+    // fixed wait: with the node gone, the miner reports that block only at exit.)
     std::thread::sleep(Duration::from_millis(500));
     m.terminate();
     let status = m.wait_exit(Duration::from_secs(20));
@@ -528,10 +531,11 @@ fn sigterm_during_a_slow_submitblock_saves_the_blocks_and_counts_them_unanswered
     let mut m = miner_on_fake(&dir.0, &node.url());
     m.wait_for(Duration::from_secs(30), |e| e["event"] == "block_found")
         .unwrap_or_else(|| panic!("no block found; stderr: {}", m.stderr()));
-    let started = Instant::now();
-    while node.calls("submitblock") == 0 && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "the block to reach the node",
+        Duration::from_secs(10),
+        || node.calls("submitblock") > 0,
+    );
     assert_eq!(node.calls("submitblock"), 1, "the block was not sent");
     m.terminate();
     let status = m.wait_exit(Duration::from_secs(20));

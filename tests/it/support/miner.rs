@@ -37,6 +37,16 @@ impl Miner {
         Self::start(Command::new(env!("CARGO_BIN_EXE_wgminer")), &all, Some(dir))
     }
 
+    /// Start `wgminer ARGS --json-log` at the default log level, whatever `WGMINER_LOG` the tests
+    /// run with.
+    pub fn spawn_at_default_log_level(args: &[&str]) -> Miner {
+        let mut all = args.to_vec();
+        all.push("--json-log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wgminer"));
+        command.env_remove("WGMINER_LOG");
+        Self::start(command, &all, None)
+    }
+
     /// Start `wgminer ARGS`; lines that are not JSON become `{"event": "text", "line": …}`.
     pub fn spawn_plain(args: &[&str]) -> Miner {
         Self::start(Command::new(env!("CARGO_BIN_EXE_wgminer")), args, None)

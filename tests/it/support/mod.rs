@@ -11,3 +11,4 @@ pub mod pool_server;
 pub mod rawhttp;
 pub mod solo;
 pub mod vectors;
+pub mod wait;
