@@ -3,18 +3,17 @@
 //!
 //! The node here is a stand-in (a mock, said plainly): a real node always answers submitblock
 //! at once, and this test needs one that does not. It serves a real recorded Bitcoin Core
-//! regtest template (tests/data/gbt) and holds submitblock and longpoll requests open.
+//! regtest template (tests/data/gbt) and holds submitblock and longpoll requests open
+//! (tests/it/support/fake_node.rs).
 
+use crate::support::fake_node;
 use crate::support::miner;
 use crate::support::wait::wait_until;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fake_node::{FakeNode, Reply};
 use miner::Miner;
 use serde_json::{json, Value};
 
@@ -40,60 +39,15 @@ fn template() -> Value {
 }
 
 /// Answer getblockchaininfo and getblocktemplate; hold submitblock and longpolls unanswered.
-fn serve(stream: TcpStream, template: &Value, submits: &AtomicUsize) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let req: Value = serde_json::from_slice(&body).unwrap();
-    let result = match req["method"].as_str().unwrap() {
-        "getblockchaininfo" => json!({"chain": "regtest"}),
-        "getblocktemplate" if req["params"][0]["longpollid"].is_null() => template.clone(),
-        "submitblock" => {
-            submits.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_secs(60));
-            return;
-        }
-        _ => {
-            std::thread::sleep(Duration::from_secs(60));
-            return;
-        }
-    };
-    let body = json!({"result": result, "error": null, "id": req["id"]}).to_string();
-    let mut out = stream;
-    let _ = write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-}
-
-fn silent_node() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let submits = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&submits);
+fn silent_node() -> FakeNode {
     let template = template();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let template = template.clone();
-            let counter = Arc::clone(&counter);
-            std::thread::spawn(move || serve(stream, &template, &counter));
+    FakeNode::start(move |call| match call.method {
+        "getblockchaininfo" => Reply::Result(json!({"chain": "regtest"})),
+        "getblocktemplate" if call.params[0]["longpollid"].is_null() => {
+            Reply::Result(template.clone())
         }
-    });
-    (url, submits)
+        _ => Reply::Never,
+    })
 }
 
 fn start(url: &str) -> Miner {
@@ -118,17 +72,14 @@ fn start(url: &str) -> Miner {
 
 #[test]
 fn one_signal_waits_a_bounded_time_for_the_verdict_then_exits_0() {
-    let (url, submits) = silent_node();
-    let mut m = start(&url);
+    let node = silent_node();
+    let mut m = start(&node.url());
     wait_until(
         "the block to reach the node",
         Duration::from_secs(10),
-        || submits.load(Ordering::SeqCst) > 0,
+        || node.calls("submitblock") > 0,
     );
-    assert!(
-        submits.load(Ordering::SeqCst) >= 1,
-        "the block reached the node"
-    );
+    assert!(node.calls("submitblock") >= 1, "the block reached the node");
     let sent = Instant::now();
     m.interrupt();
     let status = m.wait_exit(Duration::from_secs(20));
@@ -155,12 +106,12 @@ fn one_signal_waits_a_bounded_time_for_the_verdict_then_exits_0() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    let (url, submits) = silent_node();
-    let mut m = start(&url);
+    let node = silent_node();
+    let mut m = start(&node.url());
     wait_until(
         "the block to reach the node",
         Duration::from_secs(10),
-        || submits.load(Ordering::SeqCst) > 0,
+        || node.calls("submitblock") > 0,
     );
     m.interrupt();
     // The first signal must be taken before the second is sent, and the miner says nothing when

@@ -2,7 +2,7 @@
 //! after accepting a block, hold a `submitblock` without an answer, answer every longpoll at
 //! once with the same template. JSON-RPC over HTTP/1.1 on 127.0.0.1 (keep-alive, one request
 //! at a time per connection), served by a tokio runtime on its own thread; each request is
-//! answered by a closure of its method, and the calls of each method are counted.
+//! answered by a closure of its method and params, and the calls of each method are counted.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +27,7 @@ pub enum Reply {
 /// One call, as the handler sees it.
 pub struct Call<'a> {
     pub method: &'a str,
+    pub params: &'a Value,
 }
 
 pub struct FakeNode {
@@ -145,7 +146,10 @@ async fn connection(
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let method = request["method"].as_str().unwrap_or("").to_owned();
         *calls.lock().unwrap().entry(method.clone()).or_insert(0) += 1;
-        let call = Call { method: &method };
+        let call = Call {
+            method: &method,
+            params: &request["params"],
+        };
         let (result, then_gone) = match handler(&call) {
             Reply::Result(v) => (v, false),
             Reply::ThenGone(v) => (v, true),
