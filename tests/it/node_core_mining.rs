@@ -258,6 +258,8 @@ fn an_external_client_fetches_templates_and_submits_blocks_over_json_rpc() {
             (v, started.elapsed())
         })
     };
+    // A fixed wait, the test's subject: the longpoll must still be waiting when the block comes
+    // half a second later (it asserts below that it waited).
     std::thread::sleep(Duration::from_millis(500));
     let (hex2, hash2) = solve(&tip_template, true);
     assert_eq!(rpc.ok("submitblock", json!([hex2])), Value::Null);
@@ -651,6 +653,7 @@ fn sigterm_submits_every_block_already_found_and_exits_0_quickly() {
     for round in 0..3u64 {
         let mut m = Miner::spawn(&["--datadir", data.path(), "--backend", "cpu", "-t", "1"]);
         m.wait_blocks(3);
+        // Signal at a different moment each round (a fixed wait, the test's subject).
         std::thread::sleep(Duration::from_millis(20 * round));
         let sent = std::time::Instant::now();
         miner::signal(m.pid(), "-TERM");

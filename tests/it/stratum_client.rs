@@ -340,9 +340,10 @@ impl PoolConn {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The miner side: the client in a task, as the work manager will run it.
+// The miner side: the client in a task, as the work manager will run it (not the `wgminer`
+// process, which support::miner::Miner runs).
 
-struct Miner {
+struct Client {
     events: mpsc::Receiver<ClientEvent>,
     shares: mpsc::Sender<Share>,
     stop: Option<oneshot::Sender<()>>,
@@ -369,18 +370,18 @@ fn config(ports: &[u16], user: &str, password: &str) -> ClientConfig {
     c
 }
 
-fn start(config: ClientConfig) -> Miner {
+fn start(config: ClientConfig) -> Client {
     start_with_share_capacity(config, 64)
 }
 
-fn start_with_share_capacity(config: ClientConfig, share_capacity: usize) -> Miner {
+fn start_with_share_capacity(config: ClientConfig, share_capacity: usize) -> Client {
     let (events_tx, events) = mpsc::channel(1024);
     let (shares, shares_rx) = mpsc::channel(share_capacity);
     let (stop, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(run(config, events_tx, shares_rx, async move {
         let _ = stop_rx.await;
     }));
-    Miner {
+    Client {
         events,
         shares,
         stop: Some(stop),
@@ -390,15 +391,15 @@ fn start_with_share_capacity(config: ClientConfig, share_capacity: usize) -> Min
 
 /// The start most scenarios share: a pool, the client started on it, its connection accepted
 /// and the handshake answered with `rec`'s subscribe result.
-async fn connected(rec: &Recorded) -> (MockPool, Miner, PoolConn) {
+async fn connected(rec: &Recorded) -> (MockPool, Client, PoolConn) {
     connected_with(rec, start).await
 }
 
 /// [`connected`], with the client started by `start` from the usual config.
 async fn connected_with(
     rec: &Recorded,
-    start: impl FnOnce(ClientConfig) -> Miner,
-) -> (MockPool, Miner, PoolConn) {
+    start: impl FnOnce(ClientConfig) -> Client,
+) -> (MockPool, Client, PoolConn) {
     let pool = MockPool::bind().await;
     let miner = start(config(&[pool.port()], &rec.worker, "password"));
     let mut conn = pool.accept().await;
@@ -407,12 +408,12 @@ async fn connected_with(
 }
 
 /// Send `rec`'s recorded job and wait until the client has it.
-async fn first_job(rec: &Recorded, conn: &mut PoolConn, miner: &mut Miner) -> Arc<PreparedJob> {
+async fn first_job(rec: &Recorded, conn: &mut PoolConn, miner: &mut Client) -> Arc<PreparedJob> {
     conn.send(&rec.notify_line).await;
     miner.new_job().await
 }
 
-impl Miner {
+impl Client {
     /// Wait for an event `pick` accepts, passing over the others.
     async fn wait_for<T>(&mut self, mut pick: impl FnMut(&ClientEvent) -> Option<T>) -> T {
         self.wait_for_seeing(|e| pick(e), |_| {}).await
@@ -484,7 +485,7 @@ impl Miner {
     /// Shut down, receiving events until the client ends (as the runner does: the client
     /// reports the shares it gives up at exit); returns them.
     async fn stop_seeing(self) -> Vec<ClientEvent> {
-        let Miner {
+        let Client {
             mut events,
             stop,
             task,
