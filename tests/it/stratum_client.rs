@@ -1,7 +1,8 @@
 //! The Stratum V1 client end to end, against a test pool server on 127.0.0.1.
 //!
 //! No real pool server can be installed from the package registries here (ckpool, public-pool
-//! and the like are not packaged), so the pool below is written in this file. It speaks the
+//! and the like are not packaged), so the pool is the tests' own (tests/it/support/pool_server.rs,
+//! driven line by line by each scenario). It speaks the
 //! protocol from the real sessions in tests/data/stratum.json: the slush documentation session
 //! (subscribe result, authorize, notify, the submit that solved testnet3 block 25096) and the
 //! ckpool (p2poolv2) session with BIP310 version rolling. The client must send the recorded
@@ -19,8 +20,7 @@ use std::time::Duration;
 
 use bitcoin::hex::FromHex;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -31,6 +31,8 @@ use wgminer::stratum::client::{
 };
 use wgminer::stratum::{user_agent, Event};
 use wgminer::work::{Extranonce2, PreparedJob, Roll, Share};
+
+use crate::support::pool_server::{free_port, MockPool, PoolConn};
 
 /// Bounds every wait: reached only when the client is broken.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -172,171 +174,10 @@ fn stale_why(e: &ClientEvent) -> Option<(bool, &str)> {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The test pool.
-
-struct MockPool {
-    listener: TcpListener,
-    /// Serve `stratum+ssl://` with this.
-    tls: Option<TlsAcceptor>,
-}
-
-type Reader = Box<dyn AsyncRead + Unpin + Send>;
-type Writer = Box<dyn AsyncWrite + Unpin + Send>;
-
-impl MockPool {
-    async fn bind() -> Self {
-        MockPool {
-            listener: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-            tls: None,
-        }
-    }
-
-    /// Listen on a port the client is already trying (retrying while the port is briefly busy).
-    async fn bind_port(port: u16) -> Self {
-        for _ in 0..100 {
-            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
-                return MockPool {
-                    listener,
-                    tls: None,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("port {port} stays busy");
-    }
-
-    fn port(&self) -> u16 {
-        self.listener.local_addr().expect("addr").port()
-    }
-
-    /// The next connection that says something: the client's probes of a primary pool connect
-    /// and close without a line, and are skipped.
-    async fn accept(&self) -> PoolConn {
-        timeout(LIMIT, async {
-            loop {
-                let (stream, _) = self.listener.accept().await.expect("accept");
-                let (r, w): (Reader, Writer) = match &self.tls {
-                    None => {
-                        let (r, w) = stream.into_split();
-                        (Box::new(r), Box::new(w))
-                    }
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls) => {
-                            let (r, w) = tokio::io::split(tls);
-                            (Box::new(r), Box::new(w))
-                        }
-                        // A probe, or a client that gave up on the handshake.
-                        Err(_) => continue,
-                    },
-                };
-                let mut conn = PoolConn {
-                    reader: BufReader::new(r),
-                    writer: Some(w),
-                    first: None,
-                };
-                if let Some(first) = conn.read_line(LIMIT).await {
-                    conn.first = Some(first);
-                    return conn;
-                }
-            }
-        })
-        .await
-        .expect("the client connects")
-    }
-}
-
-/// A port nothing listens on (bound, then released).
-async fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 fn url(port: u16) -> PoolUrl {
     format!("stratum+tcp://127.0.0.1:{port}")
         .parse()
         .expect("url")
-}
-
-struct PoolConn {
-    reader: BufReader<Reader>,
-    writer: Option<Writer>,
-    first: Option<Value>,
-}
-
-impl PoolConn {
-    /// The next line from the client as JSON; `None` at EOF or when nothing comes in `within`.
-    async fn read_line(&mut self, within: Duration) -> Option<Value> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
-        }
-        let mut line = String::new();
-        match timeout(within, self.reader.read_line(&mut line)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => None,
-            Ok(Ok(_)) => Some(serde_json::from_str(&line).expect("the client sends JSON lines")),
-        }
-    }
-
-    async fn recv(&mut self) -> Value {
-        self.read_line(LIMIT).await.expect("a line from the client")
-    }
-
-    async fn expect(&mut self, method: &str) -> Value {
-        let m = self.recv().await;
-        assert_eq!(m["method"], method, "{m}");
-        m
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        let w = self.writer.as_mut().expect("writer");
-        w.write_all(bytes).await.expect("write");
-        w.flush().await.expect("flush");
-    }
-
-    async fn send(&mut self, line: &str) {
-        self.send_raw(format!("{line}\n").as_bytes()).await;
-    }
-
-    async fn reply(&mut self, request: &Value, result: Value) {
-        let line = json!({"id": request["id"], "result": result, "error": null}).to_string();
-        self.send(&line).await;
-    }
-
-    /// Whether the client closed this connection (within the limit).
-    async fn closed_by_client(&mut self) -> bool {
-        loop {
-            let mut line = String::new();
-            match timeout(LIMIT, self.reader.read_line(&mut line)).await {
-                Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(_)) => continue,
-                Err(_) => return false,
-            }
-        }
-    }
-
-    /// Subscribe (answered with `subscribe_result`), configure if the client rolls versions
-    /// (answered with `configure_result`), authorize (answered true). Returns the subscribe.
-    async fn handshake(
-        &mut self,
-        subscribe_result: &Value,
-        configure_result: Option<&Value>,
-    ) -> Value {
-        let sub = self.expect("mining.subscribe").await;
-        assert!(
-            sub["params"][0]
-                .as_str()
-                .is_some_and(|ua| ua == user_agent() && ua.starts_with("wgminer/")),
-            "{sub}"
-        );
-        if let Some(result) = configure_result {
-            let conf = self.expect("mining.configure").await;
-            self.reply(&conf, result.clone()).await;
-        }
-        self.reply(&sub, subscribe_result.clone()).await;
-        let auth = self.expect("mining.authorize").await;
-        self.reply(&auth, json!(true)).await;
-        sub
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -948,10 +789,7 @@ async fn tls_pool() -> (MockPool, Vec<u8>) {
         .with_no_client_auth()
         .with_single_cert(vec![cert_der.clone()], key)
         .expect("server config");
-    let pool = MockPool {
-        listener: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-        tls: Some(TlsAcceptor::from(Arc::new(server))),
-    };
+    let pool = MockPool::bind_tls(TlsAcceptor::from(Arc::new(server))).await;
     (pool, cert_der.to_vec())
 }
 

@@ -10,9 +10,14 @@
 //! reference [`Job`] path (rust-bitcoin's coinbase txid, merkle fold and header hash) and compares
 //! it with the share target the job was *sent* with. Shares for unknown or replaced jobs are
 //! rejected as stale, like a real pool does.
+//!
+//! [`MockPool`] is the same stand-in driven line by line instead: the test reads each line the
+//! client sends and writes each answer itself (the Stratum client's scenarios: garbage lines,
+//! half-answered submits, reconnect requests, TLS), starting from the recorded handshake.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bitcoin::block::Version;
 use bitcoin::hashes::Hash;
@@ -20,12 +25,15 @@ use bitcoin::hex::FromHex;
 use bitcoin::pow::CompactTarget;
 use bitcoin::{BlockHash, TxMerkleNode};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 
 use super::vectors;
 use wgminer::pow::target_from_difficulty;
+use wgminer::stratum::user_agent;
 use wgminer::work::{CoinbaseTemplate, Extranonce2, Job, Share};
 
 /// The version-rolling mask this pool grants (BIP320's general-purpose bits).
@@ -395,4 +403,179 @@ fn judge(params: &Value, state: &Mutex<PoolState>) -> (bool, Option<String>) {
         share_difficulty,
     });
     (accepted, reason)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pool driven line by line.
+
+/// Bounds every wait of a scripted pool: reached only when the client is broken.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(15);
+
+pub struct MockPool {
+    listener: TcpListener,
+    /// Serve `stratum+ssl://` with this.
+    tls: Option<TlsAcceptor>,
+}
+
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+impl MockPool {
+    pub async fn bind() -> Self {
+        MockPool {
+            listener: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+            tls: None,
+        }
+    }
+
+    /// Listen on a port the client is already trying (retrying while the port is briefly busy).
+    pub async fn bind_port(port: u16) -> Self {
+        for _ in 0..100 {
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+                return MockPool {
+                    listener,
+                    tls: None,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("port {port} stays busy");
+    }
+
+    /// Serve `stratum+ssl://` with `tls` on a free port.
+    pub async fn bind_tls(tls: TlsAcceptor) -> Self {
+        MockPool {
+            listener: TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+            tls: Some(tls),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().expect("addr").port()
+    }
+
+    /// The next connection that says something: the client's probes of a primary pool connect
+    /// and close without a line, and are skipped.
+    pub async fn accept(&self) -> PoolConn {
+        timeout(SCRIPT_LIMIT, async {
+            loop {
+                let (stream, _) = self.listener.accept().await.expect("accept");
+                let (r, w): (Reader, Writer) = match &self.tls {
+                    None => {
+                        let (r, w) = stream.into_split();
+                        (Box::new(r), Box::new(w))
+                    }
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => {
+                            let (r, w) = tokio::io::split(tls);
+                            (Box::new(r), Box::new(w))
+                        }
+                        // A probe, or a client that gave up on the handshake.
+                        Err(_) => continue,
+                    },
+                };
+                let mut conn = PoolConn {
+                    reader: BufReader::new(r),
+                    writer: Some(w),
+                    first: None,
+                };
+                if let Some(first) = conn.read_line(SCRIPT_LIMIT).await {
+                    conn.first = Some(first);
+                    return conn;
+                }
+            }
+        })
+        .await
+        .expect("the client connects")
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+pub async fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+pub struct PoolConn {
+    reader: BufReader<Reader>,
+    /// Taken by a test that writes on its own (a flood).
+    pub writer: Option<Writer>,
+    first: Option<Value>,
+}
+
+impl PoolConn {
+    /// The next line from the client as JSON; `None` at EOF or when nothing comes in `within`.
+    pub async fn read_line(&mut self, within: Duration) -> Option<Value> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        let mut line = String::new();
+        match timeout(within, self.reader.read_line(&mut line)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => None,
+            Ok(Ok(_)) => Some(serde_json::from_str(&line).expect("the client sends JSON lines")),
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        self.read_line(SCRIPT_LIMIT)
+            .await
+            .expect("a line from the client")
+    }
+
+    pub async fn expect(&mut self, method: &str) -> Value {
+        let m = self.recv().await;
+        assert_eq!(m["method"], method, "{m}");
+        m
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let w = self.writer.as_mut().expect("writer");
+        w.write_all(bytes).await.expect("write");
+        w.flush().await.expect("flush");
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    pub async fn reply(&mut self, request: &Value, result: Value) {
+        let line = json!({"id": request["id"], "result": result, "error": null}).to_string();
+        self.send(&line).await;
+    }
+
+    /// Whether the client closed this connection (within the limit).
+    pub async fn closed_by_client(&mut self) -> bool {
+        loop {
+            let mut line = String::new();
+            match timeout(SCRIPT_LIMIT, self.reader.read_line(&mut line)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Subscribe (answered with `subscribe_result`), configure if the client rolls versions
+    /// (answered with `configure_result`), authorize (answered true). Returns the subscribe.
+    pub async fn handshake(
+        &mut self,
+        subscribe_result: &Value,
+        configure_result: Option<&Value>,
+    ) -> Value {
+        let sub = self.expect("mining.subscribe").await;
+        assert!(
+            sub["params"][0]
+                .as_str()
+                .is_some_and(|ua| ua == user_agent() && ua.starts_with("wgminer/")),
+            "{sub}"
+        );
+        if let Some(result) = configure_result {
+            let conf = self.expect("mining.configure").await;
+            self.reply(&conf, result.clone()).await;
+        }
+        self.reply(&sub, subscribe_result.clone()).await;
+        let auth = self.expect("mining.authorize").await;
+        self.reply(&auth, json!(true)).await;
+        sub
+    }
 }
