@@ -1,9 +1,9 @@
 //! Memory before authentication: peers without credentials pour 64 MiB bodies and a chunk
 //! size of 2^64-1 into the node's JSON-RPC and the monitoring API at once, and the servers
 //! must hold no more than a read buffer each, keep answering, and leave this process's peak
-//! resident memory (VmHWM) under 100 MB. The servers run in this process, and this is the only
-//! test in its binary (nextest runs each test in a process of its own), so VmHWM is the
-//! servers' peak plus this client's few buffers.
+//! resident memory (VmHWM) under 100 MB. The servers run in this process, and nextest (how CI
+//! runs the tests) runs each test in a process of its own, so VmHWM is the servers' peak plus
+//! this client's few buffers; under `cargo test` the other tests of the binary would add theirs.
 
 use crate::support::rawhttp;
 
