@@ -529,6 +529,9 @@ impl WorkFeed for WorkerFeed<'_> {
         };
         for (share, hash) in found {
             counters.solutions.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .record_best_share(self.device.index, crate::pow::hash_difficulty(&hash));
             self.send(Found {
                 device: self.device.clone(),
                 share,

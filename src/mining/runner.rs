@@ -33,7 +33,8 @@ use super::events::{EventSink, MinerEvent};
 use super::manager::{Found, Manager};
 use super::solo::{solo_job_of, KEPT_JOBS};
 use super::source::{self, Fate, Solved, SourceError, SourceEvent, WorkSource};
-use crate::work::{BlockVerdict, MiningStats, PreparedJob, SoloJob};
+use crate::work::stats::Verdict;
+use crate::work::{BlockVerdict, MiningStats, PreparedJob, Share, SoloJob};
 
 /// Where blocks without a verdict are written, unless the run has a data directory: a folder
 /// of this name in the working directory.
@@ -108,6 +109,7 @@ pub async fn run<S: WorkSource>(
         blocks: HashMap::new(),
         solo_jobs: VecDeque::new(),
         unannounced: HashMap::new(),
+        in_flight: HashMap::new(),
         blocks_dir: config.blocks_dir.clone(),
         connected: false,
         dropped: 0,
@@ -214,6 +216,9 @@ struct Runner {
     /// Solo: block solutions handed to the source and not yet announced by it as a block
     /// (`BlockFound`) or settled: a source busy retrying, or one that dies, may never do so.
     unannounced: HashMap<BlockHash, Found>,
+    /// Solutions handed over and waiting for a verdict: who found each and its difficulty, to
+    /// book it when the verdict comes (at most [`MAX_IN_FLIGHT`]; beyond, only the plain counters).
+    in_flight: HashMap<InFlightKey, (usize, f64)>,
     /// Where blocks without a verdict are written.
     blocks_dir: PathBuf,
     /// Whether the source says its peer is connected.
@@ -224,6 +229,21 @@ struct Runner {
     dropped_reported: Instant,
 }
 
+/// A handed-over solution, as its verdict names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum InFlightKey {
+    Share(Share),
+    Block(BlockHash),
+}
+
+/// Verdicts awaited with their difficulty kept; a pool that never answers cannot grow it beyond.
+const MAX_IN_FLIGHT: usize = 8192;
+
+/// The difficulty a solution is booked at: its job's share target's.
+fn found_difficulty(f: &Found) -> f64 {
+    crate::pow::difficulty_of_target(&f.job.job().share_target)
+}
+
 impl Runner {
     fn emit(&self, e: MinerEvent) {
         self.events.emit(e);
@@ -231,6 +251,8 @@ impl Runner {
 
     fn stale(&self, f: &Found, why: &str) {
         self.stats.record_stale(why);
+        self.stats
+            .book(f.device.index, found_difficulty(f), Verdict::Stale);
         if !self.solo {
             self.emit(MinerEvent::Stale {
                 share: f.share.clone(),
@@ -241,8 +263,10 @@ impl Runner {
 
     /// Counted stale without a line each: a flood (a pool at a tiny difficulty) would print
     /// thousands a second. [`Runner::report_dropped`] sums them up now and then.
-    fn dropped(&mut self, why: &'static str) {
+    fn dropped(&mut self, f: &Found, why: &'static str) {
         self.stats.record_stale(why);
+        self.stats
+            .book(f.device.index, found_difficulty(f), Verdict::Stale);
         self.dropped += 1;
         self.dropped_why = why;
     }
@@ -278,7 +302,7 @@ impl Runner {
                 return self.stale(&f, "tip already solved");
             }
         } else if !self.bucket.take() {
-            return self.dropped(CAP_REASON);
+            return self.dropped(&f, CAP_REASON);
         }
         let Some(solutions) = &self.solutions else {
             if self.solo && f.is_block() {
@@ -288,10 +312,19 @@ impl Runner {
         };
         let latency = f.started.elapsed();
         let (device, share, job) = (f.device.clone(), f.share.clone(), Arc::clone(&f.job));
+        let key = if self.solo && f.is_block() {
+            InFlightKey::Block(f.hash)
+        } else {
+            InFlightKey::Share(f.share.clone())
+        };
+        let credit = (f.device.index, found_difficulty(&f));
         let block = (self.solo && f.is_block()).then(|| f.clone());
         match solutions.try_send(f) {
             Ok(()) => {
                 self.stats.record_hand_over(latency);
+                if self.in_flight.len() < MAX_IN_FLIGHT {
+                    self.in_flight.insert(key, credit);
+                }
                 if let Some(b) = block {
                     self.keep_unannounced(b);
                 }
@@ -313,7 +346,7 @@ impl Runner {
             }
             Err(mpsc::error::TrySendError::Full(f)) => match block {
                 Some(_) => self.save_unsent(&f, "the work source's queue was full"),
-                None => self.dropped("source queue full"),
+                None => self.dropped(&f, "source queue full"),
             },
             Err(mpsc::error::TrySendError::Closed(f)) => match block {
                 Some(_) => self.save_unsent(&f, "the work source had stopped"),
@@ -458,6 +491,7 @@ impl Runner {
     }
 
     fn job(&mut self, manager: Option<&mut Manager>, job: Arc<PreparedJob>, clean: bool) {
+        self.stats.record_job();
         if !self.solo {
             let difficulty = crate::pow::difficulty_of_target(&job.job().share_target);
             self.stats.set_difficulty(difficulty);
@@ -474,6 +508,24 @@ impl Runner {
 
     /// Count a solution's new state and show it.
     fn outcome(&mut self, solved: Solved, fate: Fate) {
+        let key = match &solved {
+            Solved::Share(share) => InFlightKey::Share(share.clone()),
+            Solved::Block { hash, .. } => InFlightKey::Block(*hash),
+        };
+        // Held and Sent still wait for a verdict: the credit stays until one comes.
+        if !matches!(fate, Fate::Held | Fate::Sent) {
+            if let Some((device, difficulty)) = self.in_flight.remove(&key) {
+                let verdict = match &fate {
+                    Fate::Accepted => Some(Verdict::Accepted),
+                    Fate::Rejected(_) => Some(Verdict::Rejected),
+                    Fate::Stale { .. } => Some(Verdict::Stale),
+                    _ => None,
+                };
+                if let Some(v) = verdict {
+                    self.stats.book(device, difficulty, v);
+                }
+            }
+        }
         let stats = &self.stats;
         match &fate {
             Fate::Accepted => stats.record_accept(),

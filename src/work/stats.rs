@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The longest hash-rate window reported (the 15-minute average).
 pub const LONGEST_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -58,6 +58,8 @@ pub struct MiningStats {
     pub pending: AtomicU64,
     /// Blocks the node accepted (solo mining).
     pub blocks: AtomicU64,
+    /// Jobs (pool jobs or block templates) received from the work source.
+    pub jobs: AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -75,6 +77,31 @@ struct Inner {
     meters: Vec<RateMeter>,
     /// Recent find-to-submit latencies, oldest first.
     latencies: VecDeque<Duration>,
+    last_job: Option<SystemTime>,
+    /// Difficulty-weighted counters, all devices, then per device in worker order.
+    booked: Booked,
+    device_booked: Vec<Booked>,
+}
+
+/// Shares counted by their difficulty: what a pool credits, and what cgminer's API reports as
+/// `Difficulty Accepted` and its neighbours.
+#[derive(Clone, Debug, Default)]
+struct Booked {
+    accepted: u64,
+    rejected: u64,
+    difficulty_accepted: f64,
+    difficulty_rejected: f64,
+    difficulty_stale: f64,
+    best_share: f64,
+    last_accepted: Option<SystemTime>,
+}
+
+/// The verdict a share's difficulty is booked under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Rejected,
+    Stale,
 }
 
 /// A copy of the counters at one moment, for display and JSON.
@@ -92,6 +119,9 @@ pub struct StatsSnapshot {
     pub held: u64,
     pub pending: u64,
     pub blocks: u64,
+    /// Jobs received, and when the last one came (Unix seconds).
+    pub jobs: u64,
+    pub last_job_unix: Option<u64>,
     /// Whether this run mines blocks (solo) rather than pool shares.
     pub solo: bool,
     pub hardware_errors: u64,
@@ -106,6 +136,14 @@ pub struct StatsSnapshot {
     /// Find-to-submit latency over the recent solutions: from the start of the dispatch or
     /// slice that found each one to its hand-over to the pool or node (an upper bound).
     pub latency: Option<LatencySummary>,
+    /// The shares' difficulties summed by verdict (what a pool pays on), all devices.
+    pub difficulty_accepted: f64,
+    pub difficulty_rejected: f64,
+    pub difficulty_stale: f64,
+    /// The highest difficulty any verified solution reached (its hash's, not its target's).
+    pub best_share: f64,
+    /// When the last accepted share or block was answered (Unix seconds).
+    pub last_accepted_unix: Option<u64>,
 }
 
 impl StatsSnapshot {
@@ -138,9 +176,17 @@ pub struct DeviceSnapshot {
     pub hashes: u64,
     pub rate_5s: f64,
     pub rate_60s: f64,
+    pub rate_5m: f64,
     pub rate_15m: f64,
     pub hardware_errors: u64,
     pub solutions: u64,
+    /// Accepted and rejected shares this device found, and their difficulties summed.
+    pub accepted: u64,
+    pub rejected: u64,
+    pub difficulty_accepted: f64,
+    pub difficulty_rejected: f64,
+    pub best_share: f64,
+    pub last_accepted_unix: Option<u64>,
 }
 
 impl MiningStats {
@@ -162,6 +208,7 @@ impl MiningStats {
                 .iter()
                 .map(|_| RateMeter::new(LONGEST_WINDOW, started))
                 .collect(),
+            device_booked: vec![Booked::default(); devices.len()],
             ..Inner::default()
         };
         MiningStats {
@@ -175,6 +222,7 @@ impl MiningStats {
             held: AtomicU64::new(0),
             pending: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
+            jobs: AtomicU64::new(0),
             inner: Mutex::new(inner),
         }
     }
@@ -201,6 +249,57 @@ impl MiningStats {
     pub fn record_accept(&self) {
         gauge_down(&self.pending);
         self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Book a share of `difficulty` (its target's) found by device `device_index` under its
+    /// verdict; the plain counters above are kept by the `record_*` calls.
+    pub fn book(&self, device_index: usize, difficulty: f64, verdict: Verdict) {
+        let difficulty = if difficulty.is_finite() {
+            difficulty.max(0.0)
+        } else {
+            0.0
+        };
+        let position = self.devices.iter().position(|d| d.index == device_index);
+        let now = SystemTime::now();
+        let mut inner = self.inner();
+        let Inner {
+            booked,
+            device_booked,
+            ..
+        } = &mut *inner;
+        let device = position.and_then(|p| device_booked.get_mut(p));
+        for b in std::iter::once(booked).chain(device) {
+            match verdict {
+                Verdict::Accepted => {
+                    b.accepted += 1;
+                    b.difficulty_accepted += difficulty;
+                    b.last_accepted = Some(now);
+                }
+                Verdict::Rejected => {
+                    b.rejected += 1;
+                    b.difficulty_rejected += difficulty;
+                }
+                Verdict::Stale => b.difficulty_stale += difficulty,
+            }
+        }
+    }
+
+    /// A verified solution whose hash reached `difficulty`: the best share so far if higher.
+    pub fn record_best_share(&self, device_index: usize, difficulty: f64) {
+        if !difficulty.is_finite() {
+            return;
+        }
+        let position = self.devices.iter().position(|d| d.index == device_index);
+        let mut inner = self.inner();
+        let Inner {
+            booked,
+            device_booked,
+            ..
+        } = &mut *inner;
+        let device = position.and_then(|p| device_booked.get_mut(p));
+        for b in std::iter::once(booked).chain(device) {
+            b.best_share = b.best_share.max(difficulty);
+        }
     }
 
     /// A solution never sent, or no longer worth sending, before it was handed over.
@@ -256,6 +355,12 @@ impl MiningStats {
         self.unanswered.fetch_add(left, Ordering::Relaxed);
     }
 
+    /// A job arrived from the work source.
+    pub fn record_job(&self) {
+        self.jobs.fetch_add(1, Ordering::Relaxed);
+        self.inner().last_job = Some(SystemTime::now());
+    }
+
     pub fn set_difficulty(&self, difficulty: f64) {
         self.inner().difficulty = Some(difficulty);
     }
@@ -307,14 +412,22 @@ impl MiningStats {
             .devices
             .iter()
             .zip(&inner.meters)
-            .map(|(d, m)| {
+            .zip(&inner.device_booked)
+            .map(|((d, m), b)| {
                 let hashes = d.hashes.load(Ordering::Relaxed);
                 DeviceSnapshot {
+                    accepted: b.accepted,
+                    rejected: b.rejected,
+                    difficulty_accepted: b.difficulty_accepted,
+                    difficulty_rejected: b.difficulty_rejected,
+                    best_share: b.best_share,
+                    last_accepted_unix: b.last_accepted.map(unix_seconds),
                     index: d.index,
                     label: d.label.clone(),
                     hashes,
                     rate_5s: m.rate(now, hashes, Duration::from_secs(5)),
                     rate_60s: m.rate(now, hashes, Duration::from_secs(60)),
+                    rate_5m: m.rate(now, hashes, Duration::from_secs(5 * 60)),
                     rate_15m: m.rate(now, hashes, LONGEST_WINDOW),
                     hardware_errors: d.hardware_errors.load(Ordering::Relaxed),
                     solutions: d.solutions.load(Ordering::Relaxed),
@@ -334,6 +447,8 @@ impl MiningStats {
             held: self.held.load(Ordering::Relaxed),
             pending: self.pending.load(Ordering::Relaxed),
             blocks: self.blocks.load(Ordering::Relaxed),
+            jobs: self.jobs.load(Ordering::Relaxed),
+            last_job_unix: inner.last_job.map(unix_seconds),
             solo: inner.solo,
             reject_reasons: inner.reject_reasons.clone(),
             stale_reasons: inner.stale_reasons.clone(),
@@ -344,8 +459,18 @@ impl MiningStats {
             last_switch_ms: inner.last_switch.map(|d| d.as_secs_f64() * 1e3),
             max_switch_ms: inner.max_switch.map(|d| d.as_secs_f64() * 1e3),
             latency: latency_summary(&inner.latencies),
+            difficulty_accepted: inner.booked.difficulty_accepted,
+            difficulty_rejected: inner.booked.difficulty_rejected,
+            difficulty_stale: inner.booked.difficulty_stale,
+            best_share: inner.booked.best_share,
+            last_accepted_unix: inner.booked.last_accepted.map(unix_seconds),
         }
     }
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Lower a gauge without wrapping below zero (a peer answering a share twice must not make it
@@ -436,6 +561,37 @@ impl RateMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_are_booked_by_difficulty_per_device() {
+        let stats = MiningStats::new([(0, "cpu".to_owned()), (3, "gpu3".to_owned())]);
+        stats.book(3, 8.0, Verdict::Accepted);
+        stats.book(3, 8.0, Verdict::Accepted);
+        stats.book(0, 2.0, Verdict::Rejected);
+        stats.book(3, 4.0, Verdict::Stale);
+        // An unknown device still counts in the totals; a nonsense difficulty counts as 0.
+        stats.book(9, f64::NAN, Verdict::Accepted);
+        stats.record_best_share(3, 100.0);
+        stats.record_best_share(0, 50.0);
+        stats.record_best_share(3, f64::INFINITY);
+        let s = stats.snapshot();
+        assert_eq!(s.difficulty_accepted, 16.0);
+        assert_eq!(s.difficulty_rejected, 2.0);
+        assert_eq!(s.difficulty_stale, 4.0);
+        assert_eq!(s.best_share, 100.0);
+        assert!(s.last_accepted_unix.is_some());
+        let (cpu, gpu) = (&s.devices[0], &s.devices[1]);
+        assert_eq!(
+            (gpu.accepted, gpu.rejected, gpu.difficulty_accepted),
+            (2, 0, 16.0)
+        );
+        assert_eq!(
+            (cpu.accepted, cpu.rejected, cpu.difficulty_rejected),
+            (0, 1, 2.0)
+        );
+        assert_eq!((cpu.best_share, gpu.best_share), (50.0, 100.0));
+        assert_eq!(cpu.last_accepted_unix, None);
+    }
 
     /// A pool's reject text keyed the map without a bound (89 MB to 959 MB in 12 s): now at most
     /// MAX_REASONS names, the rest under "other", each cut to a sane length.
