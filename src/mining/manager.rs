@@ -115,6 +115,9 @@ struct State {
     switch: Option<Switch>,
     /// Workers still running (a failed device drops out and no longer holds up a switch).
     alive: Vec<bool>,
+    /// Workers told to rest (a GPU over its temperature limit): they take no batches and hold
+    /// up no switch until resumed.
+    paused: Vec<bool>,
     stop: bool,
 }
 
@@ -145,7 +148,8 @@ impl Shared {
             if state.stop {
                 return Next::Stop;
             }
-            if state.generator.is_none() {
+            let paused = state.paused.get(worker).copied().unwrap_or(false);
+            if state.generator.is_none() || paused {
                 if !wait {
                     return Next::Empty;
                 }
@@ -196,8 +200,8 @@ impl Shared {
         let done = state.switch.as_ref().is_some_and(|sw| {
             sw.waiting
                 .iter()
-                .zip(&state.alive)
-                .all(|(&waiting, &alive)| !waiting || !alive)
+                .zip(state.alive.iter().zip(&state.paused))
+                .all(|(&waiting, (&alive, &paused))| !waiting || !alive || paused)
         });
         if done {
             if let Some(sw) = state.switch.take() {
@@ -215,6 +219,43 @@ impl Shared {
     fn new_epoch(state: &mut State) {
         state.cancel.store(true, Ordering::Relaxed);
         state.cancel = Arc::new(AtomicBool::new(false));
+    }
+}
+
+/// Rests and resumes a manager's devices from elsewhere (see [`Manager::pauser`]). A rested
+/// device finishes the batches it holds and takes no more until resumed.
+#[derive(Clone)]
+pub struct Pauser {
+    shared: Arc<Shared>,
+}
+
+impl Pauser {
+    /// Rest (`true`) or resume the device with this index (`wgminer devices`' numbering);
+    /// whether it changed anything.
+    pub fn set(&self, device_index: usize, paused: bool) -> bool {
+        let Some(slot) = self
+            .shared
+            .stats
+            .devices
+            .iter()
+            .position(|d| d.index == device_index)
+        else {
+            return false;
+        };
+        let mut state = self.shared.lock();
+        let Some(p) = state.paused.get_mut(slot) else {
+            return false;
+        };
+        let changed = *p != paused;
+        *p = paused;
+        if changed && !paused {
+            self.shared.wake.notify_all();
+        }
+        if changed && paused {
+            // A switch that was waiting on this device finishes without it.
+            self.shared.finish_switch(&mut state);
+        }
+        changed
     }
 }
 
@@ -249,6 +290,7 @@ impl Manager {
                 max_batch: MAX_BATCH_NONCES,
                 switch: None,
                 alive: vec![true; n],
+                paused: vec![false; n],
                 stop: false,
             }),
             wake: Condvar::new(),
@@ -281,6 +323,13 @@ impl Manager {
 
     pub fn stats(&self) -> Arc<MiningStats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// A handle that rests and resumes devices while the run goes on (the temperature guard).
+    pub fn pauser(&self) -> Pauser {
+        Pauser {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Where this manager's display events go (the runner reports through it too).
@@ -318,6 +367,8 @@ impl Manager {
                     started: Instant::now(),
                     waiting: vec![true; n],
                 });
+                // With every device resting or gone nothing would end it.
+                self.shared.finish_switch(&mut state);
             }
         }
         drop(state);
@@ -632,5 +683,67 @@ mod tests {
         let regtest =
             bitcoin::pow::Target::from_compact(bitcoin::CompactTarget::from_consensus(0x207f_ffff));
         assert_eq!(max_batch_for(&regtest), MIN_BATCH_NONCES);
+    }
+
+    fn easy_job(id: &str) -> Arc<PreparedJob> {
+        use bitcoin::hashes::Hash;
+        let job = crate::work::Job {
+            id: id.into(),
+            prev_hash: bitcoin::BlockHash::from_byte_array([7; 32]),
+            version: bitcoin::block::Version::from_consensus(0x2000_0000),
+            version_mask: 0,
+            bits: bitcoin::CompactTarget::from_consensus(0x1d00_ffff),
+            ntime: 1_700_000_000,
+            ntime_roll: 600,
+            coinbase: crate::work::CoinbaseTemplate {
+                prefix: vec![1; 42],
+                extranonce1: vec![0, 0, 0, 1],
+                extranonce2_size: 4,
+                suffix: vec![2; 40],
+            },
+            merkle_branch: Vec::new(),
+            share_target: crate::pow::target_from_difficulty(1e-3).unwrap(),
+            clean: true,
+        };
+        Arc::new(job.prepare().unwrap())
+    }
+
+    fn hashes(manager: &Manager) -> u64 {
+        manager.stats().devices[0].hashes.load(Ordering::Relaxed)
+    }
+
+    /// A rested device finishes what it holds, then hashes nothing and holds up no job switch;
+    /// resumed, it mines again.
+    #[test]
+    fn a_rested_device_takes_no_work_until_resumed() {
+        let cpu: Box<dyn crate::backend::Backend> =
+            Box::new(crate::backend::CpuBackend::new(Some(1), None).unwrap());
+        let mut manager = Manager::start(vec![cpu], EventSink::discard()).unwrap();
+        let pauser = manager.pauser();
+        manager.new_job(easy_job("a"), true);
+        let until = Instant::now() + Duration::from_secs(20);
+        while hashes(&manager) == 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(pauser.set(0, true), "rested");
+        assert!(!pauser.set(0, true), "already resting");
+        assert!(!pauser.set(5, true), "no such device");
+        // Batches already handed out finish (a CPU batch is well under a second).
+        std::thread::sleep(Duration::from_millis(1500));
+        let rested = hashes(&manager);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(hashes(&manager), rested, "a rested device hashed");
+        manager.new_job(easy_job("b"), true);
+        assert!(
+            manager.stats().last_switch().is_some(),
+            "the switch did not wait for the rested device"
+        );
+        assert!(pauser.set(0, false), "resumed");
+        let until = Instant::now() + Duration::from_secs(20);
+        while hashes(&manager) == rested && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(hashes(&manager) > rested, "a resumed device mines again");
+        drop(manager.stop());
     }
 }

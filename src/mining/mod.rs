@@ -20,10 +20,11 @@ pub mod pool;
 pub mod runner;
 pub mod solo;
 pub mod source;
+pub mod thermal;
 
 pub use self::core::CoreSource;
 pub use events::{EventSink, MinerEvent};
-pub use manager::{Found, Manager, ManagerError};
+pub use manager::{Found, Manager, ManagerError, Pauser};
 pub use node::NodeGbtSource;
 pub use pool::StratumSource;
 pub use runner::{run, RunConfig, RunOutcome};

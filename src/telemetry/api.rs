@@ -188,6 +188,13 @@ pub fn summary(state: &ApiState, snap: &StatsSnapshot) -> Value {
         })),
         "hardware_errors": snap.hardware_errors,
         "blocks": snap.blocks,
+        "difficulty": {
+            "accepted": snap.difficulty_accepted,
+            "rejected": snap.difficulty_rejected,
+            "stale": snap.difficulty_stale,
+        },
+        "best_share": snap.best_share,
+        "jobs": snap.jobs,
         "pool": {
             "url": snap.pool,
             "connected": snap.connected,
@@ -211,6 +218,12 @@ pub fn devices(snap: &StatsSnapshot) -> Value {
                     "hashrate": { "5s": d.rate_5s, "1m": d.rate_60s, "15m": d.rate_15m },
                     "hardware_errors": d.hardware_errors,
                     "solutions": d.solutions,
+                    "accepted": d.accepted,
+                    "rejected": d.rejected,
+                    "difficulty_accepted": d.difficulty_accepted,
+                    "best_share": d.best_share,
+                    "sensors": d.sensors,
+                    "resting": d.resting,
                 })
             })
             .collect(),

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::api::ApiState;
-use crate::work::stats::DeviceSnapshot;
+use crate::work::stats::{DeviceSnapshot, SensorReading};
 use crate::work::StatsSnapshot;
 
 /// The cgminer API version whose commands and fields these are.
@@ -813,13 +813,37 @@ fn devs_reply(s: &StatsSnapshot) -> (Reply, Option<Control>) {
                 ("CPU", cpus - 1)
             };
             let booked = d.difficulty_accepted + d.difficulty_rejected;
+            // cgminer reports 0 for a sensor it cannot read.
+            let sensor = |read: fn(&SensorReading) -> Option<f64>| {
+                d.sensors.as_ref().and_then(read).unwrap_or(0.0)
+            };
             vec![
                 (kind, Field::Int(id as i64)),
                 ("Name", Field::Text(kind.into())),
                 ("ID", Field::Int(d.index as i64)),
                 ("Label", Field::Text(d.label.clone())),
-                ("Enabled", Field::Text("Y".into())),
+                (
+                    "Enabled",
+                    Field::Text(if d.resting { "N" } else { "Y" }.into()),
+                ),
                 ("Status", Field::Text("Alive".into())),
+                (
+                    "Temperature",
+                    Field::Real(sensor(|r| r.temperature_c.map(f64::from))),
+                ),
+                (
+                    "Fan Percent",
+                    Field::Int(sensor(|r| r.fan_percent.map(f64::from)) as i64),
+                ),
+                (
+                    "GPU Clock",
+                    Field::Int(sensor(|r| r.sm_clock_mhz.map(f64::from)) as i64),
+                ),
+                (
+                    "GPU Activity",
+                    Field::Int(sensor(|r| r.utilization_percent.map(f64::from)) as i64),
+                ),
+                ("Power", Field::Real(sensor(|r| r.power_w))),
                 (
                     "MHS av",
                     mhs(if s.uptime_s > 0.0 {

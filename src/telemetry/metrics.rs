@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::work::stats::SensorReading;
 use crate::work::StatsSnapshot;
 
 /// The `Content-Type` Prometheus expects for this format.
@@ -145,6 +146,68 @@ pub fn render(snap: &StatsSnapshot, source: Option<&str>) -> String {
             &[(String::new(), d)],
         );
     }
+    let booked: Vec<(String, f64)> = [
+        ("accepted", snap.difficulty_accepted),
+        ("rejected", snap.difficulty_rejected),
+        ("stale", snap.difficulty_stale),
+    ]
+    .iter()
+    .map(|(r, v)| (labels(&[("result", r)]), *v))
+    .collect();
+    family(
+        "wgminer_share_difficulty_total",
+        "counter",
+        "Shares' difficulties summed by outcome (what a pool credits).",
+        &booked,
+    );
+    family(
+        "wgminer_best_share_difficulty",
+        "gauge",
+        "The highest difficulty a verified solution's hash reached since start.",
+        &[(String::new(), snap.best_share)],
+    );
+    type Sensor = fn(&SensorReading) -> Option<f64>;
+    let sensors: [(&str, &str, Sensor); 5] = [
+        (
+            "wgminer_gpu_temperature_celsius",
+            "GPU die temperature (NVML).",
+            |r| r.temperature_c.map(f64::from),
+        ),
+        (
+            "wgminer_gpu_power_watts",
+            "GPU board power draw (NVML).",
+            |r| r.power_w,
+        ),
+        ("wgminer_gpu_sm_clock_mhz", "GPU SM clock (NVML).", |r| {
+            r.sm_clock_mhz.map(f64::from)
+        }),
+        (
+            "wgminer_gpu_fan_percent",
+            "GPU fan speed, percent of maximum (NVML; absent on passively cooled GPUs).",
+            |r| r.fan_percent.map(f64::from),
+        ),
+        (
+            "wgminer_gpu_utilization_percent",
+            "GPU busy time over the last sample period (NVML).",
+            |r| r.utilization_percent.map(f64::from),
+        ),
+    ];
+    for (name, help, read) in sensors {
+        let samples: Vec<(String, f64)> = snap
+            .devices
+            .iter()
+            .filter_map(|d| Some((labels(&[("device", &d.label)]), read(d.sensors.as_ref()?)?)))
+            .collect();
+        if !samples.is_empty() {
+            family(name, "gauge", help, &samples);
+        }
+    }
+    family(
+        "wgminer_device_resting",
+        "gauge",
+        "1 while the temperature guard rests the device (--gpu-temp-limit).",
+        &per_device(&|d| f64::from(u8::from(d.resting))),
+    );
     let source = source.or(snap.pool.as_deref()).unwrap_or("");
     family(
         "wgminer_source_connected",

@@ -7,5 +7,6 @@
 pub mod api;
 pub mod cgminer;
 pub mod metrics;
+pub mod sensors;
 
 pub use api::{ApiConfig, ApiError, ApiServer, ApiState};

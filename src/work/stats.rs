@@ -81,6 +81,9 @@ struct Inner {
     /// Difficulty-weighted counters, all devices, then per device in worker order.
     booked: Booked,
     device_booked: Vec<Booked>,
+    /// Per device in worker order: the last sensor reading, and whether it is resting.
+    sensors: Vec<Option<SensorReading>>,
+    resting: Vec<bool>,
 }
 
 /// Shares counted by their difficulty: what a pool credits, and what cgminer's API reports as
@@ -187,6 +190,20 @@ pub struct DeviceSnapshot {
     pub difficulty_rejected: f64,
     pub best_share: f64,
     pub last_accepted_unix: Option<u64>,
+    /// The GPU's sensors at the last reading (NVIDIA GPUs with NVML; else `None`).
+    pub sensors: Option<SensorReading>,
+    /// Rested by the temperature guard.
+    pub resting: bool,
+}
+
+/// One reading of a GPU's sensors; a sensor the GPU lacks is `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SensorReading {
+    pub temperature_c: Option<u32>,
+    pub power_w: Option<f64>,
+    pub sm_clock_mhz: Option<u32>,
+    pub fan_percent: Option<u32>,
+    pub utilization_percent: Option<u32>,
 }
 
 impl MiningStats {
@@ -209,6 +226,8 @@ impl MiningStats {
                 .map(|_| RateMeter::new(LONGEST_WINDOW, started))
                 .collect(),
             device_booked: vec![Booked::default(); devices.len()],
+            sensors: vec![None; devices.len()],
+            resting: vec![false; devices.len()],
             ..Inner::default()
         };
         MiningStats {
@@ -259,7 +278,7 @@ impl MiningStats {
         } else {
             0.0
         };
-        let position = self.devices.iter().position(|d| d.index == device_index);
+        let position = self.position(device_index);
         let now = SystemTime::now();
         let mut inner = self.inner();
         let Inner {
@@ -289,7 +308,7 @@ impl MiningStats {
         if !difficulty.is_finite() {
             return;
         }
-        let position = self.devices.iter().position(|d| d.index == device_index);
+        let position = self.position(device_index);
         let mut inner = self.inner();
         let Inner {
             booked,
@@ -355,6 +374,36 @@ impl MiningStats {
         self.unanswered.fetch_add(left, Ordering::Relaxed);
     }
 
+    /// The label of the device with this index.
+    pub fn label_of(&self, device_index: usize) -> Option<&str> {
+        self.devices
+            .iter()
+            .find(|d| d.index == device_index)
+            .map(|d| d.label.as_str())
+    }
+
+    fn position(&self, device_index: usize) -> Option<usize> {
+        self.devices.iter().position(|d| d.index == device_index)
+    }
+
+    /// The latest sensor reading of a device.
+    pub fn set_sensors(&self, device_index: usize, reading: SensorReading) {
+        if let Some(p) = self.position(device_index) {
+            if let Some(slot) = self.inner().sensors.get_mut(p) {
+                *slot = Some(reading);
+            }
+        }
+    }
+
+    /// Whether the temperature guard rests a device.
+    pub fn set_resting(&self, device_index: usize, resting: bool) {
+        if let Some(p) = self.position(device_index) {
+            if let Some(slot) = self.inner().resting.get_mut(p) {
+                *slot = resting;
+            }
+        }
+    }
+
     /// A job arrived from the work source.
     pub fn record_job(&self) {
         self.jobs.fetch_add(1, Ordering::Relaxed);
@@ -413,9 +462,12 @@ impl MiningStats {
             .iter()
             .zip(&inner.meters)
             .zip(&inner.device_booked)
-            .map(|((d, m), b)| {
+            .enumerate()
+            .map(|(p, ((d, m), b))| {
                 let hashes = d.hashes.load(Ordering::Relaxed);
                 DeviceSnapshot {
+                    sensors: inner.sensors.get(p).copied().flatten(),
+                    resting: inner.resting.get(p).copied().unwrap_or(false),
                     accepted: b.accepted,
                     rejected: b.rejected,
                     difficulty_accepted: b.difficulty_accepted,
