@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::pow::asert::{self, Anchor, Schedule};
 use bitcoin::block::{Header, Version};
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{Block, BlockHash, Network};
@@ -26,11 +27,16 @@ pub const STORE_RETRY: Duration = Duration::from_secs(1);
 /// The version templates ask for: BIP9's top bits with no deployment signalled.
 pub const TEMPLATE_VERSION: i32 = 0x2000_0000;
 
+/// The retarget's half-life in ideal block times: 20 blocks behind (or ahead of) schedule
+/// double (or halve) the target. Short, so a miner started on a faster GPU settles in a minute
+/// or two, yet long enough that one lucky block moves the difficulty by only ~3.5 %.
+pub const HALFLIFE_BLOCKS: i64 = 20;
+
 /// The consensus parameters this core enforces.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChainParams {
-    /// The nBits every new block must carry (there is no retargeting: regtest's
-    /// `fPowNoRetargeting`, with a target of the user's choosing).
+    /// The nBits every new block must carry (regtest's `fPowNoRetargeting`, with a target of
+    /// the user's choosing), or with [`Self::retarget`] the difficulty the schedule starts at.
     pub bits: CompactTarget,
     /// The target `bits` encode, the one block hashes are held to.
     pub target: Target,
@@ -38,6 +44,9 @@ pub struct ChainParams {
     pub pow_limit: Target,
     /// Blocks between subsidy halvings (150 on regtest).
     pub halving_interval: u32,
+    /// `--block-time`: retarget every block with aserti3-2d to this schedule, starting from
+    /// [`Self::bits`]; `None`: every block carries [`Self::bits`].
+    pub retarget: Option<Schedule>,
 }
 
 impl ChainParams {
@@ -50,7 +59,25 @@ impl ChainParams {
             target: Target::from_compact(bits),
             pow_limit: Target::MAX_ATTAINABLE_REGTEST,
             halving_interval: validate::REGTEST_HALVING_INTERVAL,
+            retarget: None,
         }
+    }
+
+    /// These params, retargeting to one block every `seconds` (aserti3-2d with a half-life of
+    /// [`HALFLIFE_BLOCKS`] ideal block times) from their difficulty as the start.
+    pub fn with_block_time(mut self, seconds: u32) -> Result<ChainParams, NodeError> {
+        if seconds == 0 {
+            return Err(NodeError::BadDifficulty {
+                value: 0.0,
+                why: "the block time must be at least 1 second".into(),
+            });
+        }
+        let spacing = i64::from(seconds);
+        self.retarget = Some(Schedule {
+            spacing,
+            halflife: spacing * HALFLIFE_BLOCKS,
+        });
+        Ok(self)
     }
 
     /// Regtest with a fixed target for pool difficulty `difficulty` (so `--difficulty 1` is
@@ -113,7 +140,7 @@ pub struct BlockRejected {
 /// refused as stale (`stale-prevblk`) rather than kept as a side chain, since a single local
 /// miner has nobody to race. Reopening with other [`ChainParams`] (another `--difficulty`) is
 /// allowed: the blocks already stored stay valid, and blocks accepted from then on must carry
-/// the new params' nBits.
+/// the new params' nBits (with `--block-time`, the retarget's: see [`Chain::next_bits`]).
 pub struct Chain {
     params: ChainParams,
     store: Store,
@@ -124,6 +151,12 @@ pub struct Chain {
     hashes: Vec<BlockHash>,
     /// Height by hash.
     index: HashMap<BlockHash, u32>,
+    /// With a retarget schedule: where it starts, the first block accepted after opening (until
+    /// then the next block carries [`Chain::start_bits`]).
+    anchor: Option<Anchor>,
+    /// The first block's nBits under a schedule: the tip's when it was mined under the same
+    /// schedule (a restart continues its difficulty), else the params' starting difficulty.
+    start_bits: CompactTarget,
     /// The last failed write and when the store was last tried: until a reopen succeeds,
     /// writes first reopen the database (at most every [`STORE_RETRY`]).
     store_fault: Option<(StoreFault, Instant)>,
@@ -172,6 +205,7 @@ impl Chain {
             }
         };
         let (hashes, index) = index_headers(&store, &headers, &params)?;
+        let start_bits = start_bits(&store, &params, &headers)?;
         Ok(Chain {
             params,
             store,
@@ -179,8 +213,35 @@ impl Chain {
             headers,
             hashes,
             index,
+            anchor: None,
+            start_bits,
             store_fault: None,
         })
+    }
+
+    /// The nBits the next block must carry: the fixed ones, or the retarget's for this tip.
+    pub fn next_bits(&self) -> CompactTarget {
+        match (&self.params.retarget, &self.anchor) {
+            (Some(schedule), Some(anchor)) => {
+                let (height, _) = self.tip();
+                let time = self.headers[height as usize].time;
+                asert::next_bits(
+                    anchor,
+                    schedule,
+                    height,
+                    i64::from(time),
+                    &self.params.pow_limit,
+                )
+            }
+            (Some(_), None) => self.start_bits,
+            (None, _) => self.params.bits,
+        }
+    }
+
+    /// The target [`Self::next_bits`] encode.
+    pub fn next_target(&self) -> Target {
+        validate::target_of_bits(self.next_bits(), self.params.pow_limit)
+            .unwrap_or(self.params.target)
     }
 
     /// The parameters blocks are accepted under.
@@ -267,8 +328,8 @@ impl Chain {
             version: Version::from_consensus(TEMPLATE_VERSION),
             prev_hash: tip,
             height,
-            bits: self.params.bits,
-            target: self.params.target,
+            bits: self.next_bits(),
+            target: self.next_target(),
             cur_time: now_unix.max(min_time),
             min_time,
             coinbase_value: validate::subsidy(height, self.params.halving_interval),
@@ -314,6 +375,14 @@ impl Chain {
         self.headers.push(block.header);
         self.hashes.push(hash);
         self.index.insert(hash, ctx.height);
+        if let (Some(schedule), None) = (self.params.retarget, self.anchor) {
+            // The first block under the schedule counts as on time: the retarget starts here.
+            self.anchor = Some(Anchor {
+                height: ctx.height,
+                bits: block.header.bits,
+                parent_time: i64::from(block.header.time) - schedule.spacing,
+            });
+        }
         Ok(Accepted {
             height: ctx.height,
             hash,
@@ -407,7 +476,7 @@ impl Chain {
         Ok(BlockContext {
             height: tip_height.saturating_add(1),
             median_time_past: self.median_time_past(),
-            required_bits: Some(self.params.bits),
+            required_bits: Some(self.next_bits()),
             now: Some(now_unix),
             halving_interval: self.params.halving_interval,
         })
@@ -451,6 +520,33 @@ impl Chain {
             })?;
         }
         Ok(self.height() + 1)
+    }
+}
+
+/// The nBits the first block after opening carries: under the schedule the tip was mined with,
+/// the tip's (a restart continues the difficulty, without counting the time the miner was off
+/// as blocks owed); under a new schedule, the params' starting difficulty, and the schedule is
+/// recorded. A fixed difficulty removes the record.
+fn start_bits(
+    store: &Store,
+    params: &ChainParams,
+    headers: &[Header],
+) -> Result<CompactTarget, NodeError> {
+    let recorded = store.retarget()?;
+    let Some(schedule) = params.retarget else {
+        if recorded.is_some() {
+            store.set_retarget(None)?;
+        }
+        return Ok(params.bits);
+    };
+    match headers.last() {
+        Some(tip) if recorded == Some(schedule) && headers.len() > 1 => Ok(tip.bits),
+        _ => {
+            if recorded != Some(schedule) {
+                store.set_retarget(Some(schedule))?;
+            }
+            Ok(params.bits)
+        }
     }
 }
 
@@ -499,4 +595,154 @@ fn index_headers(
         index.insert(hash, height as u32);
     }
     Ok((hashes, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::work::{Extranonce2, Roll};
+
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_dir(name: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("wgminer-chain-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Dir(dir)
+    }
+
+    /// Mine the chain's next block with header time `time` and submit it.
+    fn mine_at(chain: &mut Chain, time: u32) -> Block {
+        let template = Arc::new(chain.template(time));
+        let payout = bitcoin::ScriptBuf::new_op_return([1]);
+        let solo = template
+            .solo_job("t".into(), &payout, [1, 2, 3, 4])
+            .unwrap();
+        let roll = Roll {
+            extranonce2: Extranonce2::new(0, 4).unwrap(),
+            ntime: time,
+            version_bits: 0,
+        };
+        let nonce = (0..=u32::MAX)
+            .find(|&n| {
+                let hash = solo.job.header(&roll, n).unwrap().block_hash();
+                crate::pow::hash_meets_target(&hash, &template.target)
+            })
+            .unwrap();
+        let block = solo
+            .block(&solo.job.share(&roll, nonce))
+            .unwrap()
+            .decode()
+            .unwrap();
+        chain.submit_block(&block, time).unwrap();
+        block
+    }
+
+    fn difficulty(bits: CompactTarget) -> f64 {
+        crate::pow::difficulty_of_target(&Target::from_compact(bits))
+    }
+
+    /// `--block-time`: on schedule the difficulty holds, fast blocks raise it by 2^(time ahead /
+    /// half-life), a block with other bits is refused, and a reopen under the same schedule
+    /// continues the difficulty while another schedule or a fixed one starts from the params.
+    #[test]
+    fn block_time_retargets_each_block_and_a_restart_continues() {
+        let dir = temp_dir("asert");
+        let params = ChainParams::with_difficulty(1e-6)
+            .unwrap()
+            .with_block_time(5)
+            .unwrap();
+        let start = params.bits;
+        let mut chain = Chain::open(&dir.0, params.clone()).unwrap();
+        let mut t = 1_700_000_000u32;
+        for _ in 0..10 {
+            let block = mine_at(&mut chain, t);
+            assert_eq!(block.header.bits, start, "on schedule the difficulty holds");
+            t += 5;
+        }
+        // 20 more blocks, the first on time, then 19 a second apart: 76 s ahead of schedule,
+        // half-life 100 s: 2^0.76 harder.
+        let mut last = difficulty(start);
+        for _ in 0..20 {
+            let block = mine_at(&mut chain, t);
+            let d = difficulty(block.header.bits);
+            assert!(d >= last, "the difficulty fell while blocks came fast");
+            last = d;
+            t += 1;
+        }
+        let rise = difficulty(chain.next_bits()) / difficulty(start);
+        assert!((rise - 2f64.powf(0.76)).abs() < 0.005, "{rise}");
+        // The old bits are no longer accepted.
+        let mut stale = chain.template(t);
+        stale.bits = start;
+        stale.target = Target::from_compact(start);
+        let before = chain.tip();
+        let payout = bitcoin::ScriptBuf::new_op_return([1]);
+        let solo = Arc::new(stale)
+            .solo_job("s".into(), &payout, [9; 4])
+            .unwrap();
+        let roll = Roll {
+            extranonce2: Extranonce2::new(0, 4).unwrap(),
+            ntime: t,
+            version_bits: 0,
+        };
+        let nonce = (0..=u32::MAX)
+            .find(|&n| {
+                let h = solo.job.header(&roll, n).unwrap().block_hash();
+                crate::pow::hash_meets_target(&h, &Target::from_compact(start))
+            })
+            .unwrap();
+        let block = solo
+            .block(&solo.job.share(&roll, nonce))
+            .unwrap()
+            .decode()
+            .unwrap();
+        let err = chain.submit_block(&block, t).unwrap_err();
+        assert_eq!(err.reason.code(), "bad-diffbits", "{err}");
+        assert_eq!(chain.tip(), before);
+        let tip_bits = chain.headers.last().unwrap().bits;
+        let next = chain.next_bits();
+        drop(chain);
+
+        // Same schedule: the tip's difficulty carries on, even after a long pause.
+        let mut chain = Chain::open(&dir.0, params.clone()).unwrap();
+        assert_eq!(chain.next_bits(), tip_bits);
+        let block = mine_at(&mut chain, t + 3600);
+        assert_eq!(block.header.bits, tip_bits);
+        let after_pause = chain.next_bits();
+        assert_eq!(
+            after_pause, tip_bits,
+            "the first block after a restart is on time"
+        );
+        assert_ne!(next, start);
+        drop(chain);
+        // Another schedule starts from the params' difficulty.
+        let other = ChainParams::with_difficulty(1e-6)
+            .unwrap()
+            .with_block_time(7)
+            .unwrap();
+        let chain = Chain::open(&dir.0, other).unwrap();
+        assert_eq!(chain.next_bits(), start);
+        drop(chain);
+        // A fixed difficulty removes the record: a later --block-time 5 starts afresh too.
+        let chain = Chain::open(&dir.0, ChainParams::with_difficulty(1e-6).unwrap()).unwrap();
+        assert_eq!(chain.next_bits(), start);
+        drop(chain);
+        let chain = Chain::open(&dir.0, params).unwrap();
+        assert_eq!(chain.next_bits(), start);
+        assert_eq!(chain.verify_stored().unwrap(), chain.height() + 1);
+    }
+
+    #[test]
+    fn a_block_time_of_zero_is_refused() {
+        let err = ChainParams::regtest().with_block_time(0).unwrap_err();
+        assert!(err.to_string().contains("block time"), "{err}");
+    }
 }

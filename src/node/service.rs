@@ -23,7 +23,6 @@ pub struct NodeCore {
     chain: Mutex<Chain>,
     tip: watch::Sender<(u32, BlockHash)>,
     dir: PathBuf,
-    difficulty: f64,
 }
 
 impl NodeCore {
@@ -31,7 +30,6 @@ impl NodeCore {
         let (tip, _) = watch::channel(chain.tip());
         Arc::new(NodeCore {
             dir: chain.dir().to_owned(),
-            difficulty: chain.params().difficulty(),
             chain: Mutex::new(chain),
             tip,
         })
@@ -48,9 +46,9 @@ impl NodeCore {
         self.dir.clone()
     }
 
-    /// The pool difficulty of the target new blocks must meet.
+    /// The pool difficulty of the target the next block must meet (it moves with `--block-time`).
     pub fn difficulty(&self) -> f64 {
-        self.difficulty
+        crate::pow::difficulty_of_target(&self.lock().next_target())
     }
 
     pub fn tip(&self) -> (u32, BlockHash) {

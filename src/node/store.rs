@@ -32,6 +32,7 @@ use redb::{
 };
 
 use super::NodeError;
+use crate::pow::asert::Schedule;
 
 /// The database file's name inside the chain directory.
 pub const DB_FILE_NAME: &str = "chain.redb";
@@ -49,6 +50,8 @@ const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 const META_FORMAT: &str = "format";
 const META_NETWORK: &str = "network";
 const META_TIP: &str = "tip";
+/// The `--block-time` schedule the tip's difficulty came from (absent: a fixed difficulty).
+const META_RETARGET: &str = "retarget";
 const NETWORK: &[u8] = b"regtest";
 
 /// The opened database and where it lives (for error messages).
@@ -191,6 +194,46 @@ impl Store {
             decode_tip(tip.value())
                 .map(Some)
                 .ok_or_else(|| self.corrupt("the tip record is not 36 bytes".into()))
+        })
+    }
+
+    /// The retarget schedule recorded, if any.
+    pub fn retarget(&self) -> Result<Option<Schedule>, NodeError> {
+        guarded(&self.file, || {
+            let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+            let meta = match txn.open_table(META) {
+                Ok(t) => t,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(self.err(e)),
+            };
+            let Some(record) = meta.get(META_RETARGET).map_err(|e| self.err(e))? else {
+                return Ok(None);
+            };
+            decode_retarget(record.value())
+                .map(Some)
+                .ok_or_else(|| self.corrupt("the retarget record is not 16 bytes".into()))
+        })
+    }
+
+    /// Record the retarget schedule (`None`: remove it), durably.
+    pub fn set_retarget(&self, retarget: Option<Schedule>) -> Result<(), NodeError> {
+        guarded(&self.file, || {
+            let mut txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| self.err(e))?;
+            {
+                let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+                match retarget {
+                    Some(schedule) => {
+                        meta.insert(META_RETARGET, encode_retarget(&schedule).as_slice())
+                            .map_err(|e| self.err(e))?;
+                    }
+                    None => {
+                        meta.remove(META_RETARGET).map_err(|e| self.err(e))?;
+                    }
+                }
+            }
+            txn.commit().map_err(|e| self.err(e))
         })
     }
 
@@ -489,6 +532,22 @@ fn encode_tip(height: u32, hash: &BlockHash) -> [u8; 36] {
     out[..4].copy_from_slice(&height.to_le_bytes());
     out[4..].copy_from_slice(hash.as_byte_array());
     out
+}
+
+fn encode_retarget(schedule: &Schedule) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&schedule.spacing.to_le_bytes());
+    out[8..].copy_from_slice(&schedule.halflife.to_le_bytes());
+    out
+}
+
+fn decode_retarget(bytes: &[u8]) -> Option<Schedule> {
+    let bytes: &[u8; 16] = bytes.try_into().ok()?;
+    let (spacing, halflife) = bytes.split_at(8);
+    Some(Schedule {
+        spacing: i64::from_le_bytes(spacing.try_into().ok()?),
+        halflife: i64::from_le_bytes(halflife.try_into().ok()?),
+    })
 }
 
 fn decode_tip(bytes: &[u8]) -> Option<(u32, BlockHash)> {

@@ -1,7 +1,8 @@
 //! Pure proof-of-work math: SHA-256 pieces ([`sha256`]), the header layout ([`header`]),
-//! targets and difficulties ([`target`]), and the CPU nonce-scanning paths ([`scan`]). No I/O,
+//! targets and difficulties ([`target`]), the aserti3-2d retarget ([`asert`]), and the CPU nonce-scanning paths ([`scan`]). No I/O,
 //! no async, no threads: functions over bytes and numbers.
 
+pub mod asert;
 pub mod header;
 pub mod scan;
 pub mod sha256;
