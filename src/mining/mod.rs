@@ -14,6 +14,7 @@
 
 pub mod core;
 pub mod events;
+pub mod generate;
 pub mod manager;
 pub mod node;
 pub mod pool;

@@ -60,6 +60,28 @@ pub enum RpcServerError {
     Cookie { path: PathBuf, why: String },
 }
 
+/// Generates blocks for `generatetoaddress`: (count, payout script) to the new blocks' hashes.
+pub type GenerateHook = Arc<
+    dyn Fn(
+            u32,
+            bitcoin::ScriptBuf,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<BlockHash>, String>> + Send>,
+        > + Send
+        + Sync,
+>;
+
+/// What `wgminer node` adds to the chain's methods for node developers: the payout address
+/// (`getnewaddress`), mining on request (`generatetoaddress`), and `stop`. Each is optional:
+/// without it the method answers that this node cannot do it.
+#[derive(Clone, Default)]
+pub struct RpcExtras {
+    pub payout_address: Option<String>,
+    pub generate: Option<GenerateHook>,
+    /// Told once when a client calls `stop`.
+    pub stop: Option<tokio::sync::mpsc::Sender<()>>,
+}
+
 /// A running server.
 pub struct RpcServer {
     cookie_file: PathBuf,
@@ -69,7 +91,7 @@ pub struct RpcServer {
 impl RpcServer {
     /// Bind `bind`, write the cookie, and serve `core` until [`Self::stop`].
     pub async fn start(core: Arc<NodeCore>, bind: SocketAddr) -> Result<RpcServer, RpcServerError> {
-        Self::start_with_limits(core, bind, LIMITS).await
+        Self::start_with(core, bind, LIMITS, RpcExtras::default()).await
     }
 
     /// [`Self::start`] with other connection limits (tests use small ones).
@@ -78,13 +100,27 @@ impl RpcServer {
         bind: SocketAddr,
         limits: Limits,
     ) -> Result<RpcServer, RpcServerError> {
+        Self::start_with(core, bind, limits, RpcExtras::default()).await
+    }
+
+    /// [`Self::start`] with the node-developer methods of `extras`.
+    pub async fn start_with(
+        core: Arc<NodeCore>,
+        bind: SocketAddr,
+        limits: Limits,
+        extras: RpcExtras,
+    ) -> Result<RpcServer, RpcServerError> {
         let bind_err = |source| RpcServerError::Bind { addr: bind, source };
         let listener = TcpListener::bind(bind).await.map_err(bind_err)?;
         let cookie_file = core.dir().join(COOKIE_FILE);
         let password = write_cookie(&cookie_file)?;
         let password: Arc<str> = password.into();
-        let server =
-            Server::serve(listener, limits, handler(core, password, limits)).map_err(bind_err)?;
+        let server = Server::serve(
+            listener,
+            limits,
+            handler(core, password, limits, Arc::new(extras)),
+        )
+        .map_err(bind_err)?;
         Ok(RpcServer {
             cookie_file,
             server,
@@ -115,7 +151,7 @@ pub async fn serve_stream<IO>(core: Arc<NodeCore>, password: Arc<str>, limits: L
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    http::serve_stream(io, limits, handler(core, password, limits)).await;
+    http::serve_stream(io, limits, handler(core, password, limits, Arc::default())).await;
 }
 
 /// A new random cookie, written readable by this user only; returns the password.
@@ -145,6 +181,7 @@ fn handler(
     core: Arc<NodeCore>,
     password: Arc<str>,
     limits: Limits,
+    extras: Arc<RpcExtras>,
 ) -> impl Fn(
     Request<Incoming>,
     Stopping,
@@ -157,6 +194,7 @@ fn handler(
             Arc::clone(&core),
             Arc::clone(&password),
             limits,
+            Arc::clone(&extras),
             request,
             stopping,
         ))
@@ -168,6 +206,7 @@ async fn handle(
     core: Arc<NodeCore>,
     password: Arc<str>,
     limits: Limits,
+    extras: Arc<RpcExtras>,
     request: Request<Incoming>,
     stopping: Stopping,
 ) -> Reply {
@@ -197,24 +236,29 @@ async fn handle(
             Ok(body) => body,
             Err(e) => return http::reply(e.status(), TEXT, &[], format!("bad request: {e}")),
         };
-    let (status, body) = answer(&core, &stopping, &body).await;
+    let (status, body) = answer(&core, &stopping, &extras, &body).await;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     http::reply(status, JSON, &[], body)
 }
 
 /// The HTTP status and body for a request.
-async fn answer(core: &Arc<NodeCore>, stopping: &Stopping, body: &[u8]) -> (u16, Vec<u8>) {
+async fn answer(
+    core: &Arc<NodeCore>,
+    stopping: &Stopping,
+    extras: &RpcExtras,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let parsed: Result<Value, _> = serde_json::from_slice(body);
     let reply = match parsed {
         Err(_) => return (500, error_reply(&Value::Null, -32700, "Parse error")),
         Ok(Value::Array(calls)) => {
             let mut out = Vec::with_capacity(calls.len());
             for call in &calls {
-                out.push(reply_for(core, stopping, call).await.1);
+                out.push(reply_for(core, stopping, extras, call).await.1);
             }
             return (200, serde_json::to_vec(&out).unwrap_or_default());
         }
-        Ok(call) => reply_for(core, stopping, &call).await,
+        Ok(call) => reply_for(core, stopping, extras, &call).await,
     };
     (reply.0, serde_json::to_vec(&reply.1).unwrap_or_default())
 }
@@ -228,7 +272,12 @@ fn error_value(id: &Value, code: i64, message: &str) -> Value {
 }
 
 /// One JSON-RPC call's status and reply object (HTTP statuses as bitcoind uses them).
-async fn reply_for(core: &Arc<NodeCore>, stopping: &Stopping, call: &Value) -> (u16, Value) {
+async fn reply_for(
+    core: &Arc<NodeCore>,
+    stopping: &Stopping,
+    extras: &RpcExtras,
+    call: &Value,
+) -> (u16, Value) {
     let id = call.get("id").cloned().unwrap_or(Value::Null);
     let Some(method) = call.get("method").and_then(Value::as_str) else {
         return (400, error_value(&id, -32600, "Invalid Request: no method"));
@@ -238,7 +287,7 @@ async fn reply_for(core: &Arc<NodeCore>, stopping: &Stopping, call: &Value) -> (
         Some(Value::Array(a)) => a.clone(),
         Some(_) => return (500, error_value(&id, -32602, "params must be an array")),
     };
-    match dispatch(core, stopping, method, &params).await {
+    match dispatch(core, stopping, extras, method, &params).await {
         Ok(result) => (200, json!({"result": result, "error": null, "id": id})),
         Err((code, message)) => {
             let status = if code == -32601 { 404 } else { 500 };
@@ -252,6 +301,7 @@ type RpcResult = Result<Value, (i64, String)>;
 async fn dispatch(
     core: &Arc<NodeCore>,
     stopping: &Stopping,
+    extras: &RpcExtras,
     method: &str,
     params: &[Value],
 ) -> RpcResult {
@@ -315,12 +365,126 @@ async fn dispatch(
         }
         "getmininginfo" => {
             let (height, _) = core.tip();
+            Ok(json!({
+                "blocks": height, "difficulty": core.difficulty(), "chain": "regtest",
+                "networkhashps": 0, "pooledtx": 0, "warnings": "",
+            }))
+        }
+        "getdifficulty" => Ok(json!(core.difficulty())),
+        "validateaddress" => {
+            let address = param_str(params, 0, "address")?;
             Ok(
-                json!({"blocks": height, "difficulty": core.difficulty(), "chain": "regtest", "warnings": ""}),
+                match crate::work::payout::payout_script(address, bitcoin::Network::Regtest, true) {
+                    Ok(script) => json!({
+                        "isvalid": true, "address": address,
+                        "scriptPubKey": script.as_bytes().to_lower_hex_string(),
+                    }),
+                    Err(e) => json!({"isvalid": false, "error": e.to_string()}),
+                },
             )
         }
+        "getnetworkinfo" => Ok(network_info()),
+        "help" => help(params.first().and_then(Value::as_str)),
+        "getnewaddress" => extras.payout_address.as_ref().map(|a| json!(a)).ok_or((
+            -18,
+            "this node has no payout address (run `wgminer node`)".into(),
+        )),
+        "generatetoaddress" => generate_to_address(extras, params).await,
+        "stop" => match &extras.stop {
+            Some(stop) => {
+                let _ = stop.try_send(());
+                Ok(json!("wgminer node stopping"))
+            }
+            None => Err((-32601, "stop is not available on this server".into())),
+        },
         _ => Err((-32601, "Method not found".into())),
     }
+}
+
+/// The methods this node answers, with their arguments: `help`'s text.
+const METHODS: [(&str, &str); 16] = [
+    ("generatetoaddress", "nblocks \"address\" ( maxtries )  mine nblocks blocks paying address now, with this node's devices"),
+    ("getbestblockhash", "  the tip's hash"),
+    ("getblock", "\"blockhash\" ( verbosity )  a block as hex (0), JSON (1) or JSON with transactions (2)"),
+    ("getblockchaininfo", "  chain, height, difficulty, median time"),
+    ("getblockcount", "  the tip's height"),
+    ("getblockhash", "height  the hash of the block at height"),
+    ("getblockheader", "\"blockhash\" ( verbose )  a header as JSON or hex"),
+    ("getblocktemplate", "( \"template_request\" )  BIP22/23 template; longpoll; mode \"proposal\""),
+    ("getdifficulty", "  the difficulty the next block must meet"),
+    ("getmininginfo", "  height, difficulty, chain"),
+    ("getnetworkinfo", "  version and subversion (this node has no peers)"),
+    ("getnewaddress", "  the address this node's own blocks pay (its payout key)"),
+    ("help", "( \"command\" )  this list, or one command's line"),
+    ("stop", "  stop wgminer node"),
+    ("submitblock", "\"hexdata\"  validate and store a block"),
+    ("validateaddress", "\"address\"  whether address is valid on regtest"),
+];
+
+fn help(command: Option<&str>) -> RpcResult {
+    let line = |(name, args): &(&str, &str)| format!("{name} {args}");
+    match command {
+        None => Ok(json!(format!(
+            "== wgminer node (regtest) ==\n{}",
+            METHODS.iter().map(line).collect::<Vec<_>>().join("\n")
+        ))),
+        Some(c) => METHODS
+            .iter()
+            .find(|(name, _)| *name == c)
+            .map(|m| json!(line(m)))
+            .ok_or((-32601, format!("help: unknown command: {c}"))),
+    }
+}
+
+/// `getnetworkinfo`, for `bitcoin-cli -getinfo` and tools that check the node's version: this
+/// node has no peers and relays nothing.
+fn network_info() -> Value {
+    let version: Vec<u64> = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    let number = version.iter().take(3).fold(0, |n, p| n * 100 + p);
+    json!({
+        "version": number,
+        "subversion": format!("/wgminer:{}/", env!("CARGO_PKG_VERSION")),
+        "protocolversion": 70016,
+        "localservices": "0000000000000000",
+        "localrelay": false,
+        "timeoffset": 0,
+        "networkactive": false,
+        "connections": 0,
+        "networks": [],
+        "relayfee": 0.0,
+        "incrementalfee": 0.0,
+        "localaddresses": [],
+        "warnings": "",
+    })
+}
+
+/// `generatetoaddress nblocks address ( maxtries )`: maxtries is accepted and ignored (the
+/// devices mine until the blocks are found).
+async fn generate_to_address(extras: &RpcExtras, params: &[Value]) -> RpcResult {
+    use crate::mining::generate::MAX_BLOCKS;
+    let count = params
+        .first()
+        .and_then(Value::as_u64)
+        .filter(|&n| n <= u64::from(MAX_BLOCKS))
+        .ok_or((
+            -8,
+            format!("nblocks must be an integer from 0 to {MAX_BLOCKS}"),
+        ))?;
+    let address = param_str(params, 1, "address")?;
+    let script = crate::work::payout::payout_script(address, bitcoin::Network::Regtest, true)
+        .map_err(|e| (-5, format!("Invalid address: {e}")))?;
+    let generate = extras.generate.as_ref().ok_or((
+        -32601,
+        "generatetoaddress needs devices: run `wgminer node`".to_owned(),
+    ))?;
+    let hashes = generate(count as u32, script).await.map_err(|e| (-1, e))?;
+    Ok(json!(hashes
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()))
 }
 
 /// Run chain work that touches the disk off the async threads.
@@ -482,5 +646,5 @@ fn param_hash(params: &[Value], index: usize) -> Result<BlockHash, (i64, String)
 /// be fuzzed in-process (tests/node_fuzz.rs); not an API.
 #[doc(hidden)]
 pub async fn handle_json_rpc(core: &Arc<NodeCore>, body: &[u8]) -> (u16, Vec<u8>) {
-    answer(core, &Stopping::never(), body).await
+    answer(core, &Stopping::never(), &RpcExtras::default(), body).await
 }
