@@ -39,12 +39,18 @@ pub enum MinerEvent {
     Held {
         share: Share,
     },
+    /// `difficulty`: the share's (its job's target's); `round_trip`: from handing it to the
+    /// pool client to the answer. Both `None` if the runner no longer knew the share.
     Accepted {
         share: Share,
+        difficulty: Option<f64>,
+        round_trip: Option<Duration>,
     },
     Rejected {
         share: Share,
         reason: String,
+        difficulty: Option<f64>,
+        round_trip: Option<Duration>,
     },
     /// Not sent, or no longer worth sending, and why.
     Stale {

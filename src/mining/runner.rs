@@ -218,7 +218,7 @@ struct Runner {
     unannounced: HashMap<BlockHash, Found>,
     /// Solutions handed over and waiting for a verdict: who found each and its difficulty, to
     /// book it when the verdict comes (at most [`MAX_IN_FLIGHT`]; beyond, only the plain counters).
-    in_flight: HashMap<InFlightKey, (usize, f64)>,
+    in_flight: HashMap<InFlightKey, Credit>,
     /// Where blocks without a verdict are written.
     blocks_dir: PathBuf,
     /// Whether the source says its peer is connected.
@@ -234,6 +234,14 @@ struct Runner {
 enum InFlightKey {
     Share(Share),
     Block(BlockHash),
+}
+
+/// Who found a handed-over solution, what it is worth, and when it was handed over.
+#[derive(Clone, Copy, Debug)]
+struct Credit {
+    device: usize,
+    difficulty: f64,
+    sent: Instant,
 }
 
 /// Verdicts awaited with their difficulty kept; a pool that never answers cannot grow it beyond.
@@ -317,7 +325,11 @@ impl Runner {
         } else {
             InFlightKey::Share(f.share.clone())
         };
-        let credit = (f.device.index, found_difficulty(&f));
+        let credit = Credit {
+            device: f.device.index,
+            difficulty: found_difficulty(&f),
+            sent: Instant::now(),
+        };
         let block = (self.solo && f.is_block()).then(|| f.clone());
         match solutions.try_send(f) {
             Ok(()) => {
@@ -513,19 +525,24 @@ impl Runner {
             Solved::Block { hash, .. } => InFlightKey::Block(*hash),
         };
         // Held and Sent still wait for a verdict: the credit stays until one comes.
-        if !matches!(fate, Fate::Held | Fate::Sent) {
-            if let Some((device, difficulty)) = self.in_flight.remove(&key) {
-                let verdict = match &fate {
-                    Fate::Accepted => Some(Verdict::Accepted),
-                    Fate::Rejected(_) => Some(Verdict::Rejected),
-                    Fate::Stale { .. } => Some(Verdict::Stale),
-                    _ => None,
-                };
-                if let Some(v) = verdict {
-                    self.stats.book(device, difficulty, v);
-                }
+        let credit = if matches!(fate, Fate::Held | Fate::Sent) {
+            None
+        } else {
+            self.in_flight.remove(&key)
+        };
+        if let Some(c) = credit {
+            let verdict = match &fate {
+                Fate::Accepted => Some(Verdict::Accepted),
+                Fate::Rejected(_) => Some(Verdict::Rejected),
+                Fate::Stale { .. } => Some(Verdict::Stale),
+                _ => None,
+            };
+            if let Some(v) = verdict {
+                self.stats.book(c.device, c.difficulty, v);
             }
         }
+        let difficulty = credit.map(|c| c.difficulty);
+        let round_trip = credit.map(|c| c.sent.elapsed());
         let stats = &self.stats;
         match &fate {
             Fate::Accepted => stats.record_accept(),
@@ -542,8 +559,17 @@ impl Runner {
                     self.unannounced.retain(|_, f| f.share != share);
                 }
                 let event = match fate {
-                    Fate::Accepted => MinerEvent::Accepted { share },
-                    Fate::Rejected(reason) => MinerEvent::Rejected { share, reason },
+                    Fate::Accepted => MinerEvent::Accepted {
+                        share,
+                        difficulty,
+                        round_trip,
+                    },
+                    Fate::Rejected(reason) => MinerEvent::Rejected {
+                        share,
+                        reason,
+                        difficulty,
+                        round_trip,
+                    },
                     Fate::Stale { why, .. } => MinerEvent::Stale { share, why },
                     Fate::Held => MinerEvent::Held { share },
                     Fate::Sent => return,

@@ -190,14 +190,14 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
                 share.job_id, share.nonce
             ),
         ),
-        MinerEvent::Accepted { share } => (
+        MinerEvent::Accepted { share, .. } => (
             json!({"event": "accepted", "share": share_json(share)}),
             format!(
                 "accepted share job {} nonce {:08x}",
                 share.job_id, share.nonce
             ),
         ),
-        MinerEvent::Rejected { share, reason } => (
+        MinerEvent::Rejected { share, reason, .. } => (
             json!({"event": "rejected", "reason": reason, "share": share_json(share)}),
             format!(
                 "rejected share job {} nonce {:08x}: {reason}",
