@@ -46,7 +46,7 @@ use super::refusal::{Refusal, RefusalLog};
 use super::session::{unreadable, Event, Session, SessionError};
 use crate::work::Share;
 
-pub use super::pool::{ClientConfig, PoolConfig, PoolUrl, PoolUrlError};
+pub use super::pool::{ClientConfig, PoolConfig, PoolSwitch, PoolUrl, PoolUrlError};
 
 /// The longest pause a `client.reconnect` may impose before we reconnect.
 const MAX_REDIRECT_WAIT: Duration = Duration::from_secs(60);
@@ -125,6 +125,7 @@ pub async fn run(
         config,
         sessions,
         active: 0,
+        primary: 0,
         events,
         shares,
         shutdown: Box::pin(shutdown),
@@ -157,6 +158,8 @@ enum ConnEnd {
     },
     /// The primary pool is back: leave the backup.
     BackToPrimary,
+    /// Asked to mine on this pool instead (it becomes the primary).
+    SwitchTo(usize),
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -167,6 +170,8 @@ struct Client<'a> {
     /// One per pool: each keeps its own session id and jobs.
     sessions: Vec<Session>,
     active: usize,
+    /// The pool preferred: the first, or the one a switch request named.
+    primary: usize,
     events: mpsc::Sender<ClientEvent>,
     shares: mpsc::Receiver<Share>,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
@@ -206,6 +211,19 @@ impl Client<'_> {
         // `client.reconnect` requests in a row (see `redirect_floor`).
         let mut redirects = 0u32;
         loop {
+            // A switch asked for while no connection was up.
+            if let Some(to) = self
+                .config
+                .switch
+                .take()
+                .filter(|&to| to < self.config.pools.len())
+            {
+                self.primary = to;
+                if !self.switch_pool(to).await {
+                    return;
+                }
+                redirect = None;
+            }
             let pool = self.active;
             let url = redirect
                 .take()
@@ -255,8 +273,17 @@ impl Client<'_> {
                 }
                 ConnEnd::BackToPrimary => {
                     if !self.disconnected(pool, "primary pool is back").await
-                        || !self.switch_pool(0).await
+                        || !self.switch_pool(self.primary).await
                     {
+                        return;
+                    }
+                    retry = Retry::default();
+                    Duration::ZERO
+                }
+                ConnEnd::SwitchTo(to) => {
+                    self.primary = to;
+                    let why = format!("switching to pool {to} as asked");
+                    if !self.disconnected(pool, &why).await || !self.switch_pool(to).await {
                         return;
                     }
                     retry = Retry::default();
@@ -490,9 +517,19 @@ impl Client<'_> {
                     let secs = self.config.keepalive.as_secs_f64();
                     return lost(format!("no line from the pool for {secs} s"), healthy);
                 }
-                _ = sleep_until(next_probe), if pool != 0 => {
+                _ = self.config.switch.requested() => {
+                    match self.config.switch.take() {
+                        Some(to) if to != pool && to < self.config.pools.len() => {
+                            return ConnEnd::SwitchTo(to);
+                        }
+                        // Already there: it is the preferred pool from now on.
+                        Some(to) if to == pool => self.primary = to,
+                        _ => {}
+                    }
+                }
+                _ = sleep_until(next_probe), if pool != self.primary => {
                     next_probe = Instant::now() + probe_every;
-                    let primary = &self.config.pools[0].url;
+                    let primary = &self.config.pools[self.primary].url;
                     let probe_timeout = self.config.connect_timeout.min(probe_every);
                     if probe(primary, probe_timeout).await {
                         return ConnEnd::BackToPrimary;

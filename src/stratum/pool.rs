@@ -109,6 +109,41 @@ pub struct ClientConfig {
     /// Root certificates (DER) trusted for `stratum+ssl://` besides the Mozilla set, for pools
     /// behind a private CA.
     pub extra_tls_roots: Vec<Vec<u8>>,
+    /// Requests to mine on another of the pools (the cgminer API's `switchpool`).
+    pub switch: PoolSwitch,
+}
+
+/// Asks a running client to move to another of its pools, which becomes the one it prefers
+/// (it goes back there after a failover, as it would to the first). Clones share the request.
+#[derive(Clone, Debug, Default)]
+pub struct PoolSwitch(std::sync::Arc<SwitchInner>);
+
+#[derive(Debug, Default)]
+struct SwitchInner {
+    wanted: std::sync::Mutex<Option<usize>>,
+    notify: tokio::sync::Notify,
+}
+
+impl PoolSwitch {
+    /// Mine on pool `index` (of [`ClientConfig::pools`]) from now on.
+    pub fn request(&self, index: usize) {
+        *self.0.wanted.lock().unwrap_or_else(|e| e.into_inner()) = Some(index);
+        self.0.notify.notify_one();
+    }
+
+    /// The pool asked for since the last take, if any.
+    pub(crate) fn take(&self) -> Option<usize> {
+        self.0
+            .wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Resolves when a request may have come (then [`Self::take`] it).
+    pub(crate) async fn requested(&self) {
+        self.0.notify.notified().await;
+    }
 }
 
 impl ClientConfig {
@@ -131,6 +166,7 @@ impl ClientConfig {
             primary_probe: Duration::from_secs(60),
             max_line_len: MAX_LINE_LEN,
             extra_tls_roots: Vec::new(),
+            switch: PoolSwitch::default(),
         }
     }
 
