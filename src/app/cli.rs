@@ -93,6 +93,18 @@ pub struct ApiArgs {
     /// Read the API token from this file (its first line).
     #[arg(long, value_name = "FILE", env = "WGMINER_API_TOKEN_FILE")]
     pub api_token_file: Option<std::path::PathBuf>,
+    /// Serve cgminer's TCP API here (for farm tools and exporters that speak it), e.g.
+    /// 127.0.0.1:4028.
+    #[arg(long, value_name = "ADDR:PORT", env = "WGMINER_API_CGMINER_BIND")]
+    pub api_cgminer_bind: Option<std::net::SocketAddr>,
+    /// Addresses allowed cgminer's privileged commands (switchpool, restart, quit): IPs or
+    /// prefixes, comma-separated (e.g. 127.0.0.1,10.0.0.0/24). Default: nobody.
+    #[arg(long, value_name = "LIST", env = "WGMINER_API_CGMINER_ALLOW")]
+    pub api_cgminer_allow: Option<String>,
+    /// Rest a GPU that reaches this temperature (°C, read through NVML on NVIDIA GPUs) until
+    /// it is 5 °C cooler, before the GPU throttles itself.
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(30..=110), env = "WGMINER_GPU_TEMP_LIMIT")]
+    pub gpu_temp_limit: Option<u32>,
 }
 
 /// Solo mining: the node's credentials, the payout address, the embedded node core's place.
@@ -139,6 +151,11 @@ pub struct SoloArgs {
     /// with cookie auth (DATADIR/regtest/.cookie).
     #[arg(long, value_name = "ADDR:PORT", env = "WGMINER_RPC_BIND")]
     pub rpc_bind: Option<std::net::SocketAddr>,
+    /// Embedded node core: retarget every block (aserti3-2d) for one block every SECONDS,
+    /// starting from --difficulty (default: 5 when mining without --difficulty; 0 = a fixed
+    /// difficulty).
+    #[arg(long, value_name = "SECONDS", env = "WGMINER_BLOCK_TIME")]
+    pub block_time: Option<u32>,
 }
 
 // Parsed once per run: the size of the mining flags in a variant costs nothing worth boxing.
@@ -262,6 +279,16 @@ pub struct NodeArgs {
     /// Fixed block difficulty instead of regtest's.
     #[arg(long, value_name = "D", value_parser = parse_difficulty)]
     pub difficulty: Option<f64>,
+    /// Retarget every block (aserti3-2d) for one block every SECONDS, from --difficulty.
+    #[arg(long, value_name = "SECONDS")]
+    pub block_time: Option<u32>,
+    /// Which backend mines for generatetoaddress (default: every real GPU, else the CPU).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+    #[command(flatten)]
+    pub select: DeviceArgs,
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     /// Address to serve JSON-RPC on (cookie auth: DATADIR/regtest/.cookie).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:18443")]
     pub rpc_bind: std::net::SocketAddr,

@@ -69,6 +69,9 @@ pub struct CoreEntry {
     pub difficulty: Option<Difficulty>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rpc_bind: Option<SocketAddr>,
+    /// Seconds per block to retarget for (0: a fixed difficulty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_time: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -101,6 +104,14 @@ pub struct ApiEntry {
     pub token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// cgminer's TCP API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgminer_bind: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgminer_allow: Option<String>,
+    /// GPU temperature limit, °C.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_temp_limit: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

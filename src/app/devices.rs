@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use wgminer::backend::gpu::{self, GpuAdapter, GpuBackend, GpuOptions, GpuTuning, KernelShape};
 use wgminer::backend::{Backend, CpuBackend, DeviceInfo};
 use wgminer::pow::ScanPath;
+use wgminer::telemetry::sensors::{PciAddress, WatchedGpu};
 
 use crate::app::cli::BackendChoice;
 use crate::app::error::UsageError;
@@ -293,6 +294,13 @@ impl AnyBackend {
 /// Open the devices a mining run asks for and build one backend each. With no backend and no
 /// device named, plain mining uses [`default_backend`].
 pub fn mining_backends(request: &DeviceRequest) -> anyhow::Result<Vec<Box<dyn Backend>>> {
+    open_for_mining(request).map(|(backends, _)| backends)
+}
+
+/// [`mining_backends`], and the GPUs among them with their PCI address (for their sensors).
+pub fn open_for_mining(
+    request: &DeviceRequest,
+) -> anyhow::Result<(Vec<Box<dyn Backend>>, Vec<WatchedGpu>)> {
     let (inventory, backend) = if request.backend.is_none() && request.selectors.is_empty() {
         let inventory = Inventory::scan()?;
         let choice = default_backend(&inventory.gpus);
@@ -307,10 +315,22 @@ pub fn mining_backends(request: &DeviceRequest) -> anyhow::Result<Vec<Box<dyn Ba
         ..request.clone()
     };
     let devices = inventory.select(&request)?;
-    devices
+    let gpus = devices
+        .iter()
+        .filter_map(|d| match d {
+            Device::Gpu(a) => Some(WatchedGpu {
+                index: a.index,
+                label: a.label(),
+                pci: PciAddress::parse(&a.info.device_pci_bus_id)?,
+            }),
+            Device::Cpu => None,
+        })
+        .collect();
+    let backends = devices
         .iter()
         .map(|d| AnyBackend::open(d, &request).map(AnyBackend::into_backend))
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((backends, gpus))
 }
 
 /// The adapters plain `wgminer` mines on (as [`mining_backends`] chooses them): every real GPU

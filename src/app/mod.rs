@@ -17,7 +17,8 @@ mod settings;
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let plan = plan::plan(cli)?;
     init_logging(&plan.log_level);
-    mode::run(plan.run)
+    mode::run(plan.run)?;
+    runtime::restart_if_asked()
 }
 
 /// Log lines (tracing) on stderr: `WGMINER_LOG`, else the planned level.

@@ -10,6 +10,7 @@ use bitcoin::ScriptBuf;
 use wgminer::node::{self, ChainParams};
 use wgminer::rpc::{Auth, RpcClient};
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
+use wgminer::telemetry::cgminer::{AllowList, CgminerConfig};
 use wgminer::work::payout::payout_script;
 
 use crate::app::cli::{BenchArgs, Cli, Command, ConfigCommand, MineArgs, NodeArgs};
@@ -56,6 +57,10 @@ pub struct MiningPlan {
     pub devices: DeviceRequest,
     pub output: OutputMode,
     pub api: Option<ApiPlan>,
+    /// cgminer's TCP API, if asked for.
+    pub cgminer: Option<CgminerConfig>,
+    /// Rest a GPU at this temperature (°C).
+    pub gpu_temp_limit: Option<u32>,
 }
 
 /// The monitoring API: where, and the token (read from its file already), if any.
@@ -101,6 +106,8 @@ pub struct EmbeddedPlan {
 pub struct NodeOnlyPlan {
     pub core: CorePlan,
     pub rpc_bind: SocketAddr,
+    /// The devices `generatetoaddress` mines with.
+    pub devices: DeviceRequest,
 }
 
 #[derive(Debug)]
@@ -262,7 +269,14 @@ fn embedded(s: Settings) -> Result<EmbeddedPlan, UsageError> {
             "-u/-p are for pools (-o stratum+tcp://…) and --rpc-user/--rpc-pass/--rpc-cookie for nodes (-o http://…); without -o wgminer mines on its embedded node core".into(),
         ));
     }
-    let core = core_plan(s.datadir.clone(), s.difficulty)?;
+    // A chain worth watching by default: about one block every 5 s, unless a fixed difficulty
+    // is asked for (--difficulty alone, or --block-time 0).
+    let block_time = match (s.block_time, s.difficulty) {
+        (Some(t), _) => t,
+        (None, Some(_)) => 0,
+        (None, None) => DEFAULT_BLOCK_TIME,
+    };
+    let core = core_plan(s.datadir.clone(), s.difficulty, block_time)?;
     let payout = match &s.coinbase_addr {
         Some(a) => Some((
             payout_script(a, bitcoin::Network::Regtest, true)
@@ -281,31 +295,71 @@ fn embedded(s: Settings) -> Result<EmbeddedPlan, UsageError> {
 
 fn node_only(args: &NodeArgs) -> Result<RunPlan, UsageError> {
     Ok(RunPlan::NodeOnly(NodeOnlyPlan {
-        core: core_plan(args.datadir.clone(), args.difficulty)?,
+        // A node for other miners keeps regtest's rules unless told otherwise.
+        core: core_plan(
+            args.datadir.clone(),
+            args.difficulty,
+            args.block_time.unwrap_or(0),
+        )?,
         rpc_bind: args.rpc_bind,
+        devices: settings::device_request(
+            args.backend,
+            &args.select,
+            &args.cpu,
+            &crate::app::cli::GpuArgs::default(),
+        ),
     }))
 }
 
-/// The data directory (given, or the platform's) and the chain's rules.
-fn core_plan(datadir: Option<PathBuf>, difficulty: Option<f64>) -> Result<CorePlan, UsageError> {
+/// Plain `wgminer`'s block time, in seconds, when neither --block-time nor --difficulty is set.
+pub const DEFAULT_BLOCK_TIME: u32 = 5;
+
+/// The data directory (given, or the platform's) and the chain's rules (`block_time` 0: a
+/// fixed difficulty).
+fn core_plan(
+    datadir: Option<PathBuf>,
+    difficulty: Option<f64>,
+    block_time: u32,
+) -> Result<CorePlan, UsageError> {
     let data_dir = match datadir {
         Some(d) => d,
         None => node::default_data_dir().ok_or_else(|| {
             UsageError("no home or data directory is known here: give --datadir DIR".into())
         })?,
     };
-    let params = match difficulty {
+    let mut params = match difficulty {
         Some(d) => ChainParams::with_difficulty(d).map_err(|e| UsageError(e.to_string()))?,
         None => ChainParams::regtest(),
     };
+    if block_time > 0 {
+        params = params
+            .with_block_time(block_time)
+            .map_err(|e| UsageError(e.to_string()))?;
+    }
     Ok(CorePlan { data_dir, params })
 }
 
 fn mining_plan(s: &Settings) -> Result<MiningPlan, UsageError> {
+    let cgminer = match s.api_cgminer_bind {
+        Some(bind) => Some(CgminerConfig {
+            bind,
+            privileged: AllowList::parse(s.api_cgminer_allow.as_deref().unwrap_or(""))
+                .map_err(|e| UsageError(format!("--api-cgminer-allow: {e}")))?,
+        }),
+        None if s.api_cgminer_allow.is_some() => {
+            return Err(UsageError(
+                "--api-cgminer-allow needs --api-cgminer-bind ADDR:PORT (the API it opens up)"
+                    .into(),
+            ))
+        }
+        None => None,
+    };
     Ok(MiningPlan {
         devices: s.devices.clone(),
         output: OutputMode::choose(s.json_log),
         api: api_plan(s)?,
+        cgminer,
+        gpu_temp_limit: s.gpu_temp_limit,
     })
 }
 

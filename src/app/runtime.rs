@@ -2,11 +2,17 @@
 //! closed output), the monitoring API's start, and [`mine`], one mining session from devices
 //! to the last line, which the pool, node and embedded modes each call with their source.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::sync::mpsc;
+use wgminer::mining::thermal::{self, TemperatureGuard};
 use wgminer::mining::{EventSink, Manager, MinerEvent, RunConfig, SourceError, WorkSource};
+use wgminer::stratum::client::PoolSwitch;
+use wgminer::telemetry::cgminer::{CgminerServer, Control};
+use wgminer::telemetry::sensors::{GpuSensors, WatchedGpu};
 use wgminer::telemetry::{ApiConfig, ApiServer, ApiState};
 use wgminer::work::{MiningStats, StatsSnapshot};
 
@@ -71,6 +77,123 @@ pub struct Session {
     pub run: RunConfig,
     /// The last line's summary of the final counters.
     pub summary: fn(&StatsSnapshot) -> String,
+    /// Where the cgminer API's `switchpool` goes (pool mining; `None` for one source).
+    pub switch: Option<PoolSwitch>,
+}
+
+/// Set when the cgminer API asked for `restart`: once the run has ended cleanly, the process
+/// starts itself again with the same arguments ([`restart_if_asked`]).
+static RESTART: AtomicBool = AtomicBool::new(false);
+
+/// After a run that the cgminer API's `restart` ended: replace this process with a fresh one,
+/// same program and arguments (Unix); returns only if that fails, with why.
+pub fn restart_if_asked() -> anyhow::Result<()> {
+    if !RESTART.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("restart: finding this program")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = std::process::Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .exec();
+        Err(anyhow::anyhow!(
+            "restart: cannot start {} again: {e}",
+            exe.display()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = std::process::Command::new(&exe)
+            .args(std::env::args_os().skip(1))
+            .status()
+            .context("restart")?;
+        std::process::exit(status.code().unwrap_or(1));
+    }
+}
+
+/// cgminer's API, if the plan asks for it, and what its privileged commands ask for. `quit`
+/// and `restart` end the run as a signal would.
+async fn start_cgminer(
+    plan: &MiningPlan,
+    mode: OutputMode,
+    state: ApiState,
+) -> anyhow::Result<Option<(CgminerServer, mpsc::Receiver<Control>)>> {
+    let Some(config) = plan.cgminer.clone() else {
+        return Ok(None);
+    };
+    let (tx, rx) = mpsc::channel(8);
+    let server = CgminerServer::start(config, state, tx).await?;
+    show(
+        mode,
+        &serde_json::json!({"event": "api_cgminer", "bind": server.addr().to_string()}),
+        &format!(
+            "cgminer API on {} (summary, devs, pools, stats)",
+            server.addr()
+        ),
+    );
+    Ok(Some((server, rx)))
+}
+
+/// Until a privileged command ends the run: `switchpool` is passed on and waited past.
+async fn controlled(rx: Option<mpsc::Receiver<Control>>, switch: Option<PoolSwitch>) {
+    let Some(mut rx) = rx else {
+        return std::future::pending().await;
+    };
+    while let Some(control) = rx.recv().await {
+        match control {
+            Control::Quit => return,
+            Control::Restart => {
+                RESTART.store(true, Ordering::Relaxed);
+                return;
+            }
+            Control::SwitchPool(n) => {
+                if let Some(s) = &switch {
+                    s.request(n);
+                }
+            }
+        }
+    }
+    std::future::pending().await
+}
+
+/// Read the GPUs' sensors into the run's counters (and guard their temperature) while it runs;
+/// where there is no NVML, say so once in the log and carry on.
+fn start_sensors(
+    gpus: &[WatchedGpu],
+    manager: &Manager,
+    limit: Option<u32>,
+) -> Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
+    if gpus.is_empty() {
+        return None;
+    }
+    let sensors = match GpuSensors::open(gpus) {
+        Ok(s) => s,
+        Err(why) => {
+            if limit.is_some() {
+                tracing::warn!("--gpu-temp-limit cannot work: {why}");
+            } else {
+                tracing::info!("{why}");
+            }
+            return None;
+        }
+    };
+    let guard = limit.map(|l| (TemperatureGuard::new(l), manager.pauser()));
+    let stop = Arc::new(AtomicBool::new(false));
+    match thermal::spawn_sampler(
+        sensors,
+        manager.stats(),
+        guard,
+        manager.events(),
+        Arc::clone(&stop),
+    ) {
+        Ok(handle) => Some((stop, handle)),
+        Err(e) => {
+            tracing::warn!("no GPU sensor readings: cannot start their thread: {e}");
+            None
+        }
+    }
 }
 
 /// One mining session: open the devices, show the start, start the API and the display, run
@@ -85,18 +208,40 @@ pub async fn mine(
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Result<(), SourceError>> {
     let mode = plan.output;
-    let backends = devices::mining_backends(&plan.devices)?;
+    let (backends, gpus) = devices::open_for_mining(&plan.devices)?;
     let manager = Manager::start(backends, events)?;
     let stats = manager.stats();
     let labels: Vec<String> = stats.devices.iter().map(|d| d.label.clone()).collect();
     let (json, text) = (session.start)(&labels);
     show(mode, &json, &text);
+    let state = ApiState {
+        stats: Arc::clone(&stats),
+        sources: session.sources.clone(),
+    };
     let api = start_api(plan.api.as_ref(), mode, &stats, session.sources).await?;
+    let (cgminer, control) = match start_cgminer(plan, mode, state).await? {
+        Some((server, rx)) => (Some(server), Some(rx)),
+        None => (None, None),
+    };
+    let sensors = start_sensors(&gpus, &manager, plan.gpu_temp_limit);
     let ui = tokio::spawn(output::render(mode, Arc::clone(&stats), events_rx));
+    let stop = async move {
+        tokio::select! {
+            _ = stop => {}
+            _ = controlled(control, session.switch) => {}
+        }
+    };
     let outcome = wgminer::mining::run(source, manager, stop, session.run).await;
+    if let Some((flag, thread)) = sensors {
+        flag.store(true, Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     finish_display(ui).await;
     if let Some(api) = api {
         api.stop().await;
+    }
+    if let Some(cgminer) = cgminer {
+        cgminer.stop();
     }
     let snap = outcome.stats.snapshot();
     show_exit(mode, &snap, &(session.summary)(&snap));

@@ -32,6 +32,10 @@ pub struct Settings {
     pub api_bind: Option<SocketAddr>,
     pub api_token: Option<String>,
     pub api_token_file: Option<PathBuf>,
+    pub api_cgminer_bind: Option<SocketAddr>,
+    pub api_cgminer_allow: Option<String>,
+    pub gpu_temp_limit: Option<u32>,
+    pub block_time: Option<u32>,
     /// The tracing filter: `WGMINER_LOG`, else the file's `[log] level`, else warn.
     pub log_level: String,
 }
@@ -87,6 +91,10 @@ impl Settings {
             api_bind: args.api.api_bind,
             api_token: args.api.api_token.clone(),
             api_token_file: args.api.api_token_file.clone(),
+            api_cgminer_bind: args.api.api_cgminer_bind,
+            api_cgminer_allow: args.api.api_cgminer_allow.clone(),
+            gpu_temp_limit: args.api.gpu_temp_limit,
+            block_time: args.solo.block_time,
             log_level: log_level(None),
         };
         if let Some(file) = file {
@@ -138,6 +146,10 @@ impl Settings {
             cfg.core.difficulty.clone().map(|d| d.0),
         );
         fill(&mut self.rpc_bind, cfg.core.rpc_bind);
+        fill(&mut self.block_time, cfg.core.block_time);
+        fill(&mut self.api_cgminer_bind, cfg.api.cgminer_bind);
+        fill(&mut self.api_cgminer_allow, cfg.api.cgminer_allow.clone());
+        fill(&mut self.gpu_temp_limit, cfg.api.gpu_temp_limit);
         let d = &cfg.devices;
         let dev = &mut self.devices;
         fill(&mut dev.backend, d.backend.map(BackendChoice::from));
@@ -222,6 +234,7 @@ fn effective(args: &Settings) -> String {
             .or_else(wgminer::node::default_data_dir),
         difficulty: args.difficulty.map(Difficulty),
         rpc_bind: args.rpc_bind,
+        block_time: args.block_time,
     };
     cfg.devices = DevicesEntry {
         backend: args.devices.backend.map(Backend::from),
@@ -237,6 +250,9 @@ fn effective(args: &Settings) -> String {
         bind: args.api_bind,
         token: mask(&args.api_token),
         token_file: args.api_token_file.clone(),
+        cgminer_bind: args.api_cgminer_bind,
+        cgminer_allow: args.api_cgminer_allow.clone(),
+        gpu_temp_limit: args.gpu_temp_limit,
     };
     cfg.log = LogEntry {
         json: Some(args.json_log),

@@ -20,7 +20,19 @@ pub async fn start_rpc(
     core: &Arc<NodeCore>,
     bind: std::net::SocketAddr,
 ) -> anyhow::Result<rpc_server::RpcServer> {
-    let server = rpc_server::RpcServer::start(Arc::clone(core), bind).await?;
+    start_rpc_with(mode, core, bind, rpc_server::RpcExtras::default()).await
+}
+
+/// [`start_rpc`] with the node-developer methods `extras` makes possible.
+pub async fn start_rpc_with(
+    mode: OutputMode,
+    core: &Arc<NodeCore>,
+    bind: std::net::SocketAddr,
+    extras: rpc_server::RpcExtras,
+) -> anyhow::Result<rpc_server::RpcServer> {
+    let server =
+        rpc_server::RpcServer::start_with(Arc::clone(core), bind, rpc_server::LIMITS, extras)
+            .await?;
     show(
         mode,
         &serde_json::json!({"event": "rpc", "bind": server.addr().to_string(),

@@ -1,6 +1,14 @@
-//! `wgminer node`: the embedded node core's JSON-RPC for other miners and tools, no mining,
-//! until Ctrl-C.
+//! `wgminer node`: the embedded node core's JSON-RPC for other miners and tools until Ctrl-C or
+//! `stop`; it mines only when asked (`generatetoaddress`, with the selected devices).
 
+use std::sync::Arc;
+
+use wgminer::mining::generate::generate;
+use wgminer::mining::runner::UNSUBMITTED_BLOCKS;
+use wgminer::node::rpc_server::{GenerateHook, RpcExtras};
+use wgminer::node::{self, NodeCore};
+
+use crate::app::devices;
 use crate::app::mode::core;
 use crate::app::output::{format_difficulty, show, OutputMode};
 use crate::app::plan::NodeOnlyPlan;
@@ -22,8 +30,12 @@ pub fn run(plan: NodeOnlyPlan) -> anyhow::Result<()> {
         // Handlers first: a signal sent as soon as the rpc line is out must stop gracefully,
         // not meet the default action (SIGHUP killed the process, exit 129).
         let stop = runtime::stop_signal();
-        let server = core::start_rpc(OutputMode::Log, &core, plan.rpc_bind).await?;
-        stop.await;
+        let (extras, mut stop_rpc) = extras(&core, &plan)?;
+        let server = core::start_rpc_with(OutputMode::Log, &core, plan.rpc_bind, extras).await?;
+        tokio::select! {
+            _ = stop => {}
+            _ = stop_rpc.recv() => {}
+        }
         server.stop().await;
         let (height, tip) = core.tip();
         show(
@@ -33,4 +45,36 @@ pub fn run(plan: NodeOnlyPlan) -> anyhow::Result<()> {
         );
         anyhow::Ok(())
     })
+}
+
+/// `getnewaddress` (the core's payout key), `generatetoaddress` (the plan's devices, opened
+/// for each call) and `stop` (the receiver is told).
+fn extras(
+    core: &Arc<NodeCore>,
+    plan: &NodeOnlyPlan,
+) -> anyhow::Result<(RpcExtras, tokio::sync::mpsc::Receiver<()>)> {
+    let (address, _) = node::load_or_create_payout(&core.dir(), bitcoin::Network::Regtest)?;
+    let (stop_tx, stop_rx) = tokio::sync::mpsc::channel(1);
+    let request = plan.devices.clone();
+    let blocks_dir = plan.core.data_dir.join(UNSUBMITTED_BLOCKS);
+    let core = Arc::clone(core);
+    let generate_hook: GenerateHook = Arc::new(move |count, payout| {
+        let (core, request, blocks_dir) = (Arc::clone(&core), request.clone(), blocks_dir.clone());
+        Box::pin(async move {
+            // Opening devices blocks (GPU adapters): off the async threads.
+            let backends = tokio::task::spawn_blocking(move || devices::mining_backends(&request))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            generate(core, backends, count, payout, blocks_dir)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    });
+    let extras = RpcExtras {
+        payout_address: Some(address.to_string()),
+        generate: Some(generate_hook),
+        stop: Some(stop_tx),
+    };
+    Ok((extras, stop_rx))
 }

@@ -14,6 +14,7 @@ pub fn run(plan: PoolPlan) -> anyhow::Result<()> {
         .iter()
         .map(|p| p.url.to_string())
         .collect();
+    let switch = plan.client.switch.clone();
     let source = StratumSource::new(plan.client);
     debug_assert!(!source.is_solo());
     let start_pools = pools.clone();
@@ -34,6 +35,7 @@ pub fn run(plan: PoolPlan) -> anyhow::Result<()> {
             ..RunConfig::default()
         },
         summary: status_text,
+        switch: Some(switch),
     };
     runtime::runtime()?.block_on(async move {
         let stop = runtime::stop_signal();

@@ -31,6 +31,7 @@ pub fn session(label: String, detail: String, blocks_dir: PathBuf) -> Session {
             ..RunConfig::default()
         },
         summary,
+        switch: None,
     }
 }
 
