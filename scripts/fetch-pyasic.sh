@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs a real cgminer API client for the tests (tests/cgminer_api.rs): pyasic, a maintained
+# Installs a real cgminer API client for the tests (tests/it/cgminer_api.rs): pyasic, a maintained
 # Python library that farm tools use to read miners over cgminer's API (PyPI, pinned below), in
 # its own virtual environment. Idempotent: later runs touch no network. Prints the absolute path
 # of the environment's python as its last stdout line.

@@ -30,7 +30,7 @@ cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 echo "== test node"
 export WGMINER_TEST_BITCOIND="$(bash scripts/fetch-test-node.sh | tail -n 1)"
 
-# A real cgminer API client (pyasic, from PyPI) for tests/cgminer_api.rs.
+# A real cgminer API client (pyasic, from PyPI) for tests/it/cgminer_api.rs.
 echo "== cgminer API client"
 export WGMINER_TEST_PYASIC="$(bash scripts/fetch-pyasic.sh | tail -n 1)"
 

@@ -297,10 +297,11 @@ pub fn mining_backends(request: &DeviceRequest) -> anyhow::Result<Vec<Box<dyn Ba
     open_for_mining(request).map(|(backends, _)| backends)
 }
 
-/// [`mining_backends`], and the GPUs among them with their PCI address (for their sensors).
-pub fn open_for_mining(
-    request: &DeviceRequest,
-) -> anyhow::Result<(Vec<Box<dyn Backend>>, Vec<WatchedGpu>)> {
+/// Backends opened for mining, and the GPUs among them with their PCI address (their sensors).
+pub type Opened = (Vec<Box<dyn Backend>>, Vec<WatchedGpu>);
+
+/// [`mining_backends`], and the GPUs among them to watch.
+pub fn open_for_mining(request: &DeviceRequest) -> anyhow::Result<Opened> {
     let (inventory, backend) = if request.backend.is_none() && request.selectors.is_empty() {
         let inventory = Inventory::scan()?;
         let choice = default_backend(&inventory.gpus);

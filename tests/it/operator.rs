@@ -47,7 +47,8 @@ fn free_port() -> u16 {
 /// One cgminer API request; the reply without its NUL.
 fn cgminer(port: u16, request: &str) -> Value {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the cgminer API");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s.write_all(request.as_bytes()).expect("send");
     let mut reply = Vec::new();
     s.read_to_end(&mut reply).expect("read");
@@ -128,7 +129,10 @@ fn cgminer_api_refuses_quit_without_the_allow_list() {
     assert_eq!(denied["STATUS"][0]["Code"], 45, "{denied}");
     std::thread::sleep(Duration::from_millis(500));
     let still = cgminer(port, r#"{"command":"summary"}"#);
-    assert_eq!(still["STATUS"][0]["STATUS"], "S", "the miner stopped: {still}");
+    assert_eq!(
+        still["STATUS"][0]["STATUS"], "S",
+        "the miner stopped: {still}"
+    );
     miner.stop_cleanly();
 }
 
@@ -146,7 +150,10 @@ fn a_bad_allow_list_is_a_usage_error() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--api-cgminer-allow") && err.contains("prefix"), "{err}");
+    assert!(
+        err.contains("--api-cgminer-allow") && err.contains("prefix"),
+        "{err}"
+    );
 }
 
 fn difficulty(e: &Value) -> f64 {
