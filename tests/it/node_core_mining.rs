@@ -585,9 +585,20 @@ fn a_store_write_error_pauses_mining_and_a_kept_block_is_written_out_at_exit() {
     }
     let data = TempDir::new("fsize");
     let file = chain_dir(&data.0).join("chain.redb");
+    // Regtest's flood of blocks (no --block-time retarget): the file must grow past the limit
+    // within seconds.
     let mut m = Miner::spawn_after(
         "trap '' XFSZ",
-        &["--datadir", data.path(), "--backend", "cpu", "-t", "1"],
+        &[
+            "--datadir",
+            data.path(),
+            "--backend",
+            "cpu",
+            "-t",
+            "1",
+            "--block-time",
+            "0",
+        ],
     );
     let kept_hex = |m: &mut Miner| {
         let kept = m.wait_for(Duration::from_secs(10), |e| {
