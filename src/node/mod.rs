@@ -12,6 +12,8 @@
 //! - [`datadir`]: where the data directory lives by default.
 //! - [`service`]: the chain as a running service ([`NodeCore`]), shared by the miner and the
 //!   RPC server, with a watch channel for the tip (the longpoll).
+//! - [`sv2_tp`]: the Stratum V2 Template Provider (Template Distribution over Noise), which
+//!   hands solutions to the same [`NodeCore::submit`] as `submitblock`.
 //! - [`rpc_server`]: the network side: JSON-RPC over HTTP in Bitcoin Core's dialect
 //!   (`getblocktemplate`, `submitblock` and the chain lookups), cookie auth, within the limits
 //!   of [`crate::http`].
@@ -24,6 +26,7 @@ pub mod datadir;
 pub mod rpc_server;
 pub mod service;
 pub mod store;
+pub mod sv2_tp;
 pub mod validate;
 pub mod wallet;
 

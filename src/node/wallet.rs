@@ -72,7 +72,7 @@ fn address_of(path: &Path, key: &PrivateKey, network: Network) -> Result<Address
 
 /// 32 random bytes that make a valid secp256k1 key (a random 32 bytes fails only with
 /// probability about 2^-128, so a few tries are plenty).
-fn random_secret_key(path: &Path) -> Result<SecretKey, NodeError> {
+pub(super) fn random_secret_key(path: &Path) -> Result<SecretKey, NodeError> {
     for _ in 0..8 {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| NodeError::KeyFile {
@@ -93,8 +93,12 @@ fn random_secret_key(path: &Path) -> Result<SecretKey, NodeError> {
 /// fsync, hard link into place (fails if another process got there first), directory fsync.
 /// Falls back to rename where hard links are unsupported. Returns false if `path` appeared
 /// meanwhile.
-fn write_new(dir: &Path, path: &Path, contents: &str) -> Result<bool, NodeError> {
-    let tmp: PathBuf = dir.join(format!(".{PAYOUT_KEY_FILE}.tmp-{}", std::process::id()));
+pub(super) fn write_new(dir: &Path, path: &Path, contents: &str) -> Result<bool, NodeError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| PAYOUT_KEY_FILE.to_owned());
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut options = OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -114,8 +118,7 @@ fn write_new(dir: &Path, path: &Path, contents: &str) -> Result<bool, NodeError>
                 if path.exists() {
                     false
                 } else {
-                    fs::rename(&tmp, path)
-                        .map_err(|e| NodeError::io("write the payout key", path, e))?;
+                    fs::rename(&tmp, path).map_err(|e| NodeError::io("write the key", path, e))?;
                     true
                 }
             }

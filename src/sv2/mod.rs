@@ -1,7 +1,7 @@
 //! Stratum V2 transport on the reference implementation's crates (SRI: `noise_sv2`, `codec_sv2`,
 //! `framing_sv2`, `parsers_sv2`, pinned in Cargo.toml to the versions the released `pool_sv2`
 //! locks): the Noise NX handshake, encrypted frames with a size limit, and the authority key's
-//! text form. Used by the node core's Template Provider; the SV2 mining
+//! text form. Used by the node core's Template Provider ([`crate::node::sv2_tp`]); the SV2 mining
 //! client will use the same connection as the initiator.
 //!
 //! Only glue lives here: the handshake, the ciphers, the frame layout and every message's bytes

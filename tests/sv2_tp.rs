@@ -1,0 +1,555 @@
+//! The node core's Stratum V2 Template Provider, for real: an SV2 client over Noise (SRI's
+//! crates, through wgminer's transport) gets templates, submits solutions that the chain takes
+//! or refuses, and abuses the provider in every way a peer can (garbage before and after the
+//! handshake, oversized frames, malformed and stale solutions, too many connections).
+//!
+//! Self-contained: its helpers are below.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::block::{Header, Version};
+use bitcoin::consensus::{deserialize, serialize, Decodable};
+use bitcoin::hashes::Hash;
+use bitcoin::{
+    Amount, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
+    TxMerkleNode, TxOut, Witness,
+};
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use wgminer::node::sv2_tp::{TemplateProvider, TpLimits, TpStats, LIMITS};
+use wgminer::node::{Chain, ChainParams, NodeCore};
+use wgminer::pow::hash_meets_target;
+use wgminer::sv2::common_messages_sv2::{Protocol, SetupConnectionOwned};
+use wgminer::sv2::noise::{self, NoiseReader, NoiseWriter};
+use wgminer::sv2::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, TemplateDistributionOwned};
+use wgminer::sv2::template_distribution_sv2::{
+    CoinbaseOutputConstraintsOwned, NewTemplateOwned, RequestTransactionDataOwned,
+    SetNewPrevHashOwned, SubmitSolutionOwned,
+};
+
+/// How long any one answer may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("wgminer-sv2-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh regtest node core and a template provider on a free loopback port.
+async fn provider(dir: &TempDir, limits: TpLimits) -> (Arc<NodeCore>, TemplateProvider) {
+    let chain = Chain::open(&dir.0.join("regtest"), ChainParams::regtest()).unwrap();
+    let core = NodeCore::new(chain);
+    let tp = TemplateProvider::start_with_limits(
+        Arc::clone(&core),
+        "127.0.0.1:0".parse().unwrap(),
+        limits,
+    )
+    .await
+    .unwrap();
+    (core, tp)
+}
+
+fn count(counter: &AtomicU64) -> u64 {
+    TpStats::get(counter)
+}
+
+/// Wait until `f` holds (the provider answers nothing to a solution; its counters tell).
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An SV2 template distribution client, as a pool is one.
+struct Client {
+    reader: NoiseReader<ReadHalf<TcpStream>>,
+    writer: NoiseWriter<WriteHalf<TcpStream>>,
+}
+
+impl Client {
+    /// Connect and run the Noise handshake, pinning the provider's authority key.
+    async fn connect(tp: &TemplateProvider) -> Result<Client, noise::NoiseError> {
+        let socket = TcpStream::connect(tp.addr()).await?;
+        let initiator = noise::initiator(Some(tp.authority_public_key()))?;
+        let (reader, writer) = noise::connect(socket, initiator, WAIT, 1 << 20).await?;
+        Ok(Client { reader, writer })
+    }
+
+    async fn send(&mut self, m: AnyMessageOwned) {
+        self.writer.send(m).await.unwrap();
+    }
+
+    async fn send_td(&mut self, m: TemplateDistributionOwned) {
+        self.send(AnyMessageOwned::TemplateDistribution(m)).await;
+    }
+
+    async fn recv(&mut self) -> Result<AnyMessageOwned, noise::NoiseError> {
+        let mut frame = tokio::time::timeout(WAIT, self.reader.read_frame())
+            .await
+            .expect("an answer in time")?;
+        Ok(frame
+            .parse()
+            .expect("the provider's frames parse")
+            .into_owned())
+    }
+
+    async fn recv_td(&mut self) -> TemplateDistributionOwned {
+        match self.recv().await.unwrap() {
+            AnyMessageOwned::TemplateDistribution(m) => m,
+            other => panic!("expected a template distribution message, got {other}"),
+        }
+    }
+
+    /// Until the provider closes the connection (an error or end of stream, not a frame).
+    async fn closed(&mut self) {
+        let start = Instant::now();
+        loop {
+            assert!(start.elapsed() < WAIT, "the provider kept the connection");
+            if self.recv().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn setup(&mut self, protocol: Protocol) -> CommonMessagesOwned {
+        self.try_setup(protocol).await.unwrap()
+    }
+
+    /// `SetupConnection` and its answer, or why the connection failed.
+    async fn try_setup(
+        &mut self,
+        protocol: Protocol,
+    ) -> Result<CommonMessagesOwned, noise::NoiseError> {
+        let s = |v: &str| v.to_owned().try_into().unwrap();
+        self.writer
+            .send(AnyMessageOwned::Common(
+                CommonMessagesOwned::SetupConnection(SetupConnectionOwned {
+                    protocol,
+                    min_version: 2,
+                    max_version: 2,
+                    flags: 0,
+                    endpoint_host: s("127.0.0.1"),
+                    endpoint_port: 0,
+                    vendor: s("wgminer-test"),
+                    hardware_version: s(""),
+                    firmware: s(""),
+                    device_id: s(""),
+                }),
+            ))
+            .await?;
+        match self.recv().await? {
+            AnyMessageOwned::Common(m) => Ok(m),
+            other => panic!("expected a setup answer, got {other}"),
+        }
+    }
+
+    /// Set up for template distribution, send constraints, and return the first template and
+    /// the prev hash that makes it current.
+    async fn subscribe(&mut self) -> (NewTemplateOwned, SetNewPrevHashOwned) {
+        let answer = self.setup(Protocol::TemplateDistributionProtocol).await;
+        assert!(
+            matches!(answer, CommonMessagesOwned::SetupConnectionSuccess(ref s) if s.used_version == 2),
+            "{answer}"
+        );
+        self.constraints().await
+    }
+
+    /// Send constraints; the first template and its prev hash.
+    async fn constraints(&mut self) -> (NewTemplateOwned, SetNewPrevHashOwned) {
+        self.send_td(TemplateDistributionOwned::CoinbaseOutputConstraints(
+            CoinbaseOutputConstraintsOwned {
+                coinbase_output_max_additional_size: 100,
+                coinbase_output_max_additional_sigops: 4,
+            },
+        ))
+        .await;
+        self.next_tip().await
+    }
+
+    /// A future template and the SetNewPrevHash that makes it current.
+    async fn next_tip(&mut self) -> (NewTemplateOwned, SetNewPrevHashOwned) {
+        let TemplateDistributionOwned::NewTemplate(t) = self.recv_td().await else {
+            panic!("expected NewTemplate")
+        };
+        assert!(t.future_template, "a new tip's template is a future one");
+        let TemplateDistributionOwned::SetNewPrevHash(p) = self.recv_td().await else {
+            panic!("expected SetNewPrevHash")
+        };
+        assert_eq!(p.template_id, t.template_id);
+        (t, p)
+    }
+}
+
+fn prev_hash(p: &SetNewPrevHashOwned) -> BlockHash {
+    BlockHash::from_byte_array(*p.prev_hash.as_array())
+}
+
+/// A pool's coinbase for the template: the template's scriptSig start, our tag and
+/// `extranonce`, the value paid to a P2WPKH, then the template's outputs; with the witness
+/// reserved value, as SRI's pool builds it.
+fn coinbase(t: &NewTemplateOwned, extranonce: u64) -> Transaction {
+    let mut script_sig = t.coinbase_prefix.as_bytes().to_vec();
+    script_sig.push(8);
+    script_sig.extend_from_slice(&extranonce.to_le_bytes());
+    let mut output = vec![TxOut {
+        value: Amount::from_sat(t.coinbase_tx_value_remaining),
+        script_pubkey: ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([7; 20])),
+    }];
+    let mut outputs = t.coinbase_tx_outputs.as_bytes();
+    for _ in 0..t.coinbase_tx_outputs_count {
+        output.push(TxOut::consensus_decode(&mut outputs).unwrap());
+    }
+    Transaction {
+        version: bitcoin::transaction::Version::non_standard(t.coinbase_tx_version as i32),
+        lock_time: bitcoin::absolute::LockTime::from_consensus(t.coinbase_tx_locktime),
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::from_bytes(script_sig),
+            sequence: Sequence(t.coinbase_tx_input_sequence),
+            witness: Witness::from_slice(&[[0u8; 32]]),
+        }],
+        output,
+    }
+}
+
+/// A solution for the template (proof of work done here: regtest's target is met by about
+/// every other hash), and the hash of the block it makes.
+fn solve(
+    t: &NewTemplateOwned,
+    p: &SetNewPrevHashOwned,
+    extranonce: u64,
+) -> (SubmitSolutionOwned, BlockHash) {
+    assert_eq!(t.merkle_path.len(), 0, "coinbase-only templates");
+    let cb = coinbase(t, extranonce);
+    let mut header = Header {
+        version: Version::from_consensus(t.version as i32),
+        prev_blockhash: prev_hash(p),
+        merkle_root: TxMerkleNode::from_byte_array(cb.compute_txid().to_byte_array()),
+        time: p.header_timestamp,
+        bits: CompactTarget::from_consensus(p.n_bits),
+        nonce: 0,
+    };
+    let target = bitcoin::Target::from_compact(header.bits);
+    while !hash_meets_target(&header.block_hash(), &target) {
+        header.nonce += 1;
+    }
+    let solution = SubmitSolutionOwned {
+        template_id: t.template_id,
+        version: t.version,
+        header_timestamp: header.time,
+        header_nonce: header.nonce,
+        coinbase_tx: serialize(&cb).try_into().unwrap(),
+    };
+    (solution, header.block_hash())
+}
+
+#[tokio::test]
+async fn templates_flow_and_solutions_go_through_the_chain() {
+    let dir = TempDir::new("flow");
+    let (core, tp) = provider(&dir, LIMITS).await;
+    let mut client = Client::connect(&tp).await.unwrap();
+    let (t1, p1) = client.subscribe().await;
+    assert_eq!(prev_hash(&p1), core.tip().1);
+    assert_eq!(t1.coinbase_tx_value_remaining, 50 * 100_000_000);
+    assert_eq!(t1.coinbase_tx_outputs_count, 1, "the witness commitment");
+
+    // A valid solution becomes the tip, and the client hears of it.
+    let (solution, hash) = solve(&t1, &p1, 1);
+    client
+        .send_td(TemplateDistributionOwned::SubmitSolution(solution))
+        .await;
+    let (t2, p2) = client.next_tip().await;
+    assert_eq!(core.tip(), (1, hash));
+    assert_eq!(prev_hash(&p2), hash);
+    assert!(t2.template_id > t1.template_id);
+    assert_eq!(count(&tp.stats().blocks_accepted), 1);
+    let stored = core.with_chain(|c| c.block(&hash)).unwrap().unwrap();
+    assert_eq!(stored.txdata.len(), 1);
+
+    // A later CoinbaseOutputConstraints gets a fresh template for the same tip.
+    client
+        .send_td(TemplateDistributionOwned::CoinbaseOutputConstraints(
+            CoinbaseOutputConstraintsOwned {
+                coinbase_output_max_additional_size: 200,
+                coinbase_output_max_additional_sigops: 4,
+            },
+        ))
+        .await;
+    let TemplateDistributionOwned::NewTemplate(t3) = client.recv_td().await else {
+        panic!("expected NewTemplate")
+    };
+    assert!(!t3.future_template);
+
+    // Transaction data: the current template's (none), refusals for stale and unknown ones.
+    for (id, expect) in [
+        (t3.template_id, None),
+        (t1.template_id, Some("stale-template-id")),
+        (999, Some("template-id-not-found")),
+    ] {
+        client
+            .send_td(TemplateDistributionOwned::RequestTransactionData(
+                RequestTransactionDataOwned { template_id: id },
+            ))
+            .await;
+        match (client.recv_td().await, expect) {
+            (TemplateDistributionOwned::RequestTransactionDataSuccess(s), None) => {
+                assert_eq!(s.template_id, id);
+                assert_eq!(s.transaction_list.len(), 0);
+            }
+            (TemplateDistributionOwned::RequestTransactionDataError(e), Some(code)) => {
+                assert_eq!(e.template_id, id);
+                assert_eq!(e.error_code.as_bytes(), code.as_bytes());
+            }
+            (other, _) => panic!("template {id}: unexpected {other}"),
+        }
+    }
+    tp.stop().await;
+}
+
+#[tokio::test]
+async fn bad_solutions_are_refused_and_the_chain_is_unchanged() {
+    let dir = TempDir::new("bad");
+    let (core, tp) = provider(&dir, LIMITS).await;
+    let mut client = Client::connect(&tp).await.unwrap();
+    let (t1, p1) = client.subscribe().await;
+    let (solution, hash1) = solve(&t1, &p1, 1);
+    client
+        .send_td(TemplateDistributionOwned::SubmitSolution(solution))
+        .await;
+    let (t2, p2) = client.next_tip().await;
+    assert_eq!(core.tip(), (1, hash1));
+    let stats = tp.stats();
+
+    // Stale: a valid block on the previous tip (another extranonce, so not a duplicate).
+    let (stale, stale_hash) = solve(&t1, &p1, 2);
+    assert_ne!(stale_hash, hash1);
+    client
+        .send_td(TemplateDistributionOwned::SubmitSolution(stale))
+        .await;
+    until("the stale solution's refusal", || {
+        count(&stats.solutions_refused) == 1
+    })
+    .await;
+
+    // Malformed: a coinbase that is no transaction; one that is not a coinbase.
+    let mut garbage = SubmitSolutionOwned {
+        template_id: t2.template_id,
+        version: t2.version,
+        header_timestamp: 0,
+        header_nonce: 0,
+        coinbase_tx: b"not a transaction".to_vec().try_into().unwrap(),
+    };
+    client
+        .send_td(TemplateDistributionOwned::SubmitSolution(garbage.clone()))
+        .await;
+    until("the malformed solution's refusal", || {
+        count(&stats.solutions_refused) == 2
+    })
+    .await;
+    let mut spend = coinbase(&t2, 3);
+    spend.input[0].previous_output.vout = 0;
+    garbage.coinbase_tx = serialize(&spend).try_into().unwrap();
+    client
+        .send_td(TemplateDistributionOwned::SubmitSolution(garbage.clone()))
+        .await;
+    until("the non-coinbase's refusal", || {
+        count(&stats.solutions_refused) == 3
+    })
+    .await;
+
+    // Unknown template; and a solution whose proof of work fails.
+    garbage.template_id = 999;
+    client
+        .send_td(TemplateDistributionOwned::SubmitSolution(garbage))
+        .await;
+    until("the unknown template's refusal", || {
+        count(&stats.solutions_refused) == 4
+    })
+    .await;
+    let (mut weak, _) = solve(&t2, &p2, 4);
+    weak.header_nonce = weak.header_nonce.wrapping_add(1);
+    // About half of all nonces meet regtest's target: find one that does not.
+    while {
+        let cb: Transaction = deserialize(weak.coinbase_tx.as_bytes()).unwrap();
+        let h = Header {
+            version: Version::from_consensus(weak.version as i32),
+            prev_blockhash: hash1,
+            merkle_root: TxMerkleNode::from_byte_array(cb.compute_txid().to_byte_array()),
+            time: weak.header_timestamp,
+            bits: CompactTarget::from_consensus(p1.n_bits),
+            nonce: weak.header_nonce,
+        };
+        hash_meets_target(&h.block_hash(), &bitcoin::Target::from_compact(h.bits))
+    } {
+        weak.header_nonce = weak.header_nonce.wrapping_add(1);
+    }
+    client
+        .send_td(TemplateDistributionOwned::SubmitSolution(weak))
+        .await;
+    until("the high hash's refusal", || {
+        count(&stats.solutions_refused) == 5
+    })
+    .await;
+
+    // Nothing reached the chain, and the connection still serves.
+    assert_eq!(core.tip(), (1, hash1));
+    assert_eq!(count(&stats.blocks_accepted), 1);
+    client
+        .send_td(TemplateDistributionOwned::RequestTransactionData(
+            RequestTransactionDataOwned {
+                template_id: t2.template_id,
+            },
+        ))
+        .await;
+    assert!(matches!(
+        client.recv_td().await,
+        TemplateDistributionOwned::RequestTransactionDataSuccess(_)
+    ));
+    tp.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_oversized_frames_and_floods_close_only_that_connection() {
+    let dir = TempDir::new("abuse");
+    let limits = TpLimits {
+        max_connections: 3,
+        setup_timeout: Duration::from_millis(500),
+        max_frame: 4096,
+        ..LIMITS
+    };
+    let (core, tp) = provider(&dir, limits).await;
+    let stats = Arc::clone(tp.stats());
+    let tip = core.tip();
+
+    // Garbage instead of a handshake.
+    let mut raw = std::net::TcpStream::connect(tp.addr()).unwrap();
+    raw.write_all(&[0x5a; 300]).unwrap();
+    let _ = raw.shutdown(std::net::Shutdown::Write);
+    until("the garbage handshake's end", || {
+        count(&stats.protocol_errors) >= 1
+    })
+    .await;
+
+    // Garbage after the handshake: undecryptable, the connection ends.
+    let mut client = Client::connect(&tp).await.unwrap();
+    client.subscribe().await;
+    client.writer.send_raw(&[0xa5; 100]).await.unwrap();
+    client.closed().await;
+
+    // An oversized frame: a 10 kB coinbase against a 4 kB frame limit.
+    let mut client = Client::connect(&tp).await.unwrap();
+    let (t, _) = client.subscribe().await;
+    let errors = count(&stats.protocol_errors);
+    client
+        .send_td(TemplateDistributionOwned::SubmitSolution(
+            SubmitSolutionOwned {
+                template_id: t.template_id,
+                version: t.version,
+                header_timestamp: 0,
+                header_nonce: 0,
+                coinbase_tx: vec![0u8; 10_000].try_into().unwrap(),
+            },
+        ))
+        .await;
+    client.closed().await;
+    until("the oversized frame's error", || {
+        count(&stats.protocol_errors) > errors
+    })
+    .await;
+
+    // No SetupConnection in time; then a wrong protocol.
+    let mut silent = Client::connect(&tp).await.unwrap();
+    silent.closed().await;
+    let mut mining = Client::connect(&tp).await.unwrap();
+    let answer = mining.setup(Protocol::MiningProtocol).await;
+    assert!(
+        matches!(answer, CommonMessagesOwned::SetupConnectionError(ref e) if e.error_code.as_bytes() == b"unsupported-protocol"),
+        "{answer}"
+    );
+    mining.closed().await;
+
+    // A connection past the limit is closed at once; the others keep being served.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::connect(&tp).await.unwrap();
+        c.subscribe().await;
+        open.push(c);
+    }
+    let refused = count(&stats.connections_refused);
+    let extra = Client::connect(&tp).await;
+    if let Ok(mut extra) = extra {
+        extra.closed().await;
+    }
+    until("the extra connection's refusal", || {
+        count(&stats.connections_refused) == refused + 1
+    })
+    .await;
+    drop(open);
+
+    assert_eq!(core.tip(), tip, "the chain is unchanged");
+    assert_eq!(count(&stats.blocks_accepted), 0);
+    // Once the closed connections have ended, a new client is served.
+    let start = Instant::now();
+    let mut after = loop {
+        if let Ok(mut c) = Client::connect(&tp).await {
+            if c.try_setup(Protocol::TemplateDistributionProtocol)
+                .await
+                .is_ok()
+            {
+                break c;
+            }
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "no connection served after the flood"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (_, p) = after.constraints().await;
+    assert_eq!(prev_hash(&p), tip.1);
+    tp.stop().await;
+}
+
+#[tokio::test]
+async fn the_authority_key_survives_a_restart() {
+    let dir = TempDir::new("key");
+    let (core, tp) = provider(&dir, LIMITS).await;
+    assert!(tp.key_created());
+    let key = tp.authority_public_key();
+    tp.stop().await;
+    let tp = TemplateProvider::start(core, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(!tp.key_created());
+    assert_eq!(tp.authority_public_key(), key);
+    assert_eq!(
+        key.to_string()
+            .parse::<wgminer::sv2::AuthorityPublicKey>()
+            .unwrap(),
+        key
+    );
+    tp.stop().await;
+}
