@@ -34,6 +34,11 @@ export WGMINER_TEST_BITCOIND="$(bash scripts/fetch-test-node.sh | tail -n 1)"
 echo "== cgminer API client"
 export WGMINER_TEST_PYASIC="$(bash scripts/fetch-pyasic.sh | tail -n 1)"
 
+# SRI's Stratum V2 pool, which the Template Provider tests run on the node core (built once with
+# cargo install --locked into ~/.cache/wgminer; needs Cap'n Proto, installed when missing).
+echo "== SRI pool"
+export WGMINER_TEST_POOL_SV2="$(bash scripts/fetch-sri.sh | tail -n 1)"
+
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --profile ci -- -D warnings

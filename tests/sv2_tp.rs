@@ -1,12 +1,17 @@
 //! The node core's Stratum V2 Template Provider, for real: an SV2 client over Noise (SRI's
 //! crates, through wgminer's transport) gets templates, submits solutions that the chain takes
 //! or refuses, and abuses the provider in every way a peer can (garbage before and after the
-//! handshake, oversized frames, malformed and stale solutions, too many connections).
+//! handshake, oversized frames, malformed and stale solutions, too many connections); and SRI's
+//! own pool (`pool_sv2` 0.7, built by scripts/fetch-sri.sh, found through
+//! `WGMINER_TEST_POOL_SV2`) runs on the provider unchanged, and a block a miner finds on it
+//! reaches the chain.
 //!
 //! Self-contained: its helpers are below.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +23,7 @@ use bitcoin::{
     Amount, BlockHash, CompactTarget, OutPoint, ScriptBuf, Sequence, Transaction, TxIn,
     TxMerkleNode, TxOut, Witness,
 };
+use mining_sv2::{OpenStandardMiningChannelOwned, SubmitSharesStandardOwned};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use wgminer::node::sv2_tp::{TemplateProvider, TpLimits, TpStats, LIMITS};
@@ -25,7 +31,9 @@ use wgminer::node::{Chain, ChainParams, NodeCore};
 use wgminer::pow::hash_meets_target;
 use wgminer::sv2::common_messages_sv2::{Protocol, SetupConnectionOwned};
 use wgminer::sv2::noise::{self, NoiseReader, NoiseWriter};
-use wgminer::sv2::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, TemplateDistributionOwned};
+use wgminer::sv2::parsers_sv2::{
+    AnyMessageOwned, CommonMessagesOwned, Mining, MiningOwned, TemplateDistributionOwned,
+};
 use wgminer::sv2::template_distribution_sv2::{
     CoinbaseOutputConstraintsOwned, NewTemplateOwned, RequestTransactionDataOwned,
     SetNewPrevHashOwned, SubmitSolutionOwned,
@@ -551,5 +559,304 @@ async fn the_authority_key_survives_a_restart() {
             .unwrap(),
         key
     );
+    tp.stop().await;
+}
+
+// ---- SRI's pool on the provider -------------------------------------------------------------
+
+/// SRI's pool_sv2, or `None` (skip) outside CI when it is not installed.
+fn pool_sv2() -> Option<PathBuf> {
+    match std::env::var_os("WGMINER_TEST_POOL_SV2") {
+        Some(p) if Path::new(&p).is_file() => Some(PathBuf::from(p)),
+        other => {
+            let why = match other {
+                Some(p) => format!("WGMINER_TEST_POOL_SV2={p:?} is not a file"),
+                None => "WGMINER_TEST_POOL_SV2 is not set".into(),
+            };
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "{why}: run scripts/fetch-sri.sh (scripts/test.sh does) and export its output"
+                );
+            }
+            eprintln!("skipped: {why} (scripts/fetch-sri.sh installs SRI's pool)");
+            None
+        }
+    }
+}
+
+/// A free loopback port (bound, then released for the pool to take).
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A running pool, killed on drop; its log is kept in a file.
+struct Pool {
+    child: Child,
+    log: PathBuf,
+    /// Where it listens for miners.
+    listen: SocketAddr,
+}
+
+impl Pool {
+    fn start(bin: &Path, dir: &Path, tp: &TemplateProvider) -> Pool {
+        let listen = free_port();
+        let config = format!(
+            r#"authority_public_key = "{SRI_POOL_PUBLIC_KEY}"
+authority_secret_key = "{SRI_POOL_SECRET_KEY}"
+cert_validity_sec = 3600
+listen_address = "{listen}"
+coinbase_reward_script = "raw(0014{payout})"
+server_id = 1
+pool_signature = "wgminer-test"
+shares_per_minute = 6.0
+share_batch_size = 10
+
+[template_provider_type.Sv2Tp]
+address = "{tp}"
+public_key = "{key}"
+"#,
+            payout = "07".repeat(20),
+            tp = tp.addr(),
+            key = tp.authority_public_key(),
+        );
+        let config_file = dir.join("pool.toml");
+        std::fs::write(&config_file, config).unwrap();
+        let log = dir.join("pool.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&config_file)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Pool { child, log, listen }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait until the log has `n` lines containing `text`.
+    async fn until(&mut self, text: &str, n: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if log.lines().filter(|l| l.contains(text)).count() >= n {
+                return log;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("pool_sv2 exited ({status}) before logging {text:?} {n} times:\n{log}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "pool_sv2 did not log {text:?} {n} times in 60 s:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal Stratum V2 miner for the pool: one standard channel, CPU hashing of the header the
+/// pool's job gives (test code only; wgminer's SV2 mining client is a later step).
+struct TestMiner {
+    reader: NoiseReader<ReadHalf<TcpStream>>,
+    writer: NoiseWriter<WriteHalf<TcpStream>>,
+}
+
+impl TestMiner {
+    async fn connect(pool: SocketAddr) -> TestMiner {
+        let start = Instant::now();
+        let socket = loop {
+            match TcpStream::connect(pool).await {
+                Ok(s) => break s,
+                Err(e) => assert!(start.elapsed() < WAIT, "the pool does not listen: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let key = SRI_POOL_PUBLIC_KEY.parse().unwrap();
+        let initiator = noise::initiator(Some(key)).unwrap();
+        let (reader, writer) = noise::connect(socket, initiator, WAIT, 1 << 20)
+            .await
+            .unwrap();
+        TestMiner { reader, writer }
+    }
+
+    async fn recv(&mut self) -> AnyMessageOwned {
+        let mut frame = tokio::time::timeout(WAIT, self.reader.read_frame())
+            .await
+            .expect("a message from the pool in time")
+            .unwrap();
+        match frame.msg_type {
+            0x00..=0x04 => frame.parse().unwrap().into_owned(),
+            t => AnyMessageOwned::Mining(
+                Mining::try_from((t, frame.payload.as_mut_slice()))
+                    .unwrap()
+                    .into_owned(),
+            ),
+        }
+    }
+
+    /// Set up (standard jobs), open a channel, mine the first job the pool makes current until
+    /// a share meets the channel's target, submit it; returns the block hash it makes.
+    async fn mine_one(&mut self) -> BlockHash {
+        let s = |v: &str| v.to_owned().try_into().unwrap();
+        self.writer
+            .send(AnyMessageOwned::Common(
+                CommonMessagesOwned::SetupConnection(SetupConnectionOwned {
+                    protocol: Protocol::MiningProtocol,
+                    min_version: 2,
+                    max_version: 2,
+                    flags: 1, // REQUIRES_STANDARD_JOBS
+                    endpoint_host: s("127.0.0.1"),
+                    endpoint_port: 0,
+                    vendor: s("wgminer-test"),
+                    hardware_version: s(""),
+                    firmware: s(""),
+                    device_id: s(""),
+                }),
+            ))
+            .await
+            .unwrap();
+        let answer = self.recv().await;
+        assert!(
+            matches!(
+                answer,
+                AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionSuccess(_))
+            ),
+            "{answer}"
+        );
+        self.writer
+            .send(AnyMessageOwned::Mining(
+                MiningOwned::OpenStandardMiningChannel(OpenStandardMiningChannelOwned {
+                    request_id: 1,
+                    user_identity: s("wgminer-test"),
+                    nominal_hash_rate: 1000.0,
+                    max_target: [0xff; 32].into(),
+                }),
+            ))
+            .await
+            .unwrap();
+        let mut channel = None;
+        let mut jobs = Vec::new();
+        let mut prev = None;
+        let start = Instant::now();
+        let (channel_id, target, job, prev) = loop {
+            assert!(start.elapsed() < WAIT, "no job from the pool");
+            match self.recv().await {
+                AnyMessageOwned::Mining(MiningOwned::OpenStandardMiningChannelSuccess(m)) => {
+                    channel = Some((
+                        m.channel_id,
+                        bitcoin::Target::from_le_bytes(*m.target.as_array()),
+                    ));
+                }
+                AnyMessageOwned::Mining(MiningOwned::NewMiningJob(j)) => jobs.push(j),
+                AnyMessageOwned::Mining(MiningOwned::SetNewPrevHash(p)) => prev = Some(p),
+                other => eprintln!("from the pool, not needed here: {other}"),
+            }
+            if let (Some((id, target)), Some(p)) = (channel, prev.as_ref()) {
+                if let Some(j) = jobs.iter().find(|j| j.job_id == p.job_id) {
+                    break (id, target, j.clone(), p.clone());
+                }
+            }
+        };
+        let mut header = Header {
+            version: Version::from_consensus(job.version as i32),
+            prev_blockhash: BlockHash::from_byte_array(*prev.prev_hash.as_array()),
+            merkle_root: TxMerkleNode::from_byte_array(*job.merkle_root.as_array()),
+            time: prev.min_ntime,
+            bits: CompactTarget::from_consensus(prev.nbits),
+            nonce: 0,
+        };
+        while !hash_meets_target(&header.block_hash(), &target) {
+            header.nonce += 1;
+        }
+        self.writer
+            .send(AnyMessageOwned::Mining(MiningOwned::SubmitSharesStandard(
+                SubmitSharesStandardOwned {
+                    channel_id,
+                    sequence_number: 0,
+                    job_id: job.job_id,
+                    nonce: header.nonce,
+                    ntime: header.time,
+                    version: job.version,
+                },
+            )))
+            .await
+            .unwrap();
+        header.block_hash()
+    }
+}
+
+/// SRI's published example key pair, which the test pool uses for its own Noise listener.
+const SRI_POOL_PUBLIC_KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+const SRI_POOL_SECRET_KEY: &str = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n";
+
+#[tokio::test]
+async fn sri_pool_runs_on_the_template_provider_and_its_block_reaches_the_chain() {
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("sri");
+    let (core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start(&bin, &dir.0, &tp);
+    pool.until("Setup Connection done", 1).await;
+    pool.until("NewTemplate(template_id: 1, future_template: true", 1)
+        .await;
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    assert_eq!(count(&tp.stats().connections), 1);
+
+    // A miner on the pool finds a block: the pool submits it to the provider, the chain takes
+    // it, and the pool hears of the new tip.
+    let mut miner = TestMiner::connect(pool.listen).await;
+    let hash = miner.mine_one().await;
+    pool.until("Block Found", 1).await;
+    until("the pool's block in the chain", || core.tip().0 == 1).await;
+    assert_eq!(core.tip().1, hash);
+    assert_eq!(count(&tp.stats().blocks_accepted), 1);
+    assert_eq!(count(&tp.stats().solutions_refused), 0);
+    let log = pool.until("SetNewPrevHash { template_id: 2,", 1).await;
+    assert!(
+        log.contains("NewTemplate(template_id: 2, future_template: true"),
+        "{log}"
+    );
+
+    // A block from elsewhere (straight into the core): the pool hears of that tip too.
+    let t = core.template();
+    let new_template = wgminer::node::sv2_tp::messages::new_template(&t, 99, true).unwrap();
+    let p = wgminer::node::sv2_tp::messages::set_new_prev_hash(&t, 99);
+    let (solution, hash) = solve(&new_template, &p, 42);
+    let block = wgminer::node::sv2_tp::messages::solution_block(
+        &t,
+        solution.version,
+        solution.header_timestamp,
+        solution.header_nonce,
+        solution.coinbase_tx.as_bytes(),
+    )
+    .unwrap();
+    core.submit(&block).unwrap();
+    assert_eq!(core.tip(), (2, hash));
+    let log = pool.until("SetNewPrevHash { template_id: 3,", 1).await;
+    eprintln!(
+        "{}",
+        log.lines()
+            .filter(|l| l.contains("Received")
+                || l.contains("Block Found")
+                || l.contains("Template Provider"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(pool);
     tp.stop().await;
 }
