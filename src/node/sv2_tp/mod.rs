@@ -12,6 +12,25 @@
 //! Limits (what a peer can grow): [`TpLimits`] caps connections, the handshake's and the setup's
 //! time, and the size of a frame; each session keeps [`session::KEPT_TEMPLATES`] templates; frames
 //! from a client wait in a queue of [`INBOUND_QUEUE`] (the reader then stops reading).
+//!
+//! Started beside the JSON-RPC server on the same [`NodeCore`] (by `wgminer node`, or while the
+//! embedded core is mined), with the key printed so a pool can pin it:
+//!
+//! ```no_run
+//! # async fn run(core: std::sync::Arc<wgminer::node::NodeCore>) -> Result<(), wgminer::node::sv2_tp::TpError> {
+//! use wgminer::node::sv2_tp::TemplateProvider;
+//! let tp = TemplateProvider::start(core, "127.0.0.1:8442".parse().unwrap()).await?;
+//! println!(
+//!     "SV2 template provider on {}, authority_public_key = \"{}\"{}",
+//!     tp.addr(),
+//!     tp.authority_public_key(),
+//!     if tp.key_created() { " (new key)" } else { "" }
+//! );
+//! // ... serve until Ctrl-C, then:
+//! tp.stop().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod authority;
 pub mod messages;
