@@ -38,7 +38,7 @@ use crate::work::{BlockVerdict, MiningStats, PreparedJob, Share, SoloJob};
 
 /// Where blocks without a verdict are written, unless the run has a data directory: a folder
 /// of this name in the working directory.
-pub const UNSUBMITTED_BLOCKS: &str = "unsubmitted-blocks";
+pub const UNSUBMITTED_BLOCKS: &str = crate::node::datadir::UNSUBMITTED_BLOCKS;
 
 /// How a run behaves at its edges.
 #[derive(Clone, Debug)]

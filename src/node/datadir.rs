@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 /// The directory the regtest chain lives in, under a data directory.
 pub const REGTEST_SUBDIR: &str = "regtest";
 
+/// The folder, under a data directory, where a valid block that could not be stored or delivered
+/// is written as `<height>-<hash>.hex` (by the miner, and by the SV2 Template Provider, whose
+/// client cannot be told to send it again).
+pub const UNSUBMITTED_BLOCKS: &str = "unsubmitted-blocks";
+
 /// The default data directory: `$XDG_DATA_HOME/wgminer` or `$HOME/.local/share/wgminer` on
 /// Linux and other Unixes, `$HOME/Library/Application Support/wgminer` on macOS,
 /// `%APPDATA%\wgminer` on Windows. `None` when the environment names no home (the user must

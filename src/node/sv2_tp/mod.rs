@@ -37,6 +37,7 @@ pub mod messages;
 pub mod session;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,9 +49,11 @@ use tokio::task::JoinSet;
 use self::authority::AuthorityKey;
 use self::session::{Session, Step};
 use super::service::NodeCore;
-use super::NodeError;
+use super::validate::RejectReason;
+use super::{BlockRejected, NodeError};
 use crate::sv2::noise::{self, NoiseError, NoiseReader, NoiseWriter};
 use crate::sv2::{AuthorityPublicKey, Frame};
+use bitcoin::Block;
 
 /// Frames read from a client and not yet handled; a client that sends faster waits.
 pub const INBOUND_QUEUE: usize = 16;
@@ -437,9 +440,10 @@ async fn run_steps<W: tokio::io::AsyncWrite + Unpin>(
             }
             Step::Submit { template_id, block } => {
                 let c = Arc::clone(core);
-                let result = tokio::task::spawn_blocking(move || c.submit(&block))
-                    .await
-                    .map_err(|e| format!("internal error: {e}"))?;
+                let (result, block) =
+                    tokio::task::spawn_blocking(move || (c.submit(&block), block))
+                        .await
+                        .map_err(|e| format!("internal error: {e}"))?;
                 match result {
                     Ok(accepted) => {
                         TpStats::bump(&stats.blocks_accepted);
@@ -448,6 +452,12 @@ async fn run_steps<W: tokio::io::AsyncWrite + Unpin>(
                             accepted.hash,
                             accepted.height
                         );
+                    }
+                    Err(rejected) if matches!(rejected.reason, RejectReason::StoreFailed(_)) => {
+                        // Valid, but the disk refused it, and the client cannot be asked to send
+                        // it again: write it out so it is not lost (the chain is unchanged).
+                        TpStats::bump(&stats.solutions_refused);
+                        write_out_block(&unsubmitted_dir(core), &block, &rejected);
                     }
                     Err(rejected) => {
                         TpStats::bump(&stats.solutions_refused);
@@ -480,4 +490,64 @@ async fn run_steps<W: tokio::io::AsyncWrite + Unpin>(
         }
     }
     Ok(())
+}
+
+/// Where a block the store refused is written: `unsubmitted-blocks` in the data directory (the
+/// chain directory's parent, see [`super::datadir::chain_dir`]), beside the miner's.
+fn unsubmitted_dir(core: &NodeCore) -> PathBuf {
+    let chain = core.dir();
+    chain
+        .parent()
+        .unwrap_or(&chain)
+        .join(super::datadir::UNSUBMITTED_BLOCKS)
+}
+
+/// Log a valid block the chain could not store, whole, and save it to
+/// `dir/<height>-<hash>.hex` so it can be submitted again (`submitblock`); the hex is in the log
+/// whether or not the file could be written.
+pub fn write_out_block(dir: &Path, block: &Block, rejected: &BlockRejected) {
+    let hex = bitcoin::consensus::encode::serialize_hex(block);
+    let height = block.bip34_block_height().unwrap_or(0);
+    let path = dir.join(format!("{height}-{}.hex", rejected.hash));
+    let saved =
+        std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, format!("{hex}\n")));
+    match saved {
+        Ok(()) => tracing::error!(
+            "SV2 SubmitSolution: {rejected}; the block is saved to {} (submit it again with submitblock): {hex}",
+            path.display()
+        ),
+        Err(e) => tracing::error!(
+            "SV2 SubmitSolution: {rejected}; the block could not be saved to {} either ({e}); submit it again by hand: {hex}",
+            path.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::validate::StoreFault;
+
+    #[test]
+    fn a_block_the_store_refused_is_written_out() {
+        let dir = std::env::temp_dir().join(format!("wgminer-sv2-out-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let block = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+        let rejected = BlockRejected {
+            hash: block.block_hash(),
+            reason: RejectReason::StoreFailed(StoreFault {
+                disk_full: true,
+                file: dir.join("chain.redb"),
+                why: "disk full".into(),
+            }),
+        };
+        write_out_block(&dir, &block, &rejected);
+        let file = dir.join(format!("0-{}.hex", block.block_hash()));
+        let hex = std::fs::read_to_string(&file).expect("written out");
+        assert_eq!(
+            hex.trim(),
+            bitcoin::consensus::encode::serialize_hex(&block)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -301,3 +301,160 @@ impl Session {
         Ok(steps)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sv2::Frame;
+    use bitcoin::hashes::Hash;
+    use common_messages_sv2::SetupConnectionOwned;
+    use template_distribution_sv2::{
+        CoinbaseOutputConstraintsOwned, SubmitSolutionOwned,
+        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_SUBMIT_SOLUTION,
+    };
+
+    /// A message as the provider receives it: SRI's encoding, then SRI's parser.
+    fn frame<T: binary_sv2::Encodable + binary_sv2::GetSize>(msg_type: u8, m: T) -> Frame {
+        Frame {
+            extension: 0,
+            channel_msg: false,
+            msg_type,
+            payload: binary_sv2::to_bytes(m).expect("encodes"),
+        }
+    }
+
+    fn setup(protocol: Protocol) -> Frame {
+        let s = |v: &str| v.to_owned().try_into().expect("short");
+        frame(
+            common_messages_sv2::MESSAGE_TYPE_SETUP_CONNECTION,
+            SetupConnectionOwned {
+                protocol,
+                min_version: 2,
+                max_version: 2,
+                flags: 0,
+                endpoint_host: s("h"),
+                endpoint_port: 1,
+                vendor: s("v"),
+                hardware_version: s(""),
+                firmware: s(""),
+                device_id: s(""),
+            },
+        )
+    }
+
+    fn constraints() -> Frame {
+        frame(
+            MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
+            CoinbaseOutputConstraintsOwned {
+                coinbase_output_max_additional_size: 100,
+                coinbase_output_max_additional_sigops: 4,
+            },
+        )
+    }
+
+    fn on(session: &mut Session, mut f: Frame) -> Vec<Step> {
+        session.on_message(f.parse().expect("parses"))
+    }
+
+    fn template(tip: u8) -> Arc<BlockTemplate> {
+        let bits = bitcoin::CompactTarget::from_consensus(0x207f_ffff);
+        Arc::new(BlockTemplate {
+            version: bitcoin::block::Version::from_consensus(0x2000_0000),
+            prev_hash: BlockHash::from_byte_array([tip; 32]),
+            height: 1,
+            bits,
+            target: bitcoin::Target::from_compact(bits),
+            cur_time: 1_700_000_000,
+            min_time: 1_600_000_000,
+            coinbase_value: bitcoin::Amount::from_sat(50),
+            coinbase_aux: Vec::new(),
+            transactions: Vec::new(),
+            segwit: true,
+            default_witness_commitment: None,
+            longpoll_id: None,
+        })
+    }
+
+    fn serving() -> Session {
+        let mut s = Session::new();
+        on(&mut s, setup(Protocol::TemplateDistributionProtocol));
+        assert!(matches!(
+            on(&mut s, constraints())[..],
+            [Step::FetchTemplate]
+        ));
+        s
+    }
+
+    #[test]
+    fn setup_comes_first_and_only_for_template_distribution() {
+        let mut s = Session::new();
+        assert!(matches!(on(&mut s, constraints())[..], [Step::Close(_)]));
+        let mut s = Session::new();
+        let steps = on(&mut s, setup(Protocol::MiningProtocol));
+        assert!(matches!(
+            &steps[..],
+            [Step::Send(AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionError(e))), Step::Close(_)]
+                if e.error_code.as_bytes() == b"unsupported-protocol"
+        ));
+        let mut s = Session::new();
+        let steps = on(&mut s, setup(Protocol::TemplateDistributionProtocol));
+        assert!(matches!(
+            &steps[..],
+            [Step::Send(AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionSuccess(ok)))]
+                if ok.used_version == PROTOCOL_VERSION
+        ));
+        assert!(s.set_up() && !s.serving());
+        assert!(s.on_template(template(1)).expect("encodes").is_empty());
+        let steps = on(&mut s, setup(Protocol::TemplateDistributionProtocol));
+        assert!(matches!(steps[..], [Step::Close(_)]));
+    }
+
+    #[test]
+    fn a_new_tip_gets_a_future_template_and_prev_hash_the_same_tip_a_current_one() {
+        let mut s = serving();
+        let steps = s.on_template(template(1)).expect("encodes");
+        assert!(matches!(
+            &steps[..],
+            [
+                Step::Send(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::NewTemplate(t))),
+                Step::Send(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::SetNewPrevHash(p))),
+            ] if t.future_template && p.template_id == t.template_id
+        ));
+        let steps = s.on_template(template(1)).expect("encodes");
+        assert!(matches!(
+            &steps[..],
+            [Step::Send(AnyMessageOwned::TemplateDistribution(TemplateDistributionOwned::NewTemplate(t)))]
+                if !t.future_template
+        ));
+    }
+
+    #[test]
+    fn only_the_last_templates_are_kept() {
+        let mut s = serving();
+        for tip in 0..(KEPT_TEMPLATES as u8 + 2) {
+            s.on_template(template(tip)).expect("encodes");
+        }
+        let solution = |template_id| {
+            frame(
+                MESSAGE_TYPE_SUBMIT_SOLUTION,
+                SubmitSolutionOwned {
+                    template_id,
+                    version: 0,
+                    header_timestamp: 0,
+                    header_nonce: 0,
+                    coinbase_tx: b"junk".to_vec().try_into().expect("short"),
+                },
+            )
+        };
+        // Templates 1 and 2 are forgotten; 3 is kept (and its junk coinbase refused).
+        assert!(matches!(
+            on(&mut s, solution(2))[..],
+            [Step::Refused(Refusal::UnknownTemplate(2))]
+        ));
+        assert!(matches!(
+            on(&mut s, solution(3))[..],
+            [Step::Refused(Refusal::BadSolution { template_id: 3, .. })]
+        ));
+        assert_eq!(s.templates.len(), KEPT_TEMPLATES);
+    }
+}
