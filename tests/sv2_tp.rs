@@ -1,7 +1,8 @@
 //! The node core's Stratum V2 Template Provider, for real: an SV2 client over Noise (SRI's
 //! crates, through wgminer's transport) gets templates, submits solutions that the chain takes
 //! or refuses, and abuses the provider in every way a peer can (garbage before and after the
-//! handshake, oversized frames, malformed and stale solutions, too many connections); and SRI's
+//! handshake, oversized frames, malformed and stale solutions, too many connections, random
+//! messages of every type); and SRI's
 //! own pool (`pool_sv2` 0.7, built by scripts/fetch-sri.sh, found through
 //! `WGMINER_TEST_POOL_SV2`) runs on the provider unchanged, and a block a miner finds on it
 //! reaches the chain.
@@ -859,4 +860,111 @@ async fn sri_pool_runs_on_the_template_provider_and_its_block_reaches_the_chain(
     );
     drop(pool);
     tp.stop().await;
+}
+
+// ---- Random client messages -----------------------------------------------------------------
+
+/// Random payloads for every message type a client can name (and mutations of real messages),
+/// through SRI's parser and the provider's session, with templates arriving in between: no
+/// panic, and a refusal or a close is all a bad message gets.
+#[test]
+fn random_client_messages_never_panic_the_session() {
+    use rand::{Rng, SeedableRng};
+    use wgminer::node::sv2_tp::session::{Session, Step};
+    use wgminer::sv2::Frame;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5752_5632);
+    let dir = TempDir::new("fuzz");
+    let chain = Chain::open(&dir.0.join("regtest"), ChainParams::regtest()).unwrap();
+    let template = Arc::new(chain.template(1_800_000_000));
+    let real = binary_sv2::to_bytes(SubmitSolutionOwned {
+        template_id: 1,
+        version: 0x2000_0000,
+        header_timestamp: 1,
+        header_nonce: 2,
+        coinbase_tx: serialize(&coinbase(
+            &wgminer::node::sv2_tp::messages::new_template(&template, 1, true).unwrap(),
+            1,
+        ))
+        .try_into()
+        .unwrap(),
+    })
+    .unwrap();
+    let types: Vec<u8> = (0x00..=0x04)
+        .chain(0x70..=0x76)
+        .chain([0x10, 0xff])
+        .collect();
+    let mut outcomes = [0usize; 4];
+    for round in 0..20_000 {
+        let mut session = Session::new();
+        // Most rounds start set up and served, so deeper states are reached.
+        if round % 4 != 0 {
+            let mut setup = Frame {
+                extension: 0,
+                channel_msg: false,
+                msg_type: 0x00,
+                payload: binary_sv2::to_bytes(SetupConnectionOwned {
+                    protocol: Protocol::TemplateDistributionProtocol,
+                    min_version: 2,
+                    max_version: 2,
+                    flags: 0,
+                    endpoint_host: "h".to_owned().try_into().unwrap(),
+                    endpoint_port: 0,
+                    vendor: "v".to_owned().try_into().unwrap(),
+                    hardware_version: "".to_owned().try_into().unwrap(),
+                    firmware: "".to_owned().try_into().unwrap(),
+                    device_id: "".to_owned().try_into().unwrap(),
+                })
+                .unwrap(),
+            };
+            session.on_message(setup.parse().unwrap());
+            let mut constraints = Frame {
+                extension: 0,
+                channel_msg: false,
+                msg_type: 0x70,
+                payload: vec![100, 0, 0, 0, 4, 0],
+            };
+            session.on_message(constraints.parse().unwrap());
+            session.on_template(Arc::clone(&template)).unwrap();
+        }
+        for _ in 0..4 {
+            let msg_type = types[rng.random_range(0..types.len())];
+            let payload = if msg_type == 0x76 && rng.random_bool(0.5) {
+                let mut p = real.clone();
+                for _ in 0..rng.random_range(1..4) {
+                    let i = rng.random_range(0..p.len());
+                    p[i] = rng.random();
+                }
+                p.truncate(rng.random_range(0..=p.len()));
+                p
+            } else {
+                (0..rng.random_range(0..200))
+                    .map(|_| rng.random())
+                    .collect()
+            };
+            let mut frame = Frame {
+                extension: 0,
+                channel_msg: false,
+                msg_type,
+                payload,
+            };
+            let Ok(message) = frame.parse() else {
+                outcomes[0] += 1;
+                continue;
+            };
+            for step in session.on_message(message) {
+                match step {
+                    Step::Refused(_) => outcomes[1] += 1,
+                    Step::Close(_) => outcomes[2] += 1,
+                    Step::Submit { .. } | Step::Send(_) | Step::FetchTemplate => outcomes[3] += 1,
+                }
+            }
+            if rng.random_bool(0.1) {
+                session.on_template(Arc::clone(&template)).unwrap();
+            }
+        }
+    }
+    eprintln!("unparsed, refused, closed, acted on: {outcomes:?}");
+    // Every kind of outcome was reached.
+    assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
 }
