@@ -2,10 +2,9 @@
 //! crates, through wgminer's transport) gets templates, submits solutions that the chain takes
 //! or refuses, and abuses the provider in every way a peer can (garbage before and after the
 //! handshake, oversized frames, malformed and stale solutions, too many connections, random
-//! messages of every type); and SRI's
-//! own pool (`pool_sv2` 0.7, built by scripts/fetch-sri.sh, found through
-//! `WGMINER_TEST_POOL_SV2`) runs on the provider unchanged, and a block a miner finds on it
-//! reaches the chain.
+//! messages of every type); and SRI's own pool (`pool_sv2` 0.7, built by scripts/fetch-sri.sh,
+//! found through `WGMINER_TEST_POOL_SV2`) runs on the provider unchanged, and a block a miner
+//! finds on it reaches the chain.
 //!
 //! Self-contained: its helpers are below.
 
