@@ -488,9 +488,12 @@ async fn garbage_oversized_frames_and_floods_close_only_that_connection() {
     })
     .await;
 
-    // No SetupConnection in time; then a wrong protocol.
+    // No SetupConnection in time; no CoinbaseOutputConstraints in time; a wrong protocol.
     let mut silent = Client::connect(&tp).await.unwrap();
     silent.closed().await;
+    let mut half = Client::connect(&tp).await.unwrap();
+    half.setup(Protocol::TemplateDistributionProtocol).await;
+    half.closed().await;
     let mut mining = Client::connect(&tp).await.unwrap();
     let answer = mining.setup(Protocol::MiningProtocol).await;
     assert!(

@@ -69,7 +69,7 @@ pub struct TpLimits {
     pub max_connections: usize,
     /// The Noise handshake, from accept.
     pub handshake_timeout: Duration,
-    /// From the handshake to `SetupConnection`.
+    /// From the handshake to `SetupConnection` and the first `CoinbaseOutputConstraints`.
     pub setup_timeout: Duration,
     /// The largest frame read, encrypted: a `SubmitSolution` carries a coinbase of at most
     /// 64 KiB, every other client message is a few bytes.
@@ -340,9 +340,10 @@ async fn serve<W: tokio::io::AsyncWrite + Unpin>(
     loop {
         let steps = tokio::select! {
             _ = stopping.changed() => return "the template provider is stopping".into(),
-            _ = tokio::time::sleep_until(setup_deadline), if !session.set_up() => {
+            // Until templates flow a client holds a connection slot for nothing.
+            _ = tokio::time::sleep_until(setup_deadline), if !session.serving() => {
                 TpStats::bump(&stats.protocol_errors);
-                return format!("no SetupConnection within {:?}", limits.setup_timeout);
+                return format!("no SetupConnection and CoinbaseOutputConstraints within {:?}", limits.setup_timeout);
             }
             changed = tips.changed() => {
                 if changed.is_err() {
