@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs SRI's Stratum V2 pool (pool_sv2 from crates.io, the reference implementation) for the
-# Stratum V2 integration tests (tests/sv2_tp.rs): `cargo install --locked`, so it builds with the
+# Stratum V2 integration tests (tests/it/sv2_tp.rs): `cargo install --locked`, so it builds with the
 # exact dependency versions it was released with. Idempotent: built once into the cache dir (about
 # 5 minutes on an idle 2-core machine); later runs touch no network. Needs Cap'n Proto (pool_sv2
 # talks to Bitcoin Core over IPC), installed with apt when missing. Prints the absolute path of the

@@ -156,6 +156,11 @@ pub struct SoloArgs {
     /// difficulty).
     #[arg(long, value_name = "SECONDS", env = "WGMINER_BLOCK_TIME")]
     pub block_time: Option<u32>,
+    /// Embedded node core: also serve Stratum V2's Template Distribution Protocol here (a
+    /// Template Provider for SRI's pool; its authority key is printed at start). Bind it to
+    /// loopback or a trusted network: any client may connect.
+    #[arg(long, value_name = "ADDR:PORT", env = "WGMINER_SV2_TP_BIND")]
+    pub sv2_tp_bind: Option<std::net::SocketAddr>,
 }
 
 // Parsed once per run: the size of the mining flags in a variant costs nothing worth boxing.
@@ -282,6 +287,11 @@ pub struct NodeArgs {
     /// Retarget every block (aserti3-2d) for one block every SECONDS, from --difficulty.
     #[arg(long, value_name = "SECONDS")]
     pub block_time: Option<u32>,
+    /// Also serve Stratum V2's Template Distribution Protocol here (a Template Provider for
+    /// SRI's pool; its authority key is printed at start). Any client may connect: bind it to
+    /// loopback or a trusted network.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub sv2_tp_bind: Option<std::net::SocketAddr>,
     /// Which backend mines for generatetoaddress (default: every real GPU, else the CPU).
     #[arg(long, value_enum)]
     pub backend: Option<BackendChoice>,

@@ -72,6 +72,9 @@ pub struct CoreEntry {
     /// Seconds per block to retarget for (0: a fixed difficulty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_time: Option<u32>,
+    /// Where to serve Stratum V2's Template Distribution Protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sv2_tp_bind: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -100,12 +100,15 @@ pub struct EmbeddedPlan {
     /// The script every block pays and how to name it; None: the core's own key.
     pub payout: Option<(ScriptBuf, String)>,
     pub rpc_bind: Option<SocketAddr>,
+    /// Serve Stratum V2 templates here.
+    pub sv2_tp_bind: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
 pub struct NodeOnlyPlan {
     pub core: CorePlan,
     pub rpc_bind: SocketAddr,
+    pub sv2_tp_bind: Option<SocketAddr>,
     /// The devices `generatetoaddress` mines with.
     pub devices: DeviceRequest,
 }
@@ -227,7 +230,7 @@ fn node(s: Settings) -> Result<NodePlan, UsageError> {
         ));
     }
     let mut notes = Vec::new();
-    if s.difficulty.is_some() || s.rpc_bind.is_some() {
+    if s.difficulty.is_some() || s.rpc_bind.is_some() || s.sv2_tp_bind.is_some() {
         // Not an error: a config file or WGMINER_* may set them for the embedded core.
         notes.push(
             "note: --difficulty and --rpc-bind belong to the embedded node core; a node given with -o keeps its own chain and ignores them".to_owned(),
@@ -290,6 +293,7 @@ fn embedded(s: Settings) -> Result<EmbeddedPlan, UsageError> {
         core,
         payout,
         rpc_bind: s.rpc_bind,
+        sv2_tp_bind: s.sv2_tp_bind,
     })
 }
 
@@ -302,6 +306,7 @@ fn node_only(args: &NodeArgs) -> Result<RunPlan, UsageError> {
             args.block_time.unwrap_or(0),
         )?,
         rpc_bind: args.rpc_bind,
+        sv2_tp_bind: args.sv2_tp_bind,
         devices: settings::device_request(
             args.backend,
             &args.select,

@@ -36,6 +36,7 @@ pub struct Settings {
     pub api_cgminer_allow: Option<String>,
     pub gpu_temp_limit: Option<u32>,
     pub block_time: Option<u32>,
+    pub sv2_tp_bind: Option<SocketAddr>,
     /// The tracing filter: `WGMINER_LOG`, else the file's `[log] level`, else warn.
     pub log_level: String,
 }
@@ -95,6 +96,7 @@ impl Settings {
             api_cgminer_allow: args.api.api_cgminer_allow.clone(),
             gpu_temp_limit: args.api.gpu_temp_limit,
             block_time: args.solo.block_time,
+            sv2_tp_bind: args.solo.sv2_tp_bind,
             log_level: log_level(None),
         };
         if let Some(file) = file {
@@ -147,6 +149,7 @@ impl Settings {
         );
         fill(&mut self.rpc_bind, cfg.core.rpc_bind);
         fill(&mut self.block_time, cfg.core.block_time);
+        fill(&mut self.sv2_tp_bind, cfg.core.sv2_tp_bind);
         fill(&mut self.api_cgminer_bind, cfg.api.cgminer_bind);
         fill(&mut self.api_cgminer_allow, cfg.api.cgminer_allow.clone());
         fill(&mut self.gpu_temp_limit, cfg.api.gpu_temp_limit);
@@ -235,6 +238,7 @@ fn effective(args: &Settings) -> String {
         difficulty: args.difficulty.map(Difficulty),
         rpc_bind: args.rpc_bind,
         block_time: args.block_time,
+        sv2_tp_bind: args.sv2_tp_bind,
     };
     cfg.devices = DevicesEntry {
         backend: args.devices.backend.map(Backend::from),

@@ -37,3 +37,4 @@ mod solo_node;
 mod stratum_client;
 mod stratum_fuzz;
 mod stratum_vectors;
+mod sv2_tp;

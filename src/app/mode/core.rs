@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use wgminer::node::sv2_tp::TemplateProvider;
 use wgminer::node::{self, rpc_server, Chain, NodeCore};
 
 use crate::app::output::{show, OutputMode};
@@ -12,6 +13,31 @@ use crate::app::plan::CorePlan;
 pub fn open(plan: &CorePlan) -> anyhow::Result<Arc<NodeCore>> {
     let chain = Chain::open(&node::chain_dir(&plan.data_dir), plan.params.clone())?;
     Ok(NodeCore::new(chain))
+}
+
+/// Serve Stratum V2 templates from the core on `bind` and say where, with the authority key a
+/// pool's config needs.
+pub async fn start_tp(
+    mode: OutputMode,
+    core: &Arc<NodeCore>,
+    bind: std::net::SocketAddr,
+) -> anyhow::Result<TemplateProvider> {
+    let tp = TemplateProvider::start(Arc::clone(core), bind).await?;
+    let key = tp.authority_public_key().to_string();
+    let created = if tp.key_created() {
+        " (a new key, kept in the chain directory)"
+    } else {
+        ""
+    };
+    show(
+        mode,
+        &serde_json::json!({"event": "sv2_tp", "bind": tp.addr().to_string(), "authority_public_key": key}),
+        &format!(
+            "Stratum V2 Template Provider on {}: authority_public_key = \"{key}\"{created}",
+            tp.addr()
+        ),
+    );
+    Ok(tp)
 }
 
 /// Serve the core's JSON-RPC on `bind` and say where (and where its cookie is).

@@ -45,6 +45,10 @@ pub fn run(plan: EmbeddedPlan) -> anyhow::Result<()> {
             Some(bind) => Some(core::start_rpc(mode, &core, bind).await?),
             None => None,
         };
+        let tp = match plan.sv2_tp_bind {
+            Some(bind) => Some(core::start_tp(mode, &core, bind).await?),
+            None => None,
+        };
         let source = CoreSource::new(Arc::clone(&core), config);
         let blocks_dir = plan.core.data_dir.join(UNSUBMITTED_BLOCKS);
         let session = solo::session(
@@ -57,6 +61,9 @@ pub fn run(plan: EmbeddedPlan) -> anyhow::Result<()> {
             .and_then(solo::outcome);
         if let Some(server) = server {
             server.stop().await;
+        }
+        if let Some(tp) = tp {
+            tp.stop().await;
         }
         let (height, tip) = core.tip();
         show(

@@ -32,9 +32,16 @@ pub fn run(plan: NodeOnlyPlan) -> anyhow::Result<()> {
         let stop = runtime::stop_signal();
         let (extras, mut stop_rpc) = extras(&core, &plan)?;
         let server = core::start_rpc_with(OutputMode::Log, &core, plan.rpc_bind, extras).await?;
+        let tp = match plan.sv2_tp_bind {
+            Some(bind) => Some(core::start_tp(OutputMode::Log, &core, bind).await?),
+            None => None,
+        };
         tokio::select! {
             _ = stop => {}
             _ = stop_rpc.recv() => {}
+        }
+        if let Some(tp) = tp {
+            tp.stop().await;
         }
         server.stop().await;
         let (height, tip) = core.tip();

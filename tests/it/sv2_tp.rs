@@ -970,3 +970,74 @@ fn random_client_messages_never_panic_the_session() {
     // Every kind of outcome was reached.
     assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
 }
+
+/// `wgminer node --sv2-tp-bind`: the binary serves templates and prints the authority key a
+/// pool pins; a Noise handshake pinned to that key succeeds, one pinned to another key fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wgminer_node_serves_templates_under_the_printed_key() {
+    use std::io::BufRead as _;
+    let dir = TempDir::new("sv2-tp-binary");
+    let tp = free_port();
+    let rpc = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgminer"))
+        .args(["node", "--datadir"])
+        .arg(&dir.0)
+        .args([
+            "--rpc-bind",
+            &rpc.to_string(),
+            "--sv2-tp-bind",
+            &tp.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wgminer node");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let key = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("the Template Provider line");
+        if let Some(rest) = line.split("authority_public_key = \"").nth(1) {
+            break rest.split('"').next().expect("quoted key").to_owned();
+        }
+    };
+    let pinned: wgminer::sv2::key::AuthorityPublicKey = key.parse().expect("a valid key");
+    let stream = TcpStream::connect(tp).await.expect("connect");
+    let ok = noise::connect(
+        stream,
+        noise::initiator(Some(pinned)).expect("initiator"),
+        Duration::from_secs(10),
+        LIMITS.max_frame,
+    )
+    .await;
+    assert!(ok.is_ok(), "the printed key was not the server's");
+    // Another authority's key: the certificate does not verify, the miner refuses the server.
+    let other_dir = TempDir::new("sv2-tp-other");
+    let (_core, other) = provider(&other_dir, LIMITS).await;
+    let stream = TcpStream::connect(tp).await.expect("connect");
+    let wrong = noise::connect(
+        stream,
+        noise::initiator(Some(other.authority_public_key())).expect("initiator"),
+        Duration::from_secs(10),
+        LIMITS.max_frame,
+    )
+    .await;
+    assert!(
+        wrong.is_err(),
+        "a server was trusted under another authority's key"
+    );
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+}
