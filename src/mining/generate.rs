@@ -23,10 +23,6 @@ pub enum GenerateError {
     },
 }
 
-/// The most blocks one call mines (bitcoind has no limit; this keeps one call from mining
-/// for hours by mistake).
-pub const MAX_BLOCKS: u32 = 10_000;
-
 /// Mine `count` blocks on `core` paying `payout` with `backends`; the hashes of the blocks this
 /// call mined, in chain order (a block another miner submitted meanwhile is not among them).
 pub async fn generate(

@@ -60,6 +60,10 @@ pub enum RpcServerError {
     Cookie { path: PathBuf, why: String },
 }
 
+/// The most blocks one `generatetoaddress` mines (bitcoind has no limit; this keeps one call
+/// from mining for hours by mistake).
+pub const MAX_BLOCKS: u32 = 10_000;
+
 /// Generates blocks for `generatetoaddress`: (count, payout script) to the new blocks' hashes.
 pub type GenerateHook = Arc<
     dyn Fn(
@@ -464,7 +468,6 @@ fn network_info() -> Value {
 /// `generatetoaddress nblocks address ( maxtries )`: maxtries is accepted and ignored (the
 /// devices mine until the blocks are found).
 async fn generate_to_address(extras: &RpcExtras, params: &[Value]) -> RpcResult {
-    use crate::mining::generate::MAX_BLOCKS;
     let count = params
         .first()
         .and_then(Value::as_u64)
