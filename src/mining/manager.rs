@@ -728,10 +728,19 @@ mod tests {
         assert!(pauser.set(0, true), "rested");
         assert!(!pauser.set(0, true), "already resting");
         assert!(!pauser.set(5, true), "no such device");
-        // Batches already handed out finish (a CPU batch is well under a second).
-        std::thread::sleep(Duration::from_millis(1500));
-        let rested = hashes(&manager);
-        std::thread::sleep(Duration::from_millis(500));
+        // Batches already handed out finish (a CPU batch is well under a second, longer on a
+        // loaded machine): wait until the count has held still for half a second.
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut rested = hashes(&manager);
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = hashes(&manager);
+            if now == rested || Instant::now() > until {
+                break;
+            }
+            rested = now;
+        }
+        std::thread::sleep(Duration::from_millis(1000));
         assert_eq!(hashes(&manager), rested, "a rested device hashed");
         manager.new_job(easy_job("b"), true);
         assert!(

@@ -54,7 +54,11 @@ impl WorkSource for StratumSource {
         let mut client = tokio::spawn(client::run(self.config, client_tx, shares_rx, async {
             let _ = stop_rx.await;
         }));
-        let mut shares = Some(shares_tx);
+        // The client treats a closed share channel as the end of the run and stops reading its
+        // pool; the channel stays open until the runner is done draining answers, so `taking`
+        // only says whether the runner still sends solutions.
+        let shares = shares_tx;
+        let mut taking = true;
         let ended = loop {
             tokio::select! {
                 ev = client_rx.recv() => match ev {
@@ -67,10 +71,9 @@ impl WorkSource for StratumSource {
                     }
                     None => break None,
                 },
-                found = link.solutions.recv(), if shares.is_some() => match found {
+                found = link.solutions.recv(), if taking => match found {
                     Some(found) => {
-                        let Some(tx) = &shares else { continue };
-                        if let Err(e) = tx.try_send(found.share) {
+                        if let Err(e) = shares.try_send(found.share) {
                             let (share, why) = match e {
                                 mpsc::error::TrySendError::Full(s) => (s, "pool client queue full"),
                                 mpsc::error::TrySendError::Closed(s) => (s, "pool client stopped"),
@@ -82,7 +85,7 @@ impl WorkSource for StratumSource {
                         }
                     }
                     // The run is ending: no more shares, but answers still count.
-                    None => shares = None,
+                    None => taking = false,
                 },
                 r = &mut client => break Some(r),
                 _ = link.events.closed() => break None,

@@ -2,7 +2,7 @@
 //! TCP connection (`{"command":"summary","parameter":""}` or the text form `summary|`), one
 //! reply ended by a NUL byte, then the connection closes. The commands, section names, field
 //! names and STATUS envelope are cgminer's (its API-README, API version 3.7); the numbers come
-//! from the same [`MiningStats`] as the HTTP API. Report commands can be joined with `+`.
+//! from the same [`MiningStats`](crate::work::MiningStats) as the HTTP API. Report commands can be joined with `+`.
 //!
 //! Privileged commands (`switchpool`, `restart`, `quit`, `privileged`) are answered only for
 //! addresses on the allow-list; they are handed to the application as a [`Control`].
