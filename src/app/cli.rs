@@ -69,10 +69,31 @@ pub struct MineArgs {
     pub json_log: bool,
     /// A TOML configuration file (`wgminer config example` prints one). Environment variables
     /// (WGMINER_*) override it, and flags override both.
-    #[arg(long, value_name = "FILE", env = "WGMINER_CONFIG")]
+    #[arg(short = 'c', long, value_name = "FILE", env = "WGMINER_CONFIG")]
     pub config: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub api: ApiArgs,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}
+
+/// How the run is shown and logged.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DisplayArgs {
+    /// Quiet: rates and results only (shares, blocks, errors), no job, template or connection
+    /// lines.
+    #[arg(short = 'q', long, env = "WGMINER_QUIET")]
+    pub quiet: bool,
+    /// Also append every line to FILE (plain text, no colour).
+    #[arg(long, value_name = "PATH", env = "WGMINER_LOG_FILE")]
+    pub log_file: Option<std::path::PathBuf>,
+    /// Which diagnostics to log: error, warn, info, debug, trace, or a filter such as
+    /// `wgminer=debug` (default warn; wins over WGMINER_LOG and the config file).
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<String>,
+    /// No colour on the terminal (the NO_COLOR environment variable does the same).
+    #[arg(long)]
+    pub no_color: bool,
 }
 
 /// The monitoring API (off unless a bind address is given).
@@ -139,6 +160,10 @@ pub struct SoloArgs {
     /// The embedded node core generates and keeps one when none is given.
     #[arg(long, value_name = "ADDRESS", env = "WGMINER_COINBASE_ADDR")]
     pub coinbase_addr: Option<String>,
+    /// Solo mining: text put in every block's coinbase scriptSig, after the height and
+    /// extranonce (the scriptSig must stay within 100 bytes: about 80 bytes of text).
+    #[arg(long, value_name = "TEXT", env = "WGMINER_COINBASE_SIG")]
+    pub coinbase_sig: Option<String>,
     /// Embedded node core: where its chain lives (default: the platform data dir, e.g.
     /// ~/.local/share/wgminer).
     #[arg(long, value_name = "DIR", env = "WGMINER_DATADIR")]
@@ -332,6 +357,13 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
             "seconds must be greater than 0 and at most 86400, got {s}"
         ))
     }
+}
+
+/// A tracing filter that parses (`warn`, `wgminer=debug,info`).
+fn parse_log_level(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("'{s}' is not a log level or filter: {e}"))
 }
 
 pub fn parse_difficulty(s: &str) -> Result<f64, String> {

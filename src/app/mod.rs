@@ -13,23 +13,15 @@ mod plan;
 mod runtime;
 mod settings;
 
-/// Plan the run, start logging at the planned level, and run it.
+/// Plan the run, open the log file, start logging at the planned level, and run it.
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let plan = plan::plan(cli)?;
-    init_logging(&plan.log_level);
+    if let Some(path) = &plan.log_file {
+        output::logging::open_log_file(path).map_err(|e| {
+            error::UsageError(format!("cannot open the log file {}: {e}", path.display()))
+        })?;
+    }
+    output::logging::init(&plan.log_level);
     mode::run(plan.run)?;
     runtime::restart_if_asked()
-}
-
-/// Log lines (tracing) on stderr: `WGMINER_LOG`, else the planned level.
-fn init_logging(level: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WGMINER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in files and pipes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

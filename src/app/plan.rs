@@ -17,7 +17,7 @@ use crate::app::cli::{BenchArgs, Cli, Command, ConfigCommand, MineArgs, NodeArgs
 use crate::app::config;
 use crate::app::devices::DeviceRequest;
 use crate::app::error::UsageError;
-use crate::app::output::OutputMode;
+use crate::app::output::{Look, OutputMode};
 use crate::app::settings::{self, Settings};
 
 /// What to do, checked. Built by [`plan`].
@@ -49,6 +49,8 @@ pub enum RunPlan {
 pub struct Plan {
     pub run: RunPlan,
     pub log_level: String,
+    /// `--log-file`: every line appended there too.
+    pub log_file: Option<PathBuf>,
 }
 
 /// What every mining run needs besides its source.
@@ -56,6 +58,8 @@ pub struct Plan {
 pub struct MiningPlan {
     pub devices: DeviceRequest,
     pub output: OutputMode,
+    /// Colour and `-q`.
+    pub look: Look,
     pub api: Option<ApiPlan>,
     /// cgminer's TCP API, if asked for.
     pub cgminer: Option<CgminerConfig>,
@@ -126,10 +130,12 @@ pub struct BenchPlan {
 /// Turn the parsed command line (with the config file it names) into a plan.
 pub fn plan(cli: Cli) -> Result<Plan, UsageError> {
     let no_file = || settings::log_level(None);
+    let mut log_file = None;
     let (run, log_level) = match cli.command {
         None => {
             let s = merged(&cli.mine)?;
             let level = s.log_level.clone();
+            log_file = s.display.log_file.clone();
             (mining(s)?, level)
         }
         Some(Command::Config(ConfigCommand::Show(args))) => {
@@ -149,7 +155,11 @@ pub fn plan(cli: Cli) -> Result<Plan, UsageError> {
             no_file(),
         ),
     };
-    Ok(Plan { run, log_level })
+    Ok(Plan {
+        run,
+        log_level,
+        log_file,
+    })
 }
 
 /// The mining flags over the config file they name, if any.
@@ -362,6 +372,10 @@ fn mining_plan(s: &Settings) -> Result<MiningPlan, UsageError> {
     Ok(MiningPlan {
         devices: s.devices.clone(),
         output: OutputMode::choose(s.json_log),
+        look: Look {
+            colour: crate::app::output::colour_wanted(s.display.no_color),
+            quiet: s.display.quiet,
+        },
         api: api_plan(s)?,
         cgminer,
         gpu_temp_limit: s.gpu_temp_limit,

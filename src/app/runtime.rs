@@ -224,7 +224,12 @@ pub async fn mine(
         None => (None, None),
     };
     let sensors = start_sensors(&gpus, &manager, plan.gpu_temp_limit);
-    let ui = tokio::spawn(output::render(mode, Arc::clone(&stats), events_rx));
+    let ui = tokio::spawn(output::render(
+        mode,
+        plan.look,
+        Arc::clone(&stats),
+        events_rx,
+    ));
     let stop = async move {
         tokio::select! {
             _ = stop => {}
@@ -261,12 +266,13 @@ pub async fn finish_display(ui: tokio::task::JoinHandle<()>) {
 }
 
 /// Resolves on Ctrl-C, or SIGTERM or SIGHUP on Unix (what systemd and container runtimes send,
-/// and what a closed terminal sends), or when
-/// output can no longer be written (a closed pipe), and from then on a second signal ends the
-/// process at once (exit code 130) instead of waiting for the drain. The handlers are installed
-/// when this is called (inside the runtime), not when the future is first polled, so a signal
-/// during start-up is not lost. If no handler can be installed, mining goes on until the
-/// process is killed.
+/// and what a closed terminal sends), or when output can no longer be written (a closed pipe).
+/// From then on a second signal ends the process at once (exit code 130) instead of waiting
+/// for the drain, unless it comes within [`SAME_REQUEST`] of the first: GNU `timeout` and a
+/// terminal signal the process and then its group, one request arriving twice. The handlers
+/// are installed when this is called (inside the runtime), not when the future is first
+/// polled, so a signal during start-up is not lost. If no handler can be installed, mining
+/// goes on until the process is killed.
 pub fn stop_signal() -> impl std::future::Future<Output = ()> {
     let mut signals = Signals::install();
     async move {
@@ -274,8 +280,14 @@ pub fn stop_signal() -> impl std::future::Future<Output = ()> {
             _ = signals.next() => {}
             _ = output::output_closed() => {}
         }
+        let first = tokio::time::Instant::now();
         tokio::spawn(async move {
-            signals.next().await;
+            loop {
+                signals.next().await;
+                if first.elapsed() >= SAME_REQUEST {
+                    break;
+                }
+            }
             write_to(
                 Stream::Err,
                 "second signal: exiting now, without waiting for answers\n",
@@ -284,6 +296,9 @@ pub fn stop_signal() -> impl std::future::Future<Output = ()> {
         });
     }
 }
+
+/// A signal this soon after the first is the same request, not an impatient second one.
+pub const SAME_REQUEST: Duration = Duration::from_secs(1);
 
 /// SIGINT, SIGTERM and SIGHUP streams (Ctrl-C elsewhere). SIGHUP (the terminal went away, or
 /// `systemctl reload` without a reload command) is a graceful stop like the others: nothing is

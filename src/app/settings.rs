@@ -37,8 +37,19 @@ pub struct Settings {
     pub gpu_temp_limit: Option<u32>,
     pub block_time: Option<u32>,
     pub sv2_tp_bind: Option<SocketAddr>,
-    /// The tracing filter: `WGMINER_LOG`, else the file's `[log] level`, else warn.
+    /// The tracing filter: `--log-level`, else `WGMINER_LOG`, else the file's `[log] level`,
+    /// else warn.
     pub log_level: String,
+    pub coinbase_sig: Option<String>,
+    pub display: DisplaySettings,
+}
+
+/// `-q`, `--no-color`, `--log-file`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DisplaySettings {
+    pub quiet: bool,
+    pub no_color: bool,
+    pub log_file: Option<PathBuf>,
 }
 
 /// The device flags as a request (shared by mining and `bench`).
@@ -98,9 +109,18 @@ impl Settings {
             block_time: args.solo.block_time,
             sv2_tp_bind: args.solo.sv2_tp_bind,
             log_level: log_level(None),
+            coinbase_sig: args.solo.coinbase_sig.clone(),
+            display: DisplaySettings {
+                quiet: args.display.quiet,
+                no_color: args.display.no_color,
+                log_file: args.display.log_file.clone(),
+            },
         };
         if let Some(file) = file {
             s.fill_from(file);
+        }
+        if let Some(level) = &args.display.log_level {
+            s.log_level = level.clone();
         }
         s
     }

@@ -114,9 +114,9 @@ fn a_second_signal_exits_at_once() {
         || node.calls("submitblock") > 0,
     );
     m.interrupt();
-    // The first signal must be taken before the second is sent, and the miner says nothing when
-    // it takes one (it is waiting for the node's answer): give it a moment, the one fixed wait.
-    std::thread::sleep(Duration::from_millis(500));
+    // Over a second later: a second signal sooner is the same request arriving twice (GNU
+    // timeout signals the process and its group), and the first must be taken before this one.
+    std::thread::sleep(Duration::from_millis(1300));
     let sent = Instant::now();
     m.interrupt();
     let status = m.wait_exit(Duration::from_secs(10));

@@ -1,9 +1,13 @@
 //! All that a run shows, in one place: how ([`OutputMode`]: a status line redrawn every second
 //! on a terminal, plain log lines otherwise, or one JSON object per line with `--json-log`),
 //! one event at a time ([`show`]), and every write to stdout/stderr ([`write_to`]), which turns
-//! a closed pipe into a quiet stop instead of a panic in `println!`.
+//! a closed pipe into a quiet stop instead of a panic in `println!`. Every text line starts
+//! with the same UTC timestamp ([`timestamp`]), tracing's warnings included ([`logging`]), and
+//! goes to `--log-file` too, without colour.
 
 mod events;
+pub mod logging;
+mod style;
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wgminer::text::printable;
 use wgminer::work::StatsSnapshot;
 
-pub use events::{format_difficulty, render, status_text};
+pub use events::{format_difficulty, render, status_text, Look};
+pub use logging::{log_file_line, timestamp};
+pub use style::{colour_wanted, Paint};
 
 /// How a run is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,25 +43,38 @@ impl OutputMode {
     }
 }
 
-/// The last line of a run: the final counters (clearing the status line on a terminal).
+/// The last line of a run: the final counters and the best share (the status lines are
+/// cleared by the display as it ends).
 pub fn show_exit(mode: OutputMode, snap: &StatsSnapshot, summary: &str) {
-    if mode == OutputMode::Terminal {
-        write_to(Stream::Err, "\r\x1b[2K");
-    }
+    let best = if snap.best_share > 0.0 {
+        format!("; best share {}", format_difficulty(snap.best_share))
+    } else {
+        String::new()
+    };
     show(
         mode,
         &serde_json::json!({"event": "exit", "status": snap}),
-        &format!("stopped: {summary}"),
+        &format!("stopped: {summary}{best}"),
     );
 }
 
 /// Print one event: text (stdout for logs, stderr above the status line on a terminal) or JSON.
 pub fn show(mode: OutputMode, json: &serde_json::Value, text: &str) {
-    let text = printable(text);
+    show_painted(mode, json, text, Paint::None);
+}
+
+/// [`show`], the text painted on a terminal (the caller says whether colour is on).
+pub fn show_painted(mode: OutputMode, json: &serde_json::Value, text: &str, paint: Paint) {
+    let text = format!(
+        "{} {}",
+        timestamp(std::time::SystemTime::now()),
+        printable(text)
+    );
+    log_file_line(&text);
     match mode {
         OutputMode::Json => write_to(Stream::Out, &format!("{json}\n")),
         OutputMode::Log => write_to(Stream::Out, &format!("{text}\n")),
-        OutputMode::Terminal => write_to(Stream::Err, &format!("\r\x1b[2K{text}\n")),
+        OutputMode::Terminal => write_to(Stream::Err, &format!("\r\x1b[2K{}\n", paint.wrap(&text))),
     }
 }
 
