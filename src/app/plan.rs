@@ -88,6 +88,8 @@ pub struct NodePlan {
     pub coinbase_addr: String,
     /// Settings this mode ignores, said at start (a config file may set them for the core).
     pub notes: Vec<String>,
+    /// `--coinbase-sig`, checked for length.
+    pub coinbase_text: Vec<u8>,
 }
 
 /// Where the embedded node core's chain lives and which rules it keeps.
@@ -106,6 +108,8 @@ pub struct EmbeddedPlan {
     pub rpc_bind: Option<SocketAddr>,
     /// Serve Stratum V2 templates here.
     pub sv2_tp_bind: Option<SocketAddr>,
+    /// `--coinbase-sig`, checked for length.
+    pub coinbase_text: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -182,6 +186,11 @@ pub fn mining(s: Settings) -> Result<RunPlan, UsageError> {
 }
 
 fn pool(s: Settings) -> Result<PoolPlan, UsageError> {
+    if s.coinbase_sig.is_some() {
+        return Err(UsageError(
+            "--coinbase-sig is for solo mining: a pool builds the coinbase itself".into(),
+        ));
+    }
     let client = client_config(&s)?;
     Ok(PoolPlan {
         mining: mining_plan(&s)?,
@@ -269,6 +278,7 @@ fn node(s: Settings) -> Result<NodePlan, UsageError> {
         client,
         coinbase_addr,
         notes,
+        coinbase_text: coinbase_text(&s)?,
     })
 }
 
@@ -304,7 +314,22 @@ fn embedded(s: Settings) -> Result<EmbeddedPlan, UsageError> {
         payout,
         rpc_bind: s.rpc_bind,
         sv2_tp_bind: s.sv2_tp_bind,
+        coinbase_text: coinbase_text(&s)?,
     })
+}
+
+/// `--coinbase-sig` as bytes, refused when it would push the scriptSig past 100 bytes.
+fn coinbase_text(s: &Settings) -> Result<Vec<u8>, UsageError> {
+    use wgminer::work::coinbase::MAX_COINBASE_TEXT;
+    let text = s.coinbase_sig.clone().unwrap_or_default().into_bytes();
+    if text.len() > MAX_COINBASE_TEXT {
+        return Err(UsageError(format!(
+            "--coinbase-sig is {} bytes; the coinbase scriptSig holds at most 100 bytes, which \
+             leaves {MAX_COINBASE_TEXT} for the text after the height, extranonce and tag",
+            text.len()
+        )));
+    }
+    Ok(text)
 }
 
 fn node_only(args: &NodeArgs) -> Result<RunPlan, UsageError> {
@@ -588,6 +613,29 @@ mod tests {
             panic!("not a bench plan");
         };
         assert_eq!(b.sample_interval, 1.0);
+    }
+
+    #[test]
+    fn coinbase_text_is_length_checked_and_solo_only() {
+        use wgminer::work::coinbase::MAX_COINBASE_TEXT;
+        let fits = "x".repeat(MAX_COINBASE_TEXT);
+        let p = plan_of(&["--datadir", "/tmp/x", "--coinbase-sig", &fits]).unwrap();
+        let RunPlan::Embedded(e) = p.run else {
+            panic!("not an embedded plan");
+        };
+        assert_eq!(e.coinbase_text, fits.as_bytes());
+        let long = "x".repeat(MAX_COINBASE_TEXT + 1);
+        let e = refusal(&["--datadir", "/tmp/x", "--coinbase-sig", &long]);
+        assert!(e.contains("at most 100 bytes"), "{e}");
+        let e = refusal(&[
+            "-o",
+            "stratum+tcp://a:1",
+            "-u",
+            "me",
+            "--coinbase-sig",
+            "hi",
+        ]);
+        assert!(e.contains("solo mining"), "{e}");
     }
 
     #[test]

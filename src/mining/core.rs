@@ -72,6 +72,12 @@ impl CoreSource {
         }
     }
 
+    /// Put `text` in every coinbase scriptSig after the tag (`--coinbase-sig`).
+    pub fn with_coinbase_text(mut self, text: Vec<u8>) -> Self {
+        self.bridge = self.bridge.with_coinbase_text(text);
+        self
+    }
+
     /// A template on the current tip. Each block must be later than the median of the last 11
     /// and at most two hours ahead of the clock: at regtest's difficulty a fast miner outruns
     /// the clock in seconds. Then wait for the clock instead of mining blocks the rules refuse.

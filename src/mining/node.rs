@@ -97,6 +97,12 @@ impl NodeGbtSource {
         }
     }
 
+    /// Put `text` in every coinbase scriptSig after the tag (`--coinbase-sig`).
+    pub fn with_coinbase_text(mut self, text: Vec<u8>) -> Self {
+        self.bridge = self.bridge.with_coinbase_text(text);
+        self
+    }
+
     /// A template, retrying with backoff while the node is down or not ready; each failure is
     /// reported. `Ok(None)` once the runner is gone; errors for what retrying cannot fix.
     async fn fetch_retrying(

@@ -47,6 +47,8 @@ pub fn instance_extranonce1() -> [u8; SOLO_EXTRANONCE1_SIZE] {
 /// Templates to jobs, solutions to blocks.
 pub struct SoloBridge {
     config: SoloConfig,
+    /// The miner's text in every coinbase scriptSig (`--coinbase-sig`), often empty.
+    coinbase_text: Vec<u8>,
     /// Recent jobs, newest last (shared with the runner, which can assemble blocks too).
     jobs: VecDeque<Arc<SoloJob>>,
     next_id: u64,
@@ -62,12 +64,20 @@ impl SoloBridge {
     pub fn new(config: SoloConfig) -> Self {
         SoloBridge {
             config,
+            coinbase_text: Vec::new(),
             jobs: VecDeque::new(),
             next_id: 0,
             tip: None,
             tip_since: Instant::now(),
             current: None,
         }
+    }
+
+    /// Put `text` in every coinbase scriptSig after the tag (checked for length by the
+    /// caller; a template it does not fit is refused with the scriptSig's length).
+    pub fn with_coinbase_text(mut self, text: Vec<u8>) -> Self {
+        self.coinbase_text = text;
+        self
     }
 
     /// This job's extranonce1: the instance's, mixed with the job's sequence number. Every job
@@ -93,7 +103,12 @@ impl SoloBridge {
         self.next_id += 1;
         let id = format!("{:x}", self.next_id);
         let solo = template
-            .solo_job(id, &self.config.payout, self.job_extranonce1())
+            .solo_job_with_text(
+                id,
+                &self.config.payout,
+                self.job_extranonce1(),
+                &self.coinbase_text,
+            )
             .map_err(|e| format!("template for height {height} cannot be mined: {e}"))?;
         let prepared = solo
             .job

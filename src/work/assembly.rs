@@ -24,7 +24,19 @@ impl BlockTemplate {
         payout: &ScriptBuf,
         extranonce1: [u8; SOLO_EXTRANONCE1_SIZE],
     ) -> Result<SoloJob, TemplateError> {
-        let coinbase = self.coinbase(payout, extranonce1)?;
+        self.solo_job_with_text(id, payout, extranonce1, &[])
+    }
+
+    /// [`BlockTemplate::solo_job`] with the miner's `text` in the coinbase scriptSig after the
+    /// tag (`--coinbase-sig`; at most [`super::coinbase::MAX_COINBASE_TEXT`] bytes).
+    pub fn solo_job_with_text(
+        self: &Arc<Self>,
+        id: String,
+        payout: &ScriptBuf,
+        extranonce1: [u8; SOLO_EXTRANONCE1_SIZE],
+        text: &[u8],
+    ) -> Result<SoloJob, TemplateError> {
+        let coinbase = self.coinbase(payout, extranonce1, text)?;
         let job = Job {
             id,
             prev_hash: self.prev_hash,

@@ -49,7 +49,8 @@ pub fn run(plan: EmbeddedPlan) -> anyhow::Result<()> {
             Some(bind) => Some(core::start_tp(mode, &core, bind).await?),
             None => None,
         };
-        let source = CoreSource::new(Arc::clone(&core), config);
+        let source = CoreSource::new(Arc::clone(&core), config)
+            .with_coinbase_text(plan.coinbase_text.clone());
         let blocks_dir = plan.core.data_dir.join(UNSUBMITTED_BLOCKS);
         let session = solo::session(
             wgminer::mining::WorkSource::label(&source),

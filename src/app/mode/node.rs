@@ -55,7 +55,8 @@ pub fn run(plan: NodePlan) -> anyhow::Result<()> {
             payout,
             extranonce1: instance_extranonce1(),
         };
-        let source = NodeGbtSource::new(NodeSource::new(client), network, config);
+        let source = NodeGbtSource::new(NodeSource::new(client), network, config)
+            .with_coinbase_text(plan.coinbase_text.clone());
         // No data directory: blocks without a verdict go to the working directory.
         let session = solo::session(
             source.label(),
