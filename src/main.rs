@@ -5,7 +5,7 @@ mod app;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 /// Mesa's Vulkan device-select layer only reorders devices (wgminer numbers and picks them
 /// itself), and probing Wayland it prints a misleading `error: XDG_RUNTIME_DIR is invalid ...`
@@ -20,6 +20,7 @@ fn quiet_device_select() {
 
 fn main() -> ExitCode {
     quiet_device_select();
-    let cli = app::cli::Cli::parse();
+    let matches = app::cli::command().get_matches();
+    let cli = app::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     app::error::exit_code(app::run(cli))
 }

@@ -192,9 +192,8 @@ pub struct SoloArgs {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the embedded node core without mining: serve its JSON-RPC for other miners and
-    /// tools (getblocktemplate, submitblock, getblockcount, getbestblockhash, getblockheader,
-    /// getblock).
+    /// Run the embedded node core without mining: serve its JSON-RPC (the methods below) for
+    /// other miners and tools, and print each new block.
     Node(NodeArgs),
     /// Measure hash rate with no network (a fixed header at difficulty 1).
     Bench(BenchArgs),
@@ -344,6 +343,22 @@ pub struct DoctorArgs {
     /// Exit with code 1 when no real GPU is usable (for scripts and health checks).
     #[arg(long)]
     pub strict: bool,
+}
+
+/// The command line's definition with what clap's derive cannot hold: `node --help` lists
+/// the RPC methods from the server's own table.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("node", |c| c.after_help(node_methods_help()))
+}
+
+/// "RPC methods:" and one line per method.
+pub fn node_methods_help() -> String {
+    let mut text = String::from("RPC methods (bitcoin-cli -rpcport=PORT help lists them too):\n");
+    for (name, args) in wgminer::node::rpc_server::method_list() {
+        text.push_str(&format!("  {name:<18} {}\n", args.trim_start()));
+    }
+    text
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {

@@ -440,6 +440,12 @@ fn help(command: Option<&str>) -> RpcResult {
     }
 }
 
+/// Every method this server answers, with its arguments and what it does (`wgminer node
+/// --help` lists them from here).
+pub fn method_list() -> impl Iterator<Item = (&'static str, &'static str)> {
+    METHODS.iter().copied()
+}
+
 /// `getnetworkinfo`, for `bitcoin-cli -getinfo` and tools that check the node's version: this
 /// node has no peers and relays nothing.
 fn network_info() -> Value {

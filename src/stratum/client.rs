@@ -471,7 +471,16 @@ impl Client<'_> {
                                     None
                                 }
                                 Event::Authorized(false) => {
-                                    Some(lost("authorization refused".into(), false))
+                                    // The pool's own words say which: unknown user, bad
+                                    // address, wrong password.
+                                    let why = match self.sessions[pool].authorize_refusal() {
+                                        Some(said) => format!(
+                                            "authorization refused: {}",
+                                            crate::text::printable(said)
+                                        ),
+                                        None => "authorization refused".into(),
+                                    };
+                                    Some(lost(why, false))
                                 }
                                 Event::SubscribeFailed { reason } => {
                                     Some(lost(format!("subscribe failed: {reason}"), false))

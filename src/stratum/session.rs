@@ -238,6 +238,9 @@ pub struct Session {
     events: Vec<Event>,
     connected: bool,
     authorized: bool,
+    /// The pool's words when it last refused `mining.authorize` (its error, or none for a
+    /// plain `false`).
+    authorize_refusal: Option<String>,
     /// The pool refused `mining.suggest_difficulty` before authorization: send it again once
     /// authorized (this connection only).
     suggest_after_authorize: bool,
@@ -264,6 +267,7 @@ impl Session {
             events: Vec::new(),
             connected: false,
             authorized: false,
+            authorize_refusal: None,
             suggest_after_authorize: false,
             session_id: None,
             extranonce: None,
@@ -378,6 +382,11 @@ impl Session {
 
     pub fn is_connected(&self) -> bool {
         self.connected
+    }
+
+    /// What the pool said when it last refused `mining.authorize`, if it said anything.
+    pub fn authorize_refusal(&self) -> Option<&str> {
+        self.authorize_refusal.as_deref()
     }
 
     /// Subscribed and authorized: shares go out at once.
@@ -638,6 +647,11 @@ impl Session {
             Pending::Authorize => {
                 let ok = r.is_accepted();
                 self.authorized = ok;
+                self.authorize_refusal = match (&r.error, ok) {
+                    (Some(e), false) if !e.message.is_empty() => Some(e.message.clone()),
+                    (Some(e), false) => Some(e.to_string()),
+                    _ => None,
+                };
                 self.events.push(Event::Authorized(ok));
                 if ok {
                     if self.config.extranonce_subscribe {
@@ -1079,6 +1093,24 @@ mod tests {
             Event::ShareStale { held, why, .. } => Some((*held, why.as_str())),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_refused_authorization_keeps_the_pools_words() {
+        let mut config = SessionConfig::new("nobody", "x");
+        config.version_rolling = None;
+        let mut s = Session::new(config);
+        s.connection_opened();
+        let out = sent(&mut s);
+        reply(&mut s, &out[0]["id"], SLUSH_SUBSCRIBE);
+        let out = sent(&mut s);
+        let id = &out[0]["id"];
+        let ev = feed(
+            &mut s,
+            &format!(r#"{{"id":{id},"result":null,"error":[24,"unknown worker nobody",null]}}"#),
+        );
+        assert!(matches!(ev[..], [Event::Authorized(false)]), "{ev:?}");
+        assert_eq!(s.authorize_refusal(), Some("unknown worker nobody"));
     }
 
     /// A session through subscribe and authorize, no version rolling.

@@ -8,14 +8,13 @@ use crate::app::output::{truncate, write_to, Stream};
 
 pub fn run(json: bool) -> anyhow::Result<()> {
     let inventory = Inventory::scan()?;
-    let defaults: Vec<usize> = wgminer::backend::gpu::default_selection(&inventory.gpus, false)
-        .iter()
-        .map(|g| g.index)
-        .collect();
+    // What plain `wgminer` mines on (as `doctor` says): every real GPU, else the CPU alone.
+    let defaults = crate::app::devices::mining_default_gpus(&inventory.gpus);
+    let cpu_default = defaults.is_empty();
     if json {
         let mut rows = vec![serde_json::json!({
             "index": 0, "kind": "cpu", "name": inventory.cpu.name, "detail": inventory.cpu.detail,
-            "default": true,
+            "default": cpu_default,
         })];
         for g in &inventory.gpus {
             let d = g.device_info();
@@ -37,7 +36,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<5} {:<4} {:<40} {:<7} {:<10} {:<8} driver",
+        "{:<5} {:<4} {:<40} {:<7} {:<10} {:<8} detail",
         "index", "kind", "name", "api", "type", "default"
     );
     let _ = writeln!(
@@ -48,7 +47,7 @@ pub fn run(json: bool) -> anyhow::Result<()> {
         truncate(&inventory.cpu.name, 40),
         "-",
         "cpu",
-        "yes",
+        if cpu_default { "yes" } else { "no" },
         inventory.cpu.detail
     );
     for g in &inventory.gpus {

@@ -1,7 +1,9 @@
 //! `wgminer node`: the embedded node core's JSON-RPC for other miners and tools until Ctrl-C or
-//! `stop`; it mines only when asked (`generatetoaddress`, with the selected devices).
+//! `stop`; it mines only when asked (`generatetoaddress`, with the selected devices), and prints
+//! one line per block as the tip moves (a burst in one line).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wgminer::mining::generate::generate;
 use wgminer::mining::runner::UNSUBMITTED_BLOCKS;
@@ -36,10 +38,12 @@ pub fn run(plan: NodeOnlyPlan) -> anyhow::Result<()> {
             Some(bind) => Some(core::start_tp(OutputMode::Log, &core, bind).await?),
             None => None,
         };
+        let blocks = tokio::spawn(show_blocks(Arc::clone(&core)));
         tokio::select! {
             _ = stop => {}
             _ = stop_rpc.recv() => {}
         }
+        blocks.abort();
         if let Some(tp) = tp {
             tp.stop().await;
         }
@@ -84,4 +88,34 @@ fn extras(
         stop: Some(stop_tx),
     };
     Ok((extras, stop_rx))
+}
+
+/// A burst of blocks (`generatetoaddress 1000`) is read this often: one line each time.
+const BLOCK_LINES_EVERY: Duration = Duration::from_millis(300);
+
+/// Each new tip as a line: "block 12 0b1013ae…8dfe, diff 4.657e-10", or for several at once
+/// "blocks 13–112 (100), tip 5d2a…", or "tip now 10 …" when it went back.
+async fn show_blocks(core: Arc<NodeCore>) {
+    let mut tips = core.subscribe();
+    let (mut last, _) = *tips.borrow_and_update();
+    while tips.changed().await.is_ok() {
+        let (height, hash) = *tips.borrow_and_update();
+        let hex = hash.to_string();
+        let short = format!("{}\u{2026}{}", &hex[..8], &hex[hex.len() - 4..]);
+        let diff = format_difficulty(core.difficulty());
+        let text = if height == last + 1 {
+            format!("block {height} {short}, diff {diff}")
+        } else if height > last {
+            format!(
+                "blocks {}\u{2013}{height} ({}), tip {short}, diff {diff}",
+                last + 1,
+                height - last
+            )
+        } else {
+            format!("tip now {height} {short}")
+        };
+        last = height;
+        show(OutputMode::Log, &serde_json::Value::Null, &text);
+        tokio::time::sleep(BLOCK_LINES_EVERY).await;
+    }
 }
