@@ -371,17 +371,32 @@ pub fn block_line(
 /// and one line per device for several.
 pub fn status_lines(snap: &StatsSnapshot, width: usize) -> Vec<String> {
     let cut = |s: String| super::truncate(&s, width);
-    if snap.devices.len() <= 1 {
-        return vec![cut(status_text(snap))];
+    if width == usize::MAX && snap.devices.len() <= 1 {
+        return vec![status_text(snap)];
     }
     let rate5: f64 = snap.devices.iter().map(|d| d.rate_5s).sum();
+    let compact = width != usize::MAX;
+    if snap.devices.len() <= 1 {
+        // A terminal's one line: the 5 s rate and the short counters (the 60 s rate is in
+        // the log's rate line and the API).
+        let label = snap.devices.first().map_or("-", |d| d.label.as_str());
+        let mut text = format!("{label} {}", format_rate(rate5));
+        if let Some(d) = snap.devices.first() {
+            text.push_str(&device_extras(d));
+        }
+        return vec![cut(format!("{text} | {}", totals_text(snap, compact)))];
+    }
     let rate60: f64 = snap.devices.iter().map(|d| d.rate_60s).sum();
-    let mut lines = vec![cut(format!(
-        "total {} (5s) {} (60s) | {}",
-        format_rate(rate5),
-        format_rate(rate60),
-        totals_text(snap)
-    ))];
+    let mut lines = vec![cut(if compact {
+        format!("total {} | {}", format_rate(rate5), totals_text(snap, true))
+    } else {
+        format!(
+            "total {} (5s) {} (60s) | {}",
+            format_rate(rate5),
+            format_rate(rate60),
+            totals_text(snap, false)
+        )
+    })];
     lines.extend(snap.devices.iter().map(|d| cut(device_line(d, snap.solo))));
     lines
 }
@@ -397,6 +412,13 @@ fn device_line(d: &DeviceSnapshot, solo: bool) -> String {
     if !solo {
         text.push_str(&format!(" A {} R {}", d.accepted, d.rejected));
     }
+    text.push_str(&device_extras(d));
+    text
+}
+
+/// " HW 1 71C 300W fan 45% resting": what a device line adds when there is something to say.
+fn device_extras(d: &DeviceSnapshot) -> String {
+    let mut text = String::new();
     if d.hardware_errors > 0 {
         text.push_str(&format!(" HW {}", d.hardware_errors));
     }
@@ -443,30 +465,55 @@ pub fn status_text(snap: &StatsSnapshot) -> String {
             text
         })
         .collect();
-    format!("{} | {}", devices.join(", "), totals_text(snap))
+    format!("{} | {}", devices.join(", "), totals_text(snap, false))
 }
 
-/// The counters, best share, difficulty, source and uptime.
-fn totals_text(snap: &StatsSnapshot) -> String {
+/// The counters, best share, difficulty, uptime and source (last: on a narrow terminal the
+/// source's name is what is cut). `compact`: zero counters left out and short numbers, so a
+/// terminal's line fits 80 columns.
+fn totals_text(snap: &StatsSnapshot, compact: bool) -> String {
+    let diff_text = |d: f64| {
+        if compact && d != 0.0 && d.abs() < 1e-3 {
+            format!("{d:.2e}")
+        } else {
+            format_difficulty(d)
+        }
+    };
     let reject = snap
         .last_reject
         .as_deref()
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
-    let diff = snap
-        .difficulty
-        .map(format_difficulty)
-        .unwrap_or_else(|| "-".into());
+    let diff = snap.difficulty.map(diff_text).unwrap_or_else(|| "-".into());
     let pool = match (&snap.pool, snap.connected) {
         (Some(p), true) => p.clone(),
         (Some(p), false) => format!("{p} (down)"),
         (None, _) => "connecting".into(),
     };
     let up = snap.uptime_s as u64;
-    let counts = if snap.solo {
+    let counts = if snap.solo && compact {
+        let mut c = format!("blocks {}", snap.blocks);
+        if snap.rejected > 0 {
+            c.push_str(&format!(" R {}", snap.rejected));
+        }
+        if snap.stale > 0 {
+            c.push_str(&format!(" S {}", snap.stale));
+        }
+        c
+    } else if snap.solo {
         format!(
             "blocks {} (R {}{reject} S {})",
             snap.blocks, snap.rejected, snap.stale
+        )
+    } else if compact {
+        let held = if snap.held > 0 {
+            format!(" H {}", snap.held)
+        } else {
+            String::new()
+        };
+        format!(
+            "A {} R {} S {}{held}",
+            snap.accepted, snap.rejected, snap.stale
         )
     } else {
         let held = if snap.held > 0 {
@@ -480,16 +527,20 @@ fn totals_text(snap: &StatsSnapshot) -> String {
         )
     };
     let best = if snap.best_share > 0.0 {
-        format!(" | best {}", format_difficulty(snap.best_share))
+        format!(" | best {}", diff_text(snap.best_share))
     } else {
         String::new()
     };
-    format!(
-        "{counts}{best} | diff {diff} | {pool} | up {}h{:02}m{:02}s",
-        up / 3600,
-        up / 60 % 60,
-        up % 60
-    )
+    let uptime = if !compact {
+        format!("{}h{:02}m{:02}s", up / 3600, up / 60 % 60, up % 60)
+    } else if up >= 3600 {
+        format!("{}h{:02}m", up / 3600, up / 60 % 60)
+    } else if up >= 60 {
+        format!("{}m{:02}s", up / 60, up % 60)
+    } else {
+        format!("{up}s")
+    };
+    format!("{counts}{best} | diff {diff} | up {uptime} | {pool}")
 }
 
 /// A difficulty with a few significant digits (regtest's is about 4.66e-10).
@@ -775,12 +826,28 @@ mod tests {
         for l in &lines {
             assert!(l.chars().count() <= COLUMNS, "{l}");
         }
-        assert!(lines[0].starts_with("total 23.70 GH/s"), "{}", lines[0]);
+        assert!(
+            lines[0].starts_with("total 23.70 GH/s | A 0 R 0 S 0 |"),
+            "{}",
+            lines[0]
+        );
         assert!(lines[0].contains("best 1234.5"), "{}", lines[0]);
         assert!(
             lines[2].contains("71C 300W fan 45% resting"),
             "{}",
             lines[2]
+        );
+        // One device: one line, the uptime kept whatever the pool's name.
+        snap.devices.truncate(1);
+        snap.solo = true;
+        snap.best_share = 3.234e-4;
+        snap.difficulty = Some(1e-5);
+        let lines = status_lines(&snap, COLUMNS);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("cpu 7.90 GH/s | blocks 0 | best 3.23e-4 | diff 1.00e-5 | up "),
+            "{}",
+            lines[0]
         );
     }
 }
