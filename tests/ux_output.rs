@@ -266,3 +266,75 @@ fn node_help_lists_every_rpc_method_the_readme_lists() {
         );
     }
 }
+
+#[test]
+fn wgminer_node_prints_the_blocks_another_miner_finds() {
+    use std::io::BufRead;
+    let dir = datadir("node");
+    let mut node = wgminer()
+        .args(["node", "--datadir", dir.to_str().expect("utf-8 path")])
+        .args(["--rpc-bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wgminer node starts");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = node.stdout.take().expect("piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str, pred: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no {what} line from wgminer node");
+    };
+    let rpc = next("JSON-RPC", &|l| l.contains("JSON-RPC on http://"));
+    let url = rpc
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a url")
+        .to_owned();
+    let cookie = dir.join("regtest").join(".cookie");
+    let mut miner = wgminer()
+        .args([
+            "-o",
+            &url,
+            "--rpc-cookie",
+            cookie.to_str().expect("utf-8 path"),
+        ])
+        .args([
+            "--coinbase-addr",
+            "bcrt1qq2yshcmzdlznnpxx258xswqlmqcxjs4dssfxt2",
+        ])
+        .args(["--backend", "cpu", "-t", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the miner starts");
+    let block = next("block", &|l| {
+        l.len() > 21 && (l[21..].starts_with("block ") || l[21..].starts_with("blocks "))
+    });
+    assert!(
+        has_timestamp(&block) && block.contains(", diff "),
+        "{block}"
+    );
+    for p in [miner.id(), node.id()] {
+        let _ = Command::new("kill").args(["-INT", &p.to_string()]).status();
+    }
+    let _ = miner.wait();
+    let _ = node.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
