@@ -22,6 +22,9 @@ pub const MASK: &str = "********";
 pub struct ConfigFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coinbase_addr: Option<String>,
+    /// `--coinbase-sig`: text in every solo coinbase scriptSig.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coinbase_sig: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggest_difficulty: Option<Difficulty>,
     #[serde(default, rename = "pool", skip_serializing_if = "Vec::is_empty")]
@@ -124,6 +127,12 @@ pub struct LogEntry {
     pub json: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
+    /// `--log-file`: every line appended there too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+    /// `-q`: rates and results only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiet: Option<bool>,
 }
 
 /// `cpu`, `gpu` or `all`.

@@ -208,6 +208,9 @@ impl Settings {
             self.api_token_file = cfg.api.token_file.clone();
         }
         self.json_log |= cfg.log.json.unwrap_or(false);
+        fill(&mut self.coinbase_sig, cfg.coinbase_sig.clone());
+        fill(&mut self.display.log_file, cfg.log.file.clone());
+        self.display.quiet |= cfg.log.quiet.unwrap_or(false);
         self.log_level = log_level(cfg.log.level.as_ref().map(|l| l.0.as_str()));
     }
 
@@ -228,6 +231,7 @@ fn effective(args: &Settings) -> String {
     let is_node = args.urls.first().is_some_and(|u| Settings::is_node_url(u));
     let mut cfg = ConfigFile {
         coinbase_addr: args.coinbase_addr.clone(),
+        coinbase_sig: args.coinbase_sig.clone(),
         suggest_difficulty: args.suggest_diff.map(Difficulty),
         ..ConfigFile::default()
     };
@@ -281,6 +285,8 @@ fn effective(args: &Settings) -> String {
     cfg.log = LogEntry {
         json: Some(args.json_log),
         level: Some(Level(args.log_level.clone())),
+        file: args.display.log_file.clone(),
+        quiet: Some(args.display.quiet),
     };
     let mut out = String::from(
         "# The configuration this run would use (file < WGMINER_* environment < flags).\n",
@@ -320,6 +326,19 @@ mod tests {
         assert_eq!(s.devices.cpu.threads, Some(3));
         assert_eq!(s.devices.backend, Some(BackendChoice::Cpu));
         assert_eq!(s.difficulty, Some(2.0));
+    }
+
+    #[test]
+    fn display_settings_come_from_the_file_unless_flagged() {
+        let file = "coinbase_sig = \"rig 7\"\n[log]\nfile = \"/var/log/w.log\"\nquiet = true\n";
+        let s = merged(&[], file);
+        assert_eq!(s.coinbase_sig.as_deref(), Some("rig 7"));
+        assert_eq!(s.display.log_file, Some(PathBuf::from("/var/log/w.log")));
+        assert!(s.display.quiet);
+        let s = merged(&["--log-file", "/tmp/a.log", "--coinbase-sig", "x"], file);
+        assert_eq!(s.display.log_file, Some(PathBuf::from("/tmp/a.log")));
+        assert_eq!(s.coinbase_sig.as_deref(), Some("x"));
+        assert!(s.to_toml().contains("file = \"/tmp/a.log\""));
     }
 
     #[test]
