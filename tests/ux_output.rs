@@ -338,3 +338,42 @@ fn wgminer_node_prints_the_blocks_another_miner_finds() {
     let _ = node.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn coinbase_sig_lands_in_every_mined_blocks_coinbase() {
+    use wgminer::node::{chain_dir, Chain, ChainParams};
+    let dir = datadir("sig-mined");
+    let mut child = wgminer()
+        .args(["--datadir", dir.to_str().expect("utf-8 path")])
+        .args([
+            "--backend",
+            "cpu",
+            "-t",
+            "1",
+            "--coinbase-sig",
+            "ux test rig",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wgminer starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("ends");
+    assert!(status.success(), "{status:?}");
+    let chain = Chain::open(&chain_dir(&dir), ChainParams::regtest()).expect("the chain opens");
+    assert!(chain.height() >= 1);
+    for height in 1..=chain.height().min(5) {
+        let hash = chain.block_hash_at(height).expect("a block");
+        let block = chain.block(&hash).expect("readable").expect("stored");
+        let sig = block.txdata[0].input[0].script_sig.as_bytes().to_vec();
+        assert!(
+            sig.windows(11).any(|w| w == b"ux test rig"),
+            "height {height}: {sig:02x?}"
+        );
+    }
+    drop(chain);
+    let _ = std::fs::remove_dir_all(&dir);
+}
