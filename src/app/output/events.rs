@@ -98,8 +98,6 @@ struct Display {
     difficulty: Option<f64>,
     templates: u64,
     blocks: BlockLimiter,
-    /// Status lines now on the terminal (0: none).
-    status_lines: usize,
 }
 
 impl Display {
@@ -113,7 +111,6 @@ impl Display {
             difficulty: None,
             templates: 0,
             blocks: BlockLimiter::default(),
-            status_lines: 0,
         }
     }
 
@@ -236,22 +233,20 @@ impl Display {
 
     /// Take the status lines off the terminal (the cursor ends at the start of the first).
     fn erase_status(&mut self) {
-        if self.mode != OutputMode::Terminal || self.status_lines == 0 {
+        if self.mode != OutputMode::Terminal {
             return;
         }
-        let mut seq = String::from("\r\x1b[2K");
-        for _ in 1..self.status_lines {
-            seq.push_str("\x1b[1A\x1b[2K");
+        let seq = super::take_status_lines();
+        if !seq.is_empty() {
+            write_to(Stream::Err, &seq);
         }
-        write_to(Stream::Err, &seq);
-        self.status_lines = 0;
     }
 
     fn draw_status(&mut self, snap: &StatsSnapshot) {
         self.erase_status();
         let lines = status_lines(snap, COLUMNS);
-        self.status_lines = lines.len();
         write_to(Stream::Err, &lines.join("\n"));
+        super::STATUS_LINES.store(lines.len(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 

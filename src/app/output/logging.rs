@@ -66,7 +66,7 @@ pub fn log_file_line(line: &str) {
 
 /// tracing's lines in our format: timestamp, level, message and fields.
 struct LineFormat {
-    /// On a terminal: clear the status line first.
+    /// On a terminal: erase the status lines first.
     clear_line: bool,
 }
 
@@ -82,7 +82,8 @@ where
         event: &tracing::Event<'_>,
     ) -> fmt::Result {
         if self.clear_line {
-            write!(writer, "\r\x1b[2K")?;
+            // Above the status lines, which the display draws again within a second.
+            write!(writer, "{}", super::take_status_lines())?;
         }
         let level = event.metadata().level();
         write!(writer, "{} {level} ", timestamp(SystemTime::now()))?;

@@ -10,7 +10,7 @@ pub mod logging;
 mod style;
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use wgminer::text::printable;
 use wgminer::work::StatsSnapshot;
@@ -78,6 +78,24 @@ pub fn show_painted(mode: OutputMode, json: &serde_json::Value, text: &str, pain
     }
 }
 
+/// How many status lines are on the terminal now (0: none); whoever prints a line there
+/// (the display, tracing's warnings) takes them off first, so none is left stale above it.
+pub static STATUS_LINES: AtomicUsize = AtomicUsize::new(0);
+
+/// The escape sequence that erases the status lines now on the terminal ("" when there are
+/// none), leaving the cursor at the start of the first; they count as gone from then on.
+pub fn take_status_lines() -> String {
+    let n = STATUS_LINES.swap(0, Ordering::Relaxed);
+    if n == 0 {
+        return String::new();
+    }
+    let mut seq = String::from("\r\x1b[2K");
+    for _ in 1..n {
+        seq.push_str("\x1b[1A\x1b[2K");
+    }
+    seq
+}
+
 /// Where a line goes.
 #[derive(Clone, Copy)]
 pub enum Stream {
@@ -143,6 +161,17 @@ pub fn truncate(s: &str, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn erasing_the_status_takes_every_line_off_once() {
+        use std::sync::atomic::Ordering;
+        super::STATUS_LINES.store(3, Ordering::Relaxed);
+        assert_eq!(
+            super::take_status_lines(),
+            "\r\x1b[2K\x1b[1A\x1b[2K\x1b[1A\x1b[2K"
+        );
+        assert_eq!(super::take_status_lines(), "", "already gone");
+    }
+
     #[test]
     fn peer_text_cannot_drive_the_terminal() {
         assert_eq!(
