@@ -38,3 +38,4 @@ mod stratum_client;
 mod stratum_fuzz;
 mod stratum_vectors;
 mod sv2_tp;
+mod ux_output;

@@ -240,7 +240,7 @@ fn c_is_short_for_config() {
 fn node_help_lists_every_rpc_method_the_readme_lists() {
     let out = wgminer().args(["node", "--help"]).output().expect("runs");
     let help = String::from_utf8_lossy(&out.stdout);
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     for method in [
         "getblocktemplate",
         "submitblock",
