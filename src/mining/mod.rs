@@ -5,7 +5,7 @@
 //! - [`source`]: the [`WorkSource`] contract (jobs in, solutions out, every solution's fate
 //!   back) and the bounded link between a source task and the runner.
 //! - [`runner`]: the one run loop over any source: accounting, back-pressure, shutdown.
-//! - The sources: [`pool`] (Stratum V1), [`node`] (a node over getblocktemplate), [`core`] (the
+//! - The sources: [`pool`] (Stratum V1), [`sv2_pool`] (Stratum V2), [`node`] (a node over getblocktemplate), [`core`] (the
 //!   embedded node core); [`solo`] is what the two block sources share (templates to jobs,
 //!   solutions to blocks).
 //! - [`events`]: what a run reports for display.
@@ -21,6 +21,7 @@ pub mod pool;
 pub mod runner;
 pub mod solo;
 pub mod source;
+pub mod sv2_pool;
 pub mod thermal;
 
 pub use self::core::CoreSource;
@@ -31,3 +32,4 @@ pub use pool::StratumSource;
 pub use runner::{run, RunConfig, RunOutcome};
 pub use solo::{instance_extranonce1, SoloBridge, SoloConfig};
 pub use source::{Fate, Solved, SourceError, SourceEvent, SourceLink, WorkSource};
+pub use sv2_pool::{Sv2Config, Sv2Source};

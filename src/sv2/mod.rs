@@ -11,6 +11,7 @@
 //! - [`key`]: the authority public key as SRI's configuration files write it.
 
 pub mod key;
+pub mod mining_client;
 pub mod noise;
 
 pub use key::{AuthorityPublicKey, KeyError};
@@ -18,5 +19,6 @@ pub use noise::{Frame, NoiseError, NoiseReader, NoiseWriter};
 
 /// SRI's message types, re-exported so callers name the same crate versions as this module.
 pub use common_messages_sv2;
+pub use mining_sv2;
 pub use parsers_sv2;
 pub use template_distribution_sv2;

@@ -59,14 +59,16 @@ pub struct Frame {
 impl Frame {
     /// The message, as SRI's parser reads it, borrowing the payload.
     pub fn parse(&mut self) -> Result<AnyMessage<'_>, parsers_sv2::ParserError> {
-        use parsers_sv2::{CommonMessages, TemplateDistribution};
+        use parsers_sv2::{CommonMessages, Mining, TemplateDistribution};
         let payload = self.payload.as_mut_slice();
-        // Only the two protocols a Template Provider speaks are parsed here; the mining and job
-        // declaration ones come with the clients that need them.
+        // Message types are unique across the protocols a role speaks: common 0x00..=0x04,
+        // mining 0x10..=0x2f, template distribution 0x70.. (SV2 spec, "Message Types"); job
+        // declaration (0x50..) is not parsed here.
         match self.msg_type {
             0x00..=0x04 => {
                 CommonMessages::try_from((self.msg_type, payload)).map(AnyMessage::Common)
             }
+            0x10..=0x2f => Mining::try_from((self.msg_type, payload)).map(AnyMessage::Mining),
             _ => TemplateDistribution::try_from((self.msg_type, payload))
                 .map(AnyMessage::TemplateDistribution),
         }

@@ -37,5 +37,6 @@ mod solo_node;
 mod stratum_client;
 mod stratum_fuzz;
 mod stratum_vectors;
+mod sv2_client;
 mod sv2_tp;
 mod ux_output;

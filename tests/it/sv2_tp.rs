@@ -43,10 +43,10 @@ use wgminer::sv2::template_distribution_sv2::{
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -65,7 +65,7 @@ impl Drop for TempDir {
 }
 
 /// A fresh regtest node core and a template provider on a free loopback port.
-async fn provider(dir: &TempDir, limits: TpLimits) -> (Arc<NodeCore>, TemplateProvider) {
+pub(crate) async fn provider(dir: &TempDir, limits: TpLimits) -> (Arc<NodeCore>, TemplateProvider) {
     let chain = Chain::open(&dir.0.join("regtest"), ChainParams::regtest()).unwrap();
     let core = NodeCore::new(chain);
     let tp = TemplateProvider::start_with_limits(
@@ -568,7 +568,7 @@ async fn the_authority_key_survives_a_restart() {
 // ---- SRI's pool on the provider -------------------------------------------------------------
 
 /// SRI's pool_sv2, or `None` (skip) outside CI when it is not installed.
-fn pool_sv2() -> Option<PathBuf> {
+pub(crate) fn pool_sv2() -> Option<PathBuf> {
     match std::env::var_os("WGMINER_TEST_POOL_SV2") {
         Some(p) if Path::new(&p).is_file() => Some(PathBuf::from(p)),
         other => {
@@ -588,7 +588,7 @@ fn pool_sv2() -> Option<PathBuf> {
 }
 
 /// A free loopback port (bound, then released for the pool to take).
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -596,15 +596,20 @@ fn free_port() -> SocketAddr {
 }
 
 /// A running pool, killed on drop; its log is kept in a file.
-struct Pool {
+pub(crate) struct Pool {
     child: Child,
     log: PathBuf,
     /// Where it listens for miners.
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 impl Pool {
     fn start(bin: &Path, dir: &Path, tp: &TemplateProvider) -> Pool {
+        Pool::start_batched(bin, dir, tp, 10)
+    }
+
+    /// A pool that answers shares in batches of `batch` (`SubmitSharesSuccess` after each).
+    pub(crate) fn start_batched(bin: &Path, dir: &Path, tp: &TemplateProvider, batch: u32) -> Pool {
         let listen = free_port();
         let config = format!(
             r#"authority_public_key = "{SRI_POOL_PUBLIC_KEY}"
@@ -615,7 +620,7 @@ coinbase_reward_script = "raw(0014{payout})"
 server_id = 1
 pool_signature = "wgminer-test"
 shares_per_minute = 6.0
-share_batch_size = 10
+share_batch_size = {batch}
 
 [template_provider_type.Sv2Tp]
 address = "{tp}"
@@ -642,12 +647,12 @@ public_key = "{key}"
         Pool { child, log, listen }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Wait until the log has `n` lines containing `text`.
-    async fn until(&mut self, text: &str, n: usize) -> String {
+    pub(crate) async fn until(&mut self, text: &str, n: usize) -> String {
         let start = Instant::now();
         loop {
             let log = self.log();
@@ -805,7 +810,7 @@ impl TestMiner {
 }
 
 /// SRI's published example key pair, which the test pool uses for its own Noise listener.
-const SRI_POOL_PUBLIC_KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+pub(crate) const SRI_POOL_PUBLIC_KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
 const SRI_POOL_SECRET_KEY: &str = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n";
 
 #[tokio::test]

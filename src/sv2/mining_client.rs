@@ -1,0 +1,383 @@
+//! The Stratum V2 Mining Protocol as a miner speaks it on one extended channel, without I/O:
+//! messages from the pool in, [`Job`]s, targets and share verdicts out; shares in, SRI's
+//! `SubmitSharesExtended` out. The connection ([`crate::mining::sv2_pool`]) moves the bytes.
+//!
+//! An extended channel maps onto the Stratum V1 shape the mining layer already rolls: the
+//! pool's extranonce prefix is extranonce1, our part of the extranonce is extranonce2, so every
+//! device rolls its own coinbases and none runs dry. Future jobs (no `min_ntime`) wait for the
+//! `SetNewPrevHash` that names them; `SubmitSharesSuccess` acknowledges every share up to a
+//! sequence number at once (pools batch them), `SubmitSharesError` refuses one.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bitcoin::block::Version;
+use bitcoin::hashes::Hash;
+use bitcoin::pow::{CompactTarget, Target};
+use bitcoin::{BlockHash, TxMerkleNode};
+use mining_sv2::{OpenExtendedMiningChannelOwned, SubmitSharesExtendedOwned};
+use parsers_sv2::Mining;
+
+use crate::work::job::{CoinbaseTemplate, Job, DEFAULT_NTIME_ROLL};
+use crate::work::Share;
+
+/// The version bits a miner may roll when a job allows it (BIP320's general-purpose bits).
+pub const VERSION_ROLLING_MASK: u32 = 0x1fff_e000;
+
+/// The extranonce bytes we ask for: 8 is what one [`crate::work::rolling::Extranonce2`] holds.
+pub const MIN_EXTRANONCE_SIZE: u16 = 8;
+
+/// Jobs kept (future and current); the oldest go first beyond this.
+pub const MAX_JOBS: usize = 64;
+
+/// Shares sent and not yet answered; beyond this a new share is not sent (stale).
+pub const MAX_PENDING: usize = 1024;
+
+/// Why the pool's messages cannot be mined on: the connection should end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error("the pool refused to open a mining channel: {0}")]
+    ChannelRefused(String),
+    #[error("the pool gave an extranonce of {0} bytes to roll; at least 1 is needed")]
+    NoExtranonce(usize),
+    #[error("the pool's extranonce prefix and ours make {0} bytes, more than 32")]
+    ExtranonceTooLong(usize),
+    #[error("the pool closed our channel: {0}")]
+    ChannelClosed(String),
+    #[error("the pool's job {id} is unusable: {why}")]
+    BadJob { id: u32, why: String },
+}
+
+/// What the connection should do after a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// The channel is open (its target is the first [`Output::Target`]).
+    Opened {
+        channel_id: u32,
+    },
+    /// Mine this; with `clean`, every earlier job is dead.
+    Job {
+        job: Job,
+        clean: bool,
+    },
+    /// The share target from now on.
+    Target(Target),
+    Accepted(Share),
+    Rejected {
+        share: Share,
+        reason: String,
+    },
+    /// Something for the operator's log.
+    Note(String),
+}
+
+/// Why a share was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotSent(pub String);
+
+/// A job as the pool sent it, before it has a previous block.
+#[derive(Debug, Clone)]
+struct PoolJob {
+    version: u32,
+    version_rolling: bool,
+    merkle_path: Vec<TxMerkleNode>,
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+    /// `None`: a future job.
+    min_ntime: Option<u32>,
+}
+
+/// The current block the pool mines on.
+#[derive(Debug, Clone, Copy)]
+struct Tip {
+    prev_hash: BlockHash,
+    min_ntime: u32,
+    bits: u32,
+}
+
+/// An open channel.
+#[derive(Debug, Clone)]
+struct Channel {
+    id: u32,
+    target: Target,
+    /// The pool's prefix, plus zero bytes for any extranonce beyond what we roll.
+    extranonce1: Vec<u8>,
+    /// Zero bytes between the prefix and our part, repeated in each submission.
+    padding: usize,
+    /// The bytes we roll.
+    rolled: usize,
+}
+
+/// One miner's view of one extended channel.
+#[derive(Debug, Default)]
+pub struct MiningSession {
+    channel: Option<Channel>,
+    jobs: BTreeMap<u32, PoolJob>,
+    tip: Option<Tip>,
+    /// Job ids that still earn credit (on the current tip).
+    live: HashMap<u32, ()>,
+    pending: BTreeMap<u32, Share>,
+    next_sequence: u32,
+}
+
+impl MiningSession {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The request that opens the channel.
+    pub fn open_channel(
+        user: &str,
+        nominal_hash_rate: f32,
+    ) -> Result<OpenExtendedMiningChannelOwned, SessionError> {
+        let user = user.to_owned().try_into().map_err(|_| {
+            SessionError::ChannelRefused("the user is longer than 255 bytes".into())
+        })?;
+        Ok(OpenExtendedMiningChannelOwned {
+            request_id: 1,
+            user_identity: user,
+            nominal_hash_rate,
+            max_target: [0xff; 32].into(),
+            min_extranonce_size: MIN_EXTRANONCE_SIZE,
+        })
+    }
+
+    /// Whether the channel is open.
+    pub fn is_open(&self) -> bool {
+        self.channel.is_some()
+    }
+
+    /// One message from the pool.
+    pub fn on_message(&mut self, message: Mining<'_>) -> Result<Vec<Output>, SessionError> {
+        let mut out = Vec::new();
+        match message {
+            Mining::OpenExtendedMiningChannelSuccess(m) => {
+                let rolled_total = usize::from(m.extranonce_size);
+                if rolled_total == 0 {
+                    return Err(SessionError::NoExtranonce(0));
+                }
+                let prefix = m.extranonce_prefix.as_bytes().to_vec();
+                if prefix.len() + rolled_total > 32 {
+                    return Err(SessionError::ExtranonceTooLong(prefix.len() + rolled_total));
+                }
+                let rolled = rolled_total.min(usize::from(MIN_EXTRANONCE_SIZE));
+                let padding = rolled_total - rolled;
+                let mut extranonce1 = prefix;
+                extranonce1.resize(extranonce1.len() + padding, 0);
+                let target = Target::from_le_bytes(*m.target.as_array());
+                self.channel = Some(Channel {
+                    id: m.channel_id,
+                    target,
+                    extranonce1,
+                    padding,
+                    rolled,
+                });
+                out.push(Output::Opened {
+                    channel_id: m.channel_id,
+                });
+                out.push(Output::Target(target));
+            }
+            Mining::OpenMiningChannelError(e) => {
+                return Err(SessionError::ChannelRefused(text(e.error_code.as_bytes())));
+            }
+            Mining::CloseChannel(c) => {
+                return Err(SessionError::ChannelClosed(text(c.reason_code.as_bytes())));
+            }
+            Mining::SetTarget(t) => {
+                if let Some(c) = &mut self.channel {
+                    if c.id == t.channel_id {
+                        c.target = Target::from_le_bytes(*t.maximum_target.as_array());
+                        out.push(Output::Target(c.target));
+                    }
+                }
+            }
+            Mining::SetExtranoncePrefix(p) => {
+                if let Some(c) = &mut self.channel {
+                    let prefix = p.extranonce_prefix.as_bytes();
+                    if prefix.len() + c.padding + c.rolled > 32 {
+                        return Err(SessionError::ExtranonceTooLong(
+                            prefix.len() + c.padding + c.rolled,
+                        ));
+                    }
+                    let mut e1 = prefix.to_vec();
+                    e1.resize(prefix.len() + c.padding, 0);
+                    c.extranonce1 = e1;
+                    // Every job so far builds coinbases with the old prefix.
+                    self.live.clear();
+                    out.push(Output::Note(
+                        "the pool changed our extranonce prefix".into(),
+                    ));
+                    if let Some(job) = self.current_job()? {
+                        out.push(Output::Job { job, clean: true });
+                    }
+                }
+            }
+            Mining::NewExtendedMiningJob(j) => {
+                let job = PoolJob {
+                    version: j.version,
+                    version_rolling: j.version_rolling_allowed,
+                    merkle_path: j
+                        .merkle_path
+                        .as_slice()
+                        .iter()
+                        .map(|h| TxMerkleNode::from_byte_array(to_array(h)))
+                        .collect(),
+                    prefix: j.coinbase_tx_prefix.as_bytes().to_vec(),
+                    suffix: j.coinbase_tx_suffix.as_bytes().to_vec(),
+                    min_ntime: j.min_ntime.into_inner(),
+                };
+                let id = j.job_id;
+                let future = job.min_ntime.is_none();
+                self.jobs.insert(id, job);
+                while self.jobs.len() > MAX_JOBS {
+                    self.jobs.pop_first();
+                }
+                if !future {
+                    if let Some(job) = self.job(id)? {
+                        self.live.insert(id, ());
+                        out.push(Output::Job { job, clean: false });
+                    }
+                }
+            }
+            Mining::SetNewPrevHash(p) => {
+                self.tip = Some(Tip {
+                    prev_hash: BlockHash::from_byte_array(*p.prev_hash.as_array()),
+                    min_ntime: p.min_ntime,
+                    bits: p.nbits,
+                });
+                // Only the named job is on the new tip; earlier non-future jobs are dead.
+                self.live.clear();
+                self.jobs
+                    .retain(|id, j| *id == p.job_id || j.min_ntime.is_none());
+                if let Some(j) = self.jobs.get_mut(&p.job_id) {
+                    j.min_ntime = Some(p.min_ntime);
+                }
+                if let Some(job) = self.job(p.job_id)? {
+                    self.live.insert(p.job_id, ());
+                    out.push(Output::Job { job, clean: true });
+                } else {
+                    out.push(Output::Note(format!(
+                        "new block from the pool, but no job {} for it yet",
+                        p.job_id
+                    )));
+                }
+            }
+            Mining::SubmitSharesSuccess(s) => {
+                let later = self
+                    .pending
+                    .split_off(&s.last_sequence_number.saturating_add(1));
+                let done = std::mem::replace(&mut self.pending, later);
+                out.extend(done.into_values().map(Output::Accepted));
+            }
+            Mining::SubmitSharesError(e) => {
+                if let Some(share) = self.pending.remove(&e.sequence_number) {
+                    out.push(Output::Rejected {
+                        share,
+                        reason: text(e.error_code.as_bytes()),
+                    });
+                }
+            }
+            other => out.push(Output::Note(format!("ignored from the pool: {other:?}"))),
+        }
+        Ok(out)
+    }
+
+    /// The newest live job, if any (after the extranonce prefix changed).
+    fn current_job(&self) -> Result<Option<Job>, SessionError> {
+        match self.jobs.keys().next_back().copied() {
+            Some(id) if self.tip.is_some() => self.job(id),
+            _ => Ok(None),
+        }
+    }
+
+    /// Job `id` as the mining layer mines it, once channel and tip are known.
+    fn job(&self, id: u32) -> Result<Option<Job>, SessionError> {
+        let (Some(c), Some(tip), Some(j)) = (&self.channel, self.tip, self.jobs.get(&id)) else {
+            return Ok(None);
+        };
+        let job = Job {
+            id: id.to_string(),
+            prev_hash: tip.prev_hash,
+            version: Version::from_consensus(j.version as i32),
+            version_mask: if j.version_rolling {
+                VERSION_ROLLING_MASK
+            } else {
+                0
+            },
+            bits: CompactTarget::from_consensus(tip.bits),
+            ntime: j.min_ntime.unwrap_or(tip.min_ntime).max(tip.min_ntime),
+            ntime_roll: DEFAULT_NTIME_ROLL,
+            coinbase: CoinbaseTemplate {
+                prefix: j.prefix.clone(),
+                extranonce1: c.extranonce1.clone(),
+                extranonce2_size: c.rolled,
+                suffix: j.suffix.clone(),
+            },
+            merkle_branch: j.merkle_path.clone(),
+            share_target: c.target,
+            clean: true,
+        };
+        job.validate().map_err(|e| SessionError::BadJob {
+            id,
+            why: e.to_string(),
+        })?;
+        Ok(Some(job))
+    }
+
+    /// The submission for a share found on one of our jobs, or why it is not worth sending.
+    pub fn submit(
+        &mut self,
+        share: Share,
+        version: Version,
+    ) -> Result<SubmitSharesExtendedOwned, (Share, NotSent)> {
+        let Some(c) = &self.channel else {
+            return Err((share, NotSent("no channel open".into())));
+        };
+        let Ok(job_id) = share.job_id.parse::<u32>() else {
+            return Err((share, NotSent("not a job of this pool".into())));
+        };
+        if !self.live.contains_key(&job_id) {
+            return Err((share, NotSent("its job is from an earlier block".into())));
+        }
+        if self.pending.len() >= MAX_PENDING {
+            return Err((share, NotSent("too many shares without an answer".into())));
+        }
+        let mut extranonce = vec![0u8; c.padding];
+        extranonce.extend_from_slice(share.extranonce2.as_bytes());
+        let Ok(extranonce) = extranonce.try_into() else {
+            return Err((share, NotSent("extranonce longer than 32 bytes".into())));
+        };
+        let sequence_number = self.next_sequence;
+        self.next_sequence = self.next_sequence.wrapping_add(1);
+        let message = SubmitSharesExtendedOwned {
+            channel_id: c.id,
+            sequence_number,
+            job_id,
+            nonce: share.nonce,
+            ntime: share.ntime,
+            version: version.to_consensus() as u32,
+            extranonce,
+        };
+        self.pending.insert(sequence_number, share);
+        Ok(message)
+    }
+
+    /// How many shares wait for an answer.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Every share still waiting for an answer (the connection ended).
+    pub fn take_pending(&mut self) -> Vec<Share> {
+        std::mem::take(&mut self.pending).into_values().collect()
+    }
+}
+
+fn to_array(h: &binary_sv2::U256<'_>) -> [u8; 32] {
+    *h.as_array()
+}
+
+/// A pool's error code or reason, printable whatever its bytes.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,179 @@
+//! wgminer's Stratum V2 mining client ([`Sv2Source`]) for real: the embedded node core's
+//! Template Provider feeds SRI's `pool_sv2` 0.7 (see `sv2_tp`), and our source mines on the
+//! pool under the runner with the CPU backend: shares the pool accepts and blocks that reach the
+//! chain. And the failures: a pool that does not hold the pinned authority key is refused and
+//! never mined on; a pool that closes mid-handshake or sends garbage is a disconnect, retried.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use wgminer::backend::{Backend, CpuBackend};
+use wgminer::mining::{EventSink, Manager, RunConfig, RunOutcome, Sv2Config, Sv2Source};
+use wgminer::node::sv2_tp::authority::AuthorityKey;
+use wgminer::node::sv2_tp::LIMITS;
+use wgminer::sv2::{noise, AuthorityPublicKey};
+
+use crate::sv2_tp::{pool_sv2, provider, Pool, TempDir, SRI_POOL_PUBLIC_KEY};
+
+fn config(port: u16, authority: AuthorityPublicKey) -> Sv2Config {
+    Sv2Config {
+        host: "127.0.0.1".into(),
+        port,
+        authority,
+        user: "wgminer-test".into(),
+        // Low, so the pool's target gives one CPU thread a share every second or so.
+        nominal_hash_rate: 1e6,
+    }
+}
+
+/// Run `source` with one CPU thread until `done` holds or `limit` passes.
+async fn mine(
+    source: Sv2Source,
+    limit: Duration,
+    done: impl Fn(&wgminer::work::MiningStats) -> bool + Send + 'static,
+) -> RunOutcome {
+    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
+    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
+    let stats = manager.stats();
+    let stop = async move {
+        let end = Instant::now() + limit;
+        while !done(&stats) && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    wgminer::mining::run(source, manager, stop, RunConfig::default()).await
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_on_sri_pool_are_accepted_and_blocks_reach_the_chain() {
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("sv2-client");
+    let (core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
+    let source = Sv2Source::new(config(pool.listen.port(), key));
+    let watched = Arc::clone(&core);
+    let outcome = mine(source, Duration::from_secs(90), move |s| {
+        get(&s.accepted) >= 3 && watched.tip().0 >= 2
+    })
+    .await;
+    let s = &outcome.stats;
+    let log = pool.log();
+    eprintln!(
+        "{}",
+        log.lines()
+            .filter(|l| l.contains("hare") || l.contains("Block Found") || l.contains("xtended"))
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(get(&s.accepted) >= 3, "accepted {}", get(&s.accepted));
+    assert!(core.tip().0 >= 2, "chain at {}", core.tip().0);
+    assert!(log.contains("Block Found"), "{log}");
+    // Every share has exactly one fate once the run is over.
+    let fated = get(&s.accepted) + get(&s.rejected) + get(&s.stale) + get(&s.unanswered);
+    assert_eq!(get(&s.pending), 0);
+    assert!(
+        fated >= get(&s.submitted),
+        "{fated} fates, {} submitted",
+        get(&s.submitted)
+    );
+    drop(pool);
+    tp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_without_the_pinned_key_is_refused_and_never_mined_on() {
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("sv2-client-key");
+    let (_core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    // The Template Provider's key is a real key, but not the pool's.
+    let wrong = tp.authority_public_key();
+    let source = Sv2Source::new(config(pool.listen.port(), wrong));
+    let outcome = mine(source, Duration::from_secs(30), |_| false).await;
+    let err = outcome.result.expect_err("a wrong key must end the run");
+    let text = err.to_string();
+    assert!(
+        text.contains("did not prove it holds authority key") && text.contains(&wrong.to_string()),
+        "{text}"
+    );
+    assert_eq!(get(&outcome.stats.jobs), 0);
+    assert_eq!(get(&outcome.stats.submitted), 0);
+    drop(pool);
+    tp.stop().await;
+}
+
+/// A listener that takes each connection, reads a little, then acts as `serve` says.
+async fn fake_pool<F, Fut>(serve: F) -> (u16, Arc<AtomicU64>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::Relaxed);
+            serve(socket).await;
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_closing_mid_handshake_is_retried_and_never_mined_on() {
+    let (port, connections) = fake_pool(|mut socket| async move {
+        let mut buf = [0u8; 16];
+        let _ = socket.read(&mut buf).await;
+    })
+    .await;
+    let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
+    let source = Sv2Source::new(config(port, key));
+    let outcome = mine(source, Duration::from_millis(2500), |_| false).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    // Once at once, once after the first backoff second.
+    assert!(get(&connections) >= 2, "{} connections", get(&connections));
+    assert_eq!(get(&outcome.stats.jobs), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_after_the_handshake_is_a_disconnect_never_mined_on() {
+    let dir = TempDir::new("sv2-client-garbage");
+    let (authority, _) = AuthorityKey::load_or_create(&dir.0).unwrap();
+    let public = authority.public();
+    let authority = Arc::new(authority);
+    let (port, connections) = fake_pool(move |socket| {
+        let authority = Arc::clone(&authority);
+        async move {
+            let responder = authority.responder(Duration::from_secs(3600)).unwrap();
+            let Ok((mut reader, mut writer)) =
+                noise::accept(socket, responder, Duration::from_secs(5), 1 << 16).await
+            else {
+                return;
+            };
+            // Its SetupConnection, then bytes that are no frame under the cipher.
+            let _ = reader.read_frame().await;
+            let _ = writer.send_raw(&[0x5a; 300]).await;
+            let _ = reader.read_frame().await;
+        }
+    })
+    .await;
+    let source = Sv2Source::new(config(port, public));
+    let outcome = mine(source, Duration::from_millis(2500), |_| false).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(get(&connections) >= 2, "{} connections", get(&connections));
+    assert_eq!(get(&outcome.stats.jobs), 0);
+}
