@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use bitcoin::ScriptBuf;
+use wgminer::mining::Sv2Config;
 use wgminer::node::{self, ChainParams};
 use wgminer::rpc::{Auth, RpcClient};
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
@@ -25,6 +26,8 @@ use crate::app::settings::{self, Settings};
 pub enum RunPlan {
     /// `wgminer -o stratum+tcp://…`: mine on pools.
     Pool(PoolPlan),
+    /// `wgminer -o stratum2+tcp://host:port/KEY`: mine on a Stratum V2 pool.
+    Sv2Pool(Sv2PoolPlan),
     /// `wgminer -o http://…`: solo mining on a node over JSON-RPC.
     Node(NodePlan),
     /// Plain `wgminer`: mine on the embedded node core.
@@ -78,6 +81,12 @@ pub struct ApiPlan {
 pub struct PoolPlan {
     pub mining: MiningPlan,
     pub client: ClientConfig,
+}
+
+#[derive(Debug)]
+pub struct Sv2PoolPlan {
+    pub mining: MiningPlan,
+    pub config: Sv2Config,
 }
 
 #[derive(Debug)]
@@ -176,12 +185,92 @@ fn merged(args: &MineArgs) -> Result<Settings, UsageError> {
 }
 
 /// A mining run, picked by the first `-o`: none mines on the embedded node core, `http://` on
-/// a node, anything else on pools.
+/// a node, `stratum2+tcp://` on a Stratum V2 pool, anything else on Stratum V1 pools.
 pub fn mining(s: Settings) -> Result<RunPlan, UsageError> {
     match s.urls.first() {
         None => embedded(s).map(RunPlan::Embedded),
         Some(url) if Settings::is_node_url(url) => node(s).map(RunPlan::Node),
+        Some(url) if url.starts_with(SV2_SCHEME) => sv2_pool(s).map(RunPlan::Sv2Pool),
+        Some(_) if s.urls.iter().any(|u| u.starts_with(SV2_SCHEME)) => Err(UsageError(
+            "a stratum2+tcp:// pool cannot follow Stratum V1 pools yet: give it alone in -o".into(),
+        )),
         Some(_) => pool(s).map(RunPlan::Pool),
+    }
+}
+
+/// The URL scheme of Stratum V2 pools (SRI's form).
+const SV2_SCHEME: &str = "stratum2+tcp://";
+
+/// One Stratum V2 pool: `stratum2+tcp://host:port/AUTHORITY_KEY` and `-u` as the channel's
+/// user identity.
+fn sv2_pool(s: Settings) -> Result<Sv2PoolPlan, UsageError> {
+    let [url] = s.urls.as_slice() else {
+        return Err(UsageError(
+            "failover between stratum2+tcp:// pools (or with Stratum V1 pools) is not supported yet: give one -o".into(),
+        ));
+    };
+    let (host, port, authority) = parse_sv2_url(url)?;
+    let user = match s.users.as_slice() {
+        [u] if !u.trim().is_empty() => u.clone(),
+        [] => return Err(UsageError(format!("no user for {url}: use -u user.worker"))),
+        _ => return Err(UsageError(format!("one -u for {url}, not several"))),
+    };
+    let mining = mining_plan(&s)?;
+    let nominal_hash_rate = nominal_hash_rate(&mining.devices);
+    Ok(Sv2PoolPlan {
+        mining,
+        config: Sv2Config {
+            host,
+            port,
+            authority,
+            user,
+            nominal_hash_rate,
+        },
+    })
+}
+
+/// `stratum2+tcp://host:port/KEY` into its parts, with a clear word for each mistake.
+fn parse_sv2_url(url: &str) -> Result<(String, u16, wgminer::sv2::AuthorityPublicKey), UsageError> {
+    let usage = "use -o stratum2+tcp://host:port/AUTHORITY_PUBLIC_KEY (the pool's authority_public_key, base58)";
+    let rest = url.strip_prefix(SV2_SCHEME).unwrap_or(url);
+    let (addr, key) = match rest.split_once('/') {
+        Some((addr, key)) if !key.trim_end_matches('/').is_empty() => {
+            (addr, key.trim_end_matches('/'))
+        }
+        _ => {
+            return Err(UsageError(format!(
+                "{url} names no authority key, and wgminer mines only on a Stratum V2 pool whose key it can check: {usage}"
+            )))
+        }
+    };
+    let (host, port) = addr
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .filter(|(h, p)| !h.is_empty() && *p != 0)
+        .ok_or_else(|| UsageError(format!("{url}: no host:port: {usage}")))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let key = key.parse().map_err(|e| {
+        UsageError(format!(
+            "{url}: the authority key {key:?} is not valid ({e}): {usage}"
+        ))
+    })?;
+    Ok((host, port, key))
+}
+
+/// What the devices hash, roughly, for the pool to set a first target from (it adjusts the
+/// target to the shares it then sees): ~5 MH/s per CPU thread, ~1 GH/s for GPUs.
+fn nominal_hash_rate(devices: &DeviceRequest) -> f32 {
+    use crate::app::cli::BackendChoice;
+    let threads =
+        devices.cpu.threads.map(|t| t as f32).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1.0, |n| n.get() as f32)
+        });
+    match devices.backend {
+        Some(BackendChoice::Cpu) => threads * 5e6,
+        _ => 1e9,
     }
 }
 
@@ -496,6 +585,37 @@ mod tests {
             Err(e) => e.0,
             Ok(p) => panic!("{flags:?} was accepted: {:?}", p.run),
         }
+    }
+
+    #[test]
+    fn a_stratum2_url_needs_a_valid_authority_key_and_one_user() {
+        let key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+        let url = format!("stratum2+tcp://127.0.0.1:34254/{key}");
+        let p = plan_of(&["-o", &url, "-u", "me.rig", "--backend", "cpu", "-t", "2"]).unwrap();
+        let RunPlan::Sv2Pool(p) = p.run else {
+            panic!("{:?}", p.run)
+        };
+        assert_eq!(
+            (p.config.host.as_str(), p.config.port),
+            ("127.0.0.1", 34254)
+        );
+        assert_eq!(p.config.authority.to_string(), key);
+        assert_eq!(p.config.user, "me.rig");
+        assert_eq!(p.config.nominal_hash_rate, 1e7);
+        assert_eq!(p.config.url(), url);
+
+        let no_key = refusal(&["-o", "stratum2+tcp://127.0.0.1:34254", "-u", "me"]);
+        assert!(no_key.contains("names no authority key"), "{no_key}");
+        let bad_key = refusal(&["-o", "stratum2+tcp://127.0.0.1:34254/9auqWEzQ", "-u", "me"]);
+        assert!(bad_key.contains("is not valid"), "{bad_key}");
+        let no_port = refusal(&["-o", &format!("stratum2+tcp://pool/{key}"), "-u", "me"]);
+        assert!(no_port.contains("no host:port"), "{no_port}");
+        let no_user = refusal(&["-o", &url]);
+        assert!(no_user.contains("no user"), "{no_user}");
+        let mixed = refusal(&["-o", "stratum+tcp://a:1", "-o", &url, "-u", "me"]);
+        assert!(mixed.contains("cannot follow"), "{mixed}");
+        let two = refusal(&["-o", &url, "-o", "stratum+tcp://a:1", "-u", "me"]);
+        assert!(two.contains("failover"), "{two}");
     }
 
     #[test]

@@ -177,3 +177,41 @@ async fn garbage_after_the_handshake_is_a_disconnect_never_mined_on() {
     assert!(get(&connections) >= 2, "{} connections", get(&connections));
     assert_eq!(get(&outcome.stats.jobs), 0);
 }
+
+/// The binary, as a user runs it: `wgminer -o stratum2+tcp://host:port/KEY -u user`. Shares are
+/// accepted (the pool's log and our counters agree), a block reaches the chain, Ctrl-C exits
+/// cleanly with the books balanced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_mines_on_sri_pool_with_the_url_key() {
+    use crate::support::miner::{assert_books_balance, Miner};
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("sv2-client-bin");
+    let (core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let url = format!(
+        "stratum2+tcp://127.0.0.1:{}/{SRI_POOL_PUBLIC_KEY}",
+        pool.listen.port()
+    );
+    let mut miner = Miner::spawn(&[
+        "-o",
+        &url,
+        "-u",
+        "wgminer-test.rig1",
+        "--backend",
+        "cpu",
+        "-t",
+        "1",
+    ]);
+    miner.wait_count(1, Duration::from_secs(90), |e| e["event"] == "accepted");
+    let log = pool.until("Received SubmitSharesExtended", 1).await;
+    assert!(log.contains("user_identity: wgminer-test.rig1"), "{log}");
+    assert!(log.contains("Block Found"), "{log}");
+    miner.stop_cleanly();
+    let exit = miner.of("exit")[0].clone();
+    assert!(exit["status"]["accepted"].as_u64().unwrap() >= 1, "{exit}");
+    assert_books_balance(&exit);
+    assert!(core.tip().0 >= 1);
+    drop(pool);
+    tp.stop().await;
+}
