@@ -381,3 +381,205 @@ fn to_array(h: &binary_sv2::U256<'_>) -> [u8; 32] {
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use binary_sv2::{Seq0255Owned, Sv2OptionOwned};
+    use mining_sv2::*;
+
+    /// Encode an SRI message and read it back through SRI's parser, as it comes off the wire.
+    fn feed<T: binary_sv2::Serialize + binary_sv2::GetSize>(
+        session: &mut MiningSession,
+        msg_type: u8,
+        message: T,
+    ) -> Result<Vec<Output>, SessionError> {
+        let mut bytes = binary_sv2::to_bytes(message).expect("encodes");
+        let parsed = Mining::try_from((msg_type, bytes.as_mut_slice())).expect("parses");
+        session.on_message(parsed)
+    }
+
+    fn open(session: &mut MiningSession, extranonce_size: u16) -> Vec<Output> {
+        let mut target = [0xffu8; 32];
+        target[31] = 0x00;
+        feed(
+            session,
+            MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS,
+            OpenExtendedMiningChannelSuccessOwned {
+                request_id: 1,
+                channel_id: 7,
+                target: target.into(),
+                extranonce_size,
+                extranonce_prefix: vec![1, 2, 3, 4].try_into().unwrap(),
+                group_channel_id: 1,
+            },
+        )
+        .unwrap()
+    }
+
+    fn new_job(session: &mut MiningSession, id: u32, min_ntime: Option<u32>) -> Vec<Output> {
+        feed(
+            session,
+            MESSAGE_TYPE_NEW_EXTENDED_MINING_JOB,
+            NewExtendedMiningJobOwned {
+                channel_id: 7,
+                job_id: id,
+                min_ntime: Sv2OptionOwned::new(min_ntime),
+                version: 0x2000_0000,
+                version_rolling_allowed: true,
+                merkle_path: Seq0255Owned::new(vec![[5u8; 32].into()]).unwrap(),
+                coinbase_tx_prefix: vec![0xaa; 42].try_into().unwrap(),
+                coinbase_tx_suffix: vec![0xbb; 60].try_into().unwrap(),
+            },
+        )
+        .unwrap()
+    }
+
+    fn prev_hash(session: &mut MiningSession, job_id: u32) -> Vec<Output> {
+        feed(
+            session,
+            MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH,
+            SetNewPrevHashOwned {
+                channel_id: 7,
+                job_id,
+                prev_hash: [9u8; 32].into(),
+                min_ntime: 1_700_000_000,
+                nbits: 0x207f_ffff,
+            },
+        )
+        .unwrap()
+    }
+
+    fn jobs(out: &[Output]) -> Vec<(Job, bool)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Job { job, clean } => Some((job.clone(), *clean)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn share(job_id: u32, nonce: u32) -> Share {
+        Share {
+            job_id: job_id.to_string(),
+            extranonce2: crate::work::rolling::Extranonce2::new(u64::from(nonce), 8).unwrap(),
+            ntime: 1_700_000_000,
+            nonce,
+            version_bits: Some(0),
+        }
+    }
+
+    /// A future job waits for its SetNewPrevHash; the pool's extranonce beyond our 8 bytes is
+    /// zero padding after its prefix, sent back in every share.
+    #[test]
+    fn future_jobs_start_on_their_prev_hash_with_the_pools_extranonce() {
+        let mut s = MiningSession::new();
+        let out = open(&mut s, 16);
+        assert!(matches!(out[0], Output::Opened { channel_id: 7 }));
+        assert!(jobs(&new_job(&mut s, 1, None)).is_empty());
+        let out = prev_hash(&mut s, 1);
+        let [(job, true)] = &jobs(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(job.id, "1");
+        assert_eq!(job.prev_hash, BlockHash::from_byte_array([9; 32]));
+        assert_eq!(job.ntime, 1_700_000_000);
+        assert_eq!(job.version_mask, VERSION_ROLLING_MASK);
+        assert_eq!(
+            job.coinbase.extranonce1,
+            [1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(job.coinbase.extranonce2_size, 8);
+        let m = s.submit(share(1, 3), job.version).unwrap();
+        assert_eq!(m.extranonce.as_bytes().len(), 16);
+        assert_eq!(&m.extranonce.as_bytes()[..8], &[0; 8]);
+        assert_eq!((m.channel_id, m.job_id, m.sequence_number), (7, 1, 0));
+        // A job with min_ntime mines at once, on the same tip, without killing job 1.
+        let out = new_job(&mut s, 2, Some(1_700_000_005));
+        let [(job2, false)] = &jobs(&out)[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(job2.ntime, 1_700_000_005);
+        assert!(s.submit(share(1, 4), job.version).is_ok());
+    }
+
+    /// One success acknowledges every share up to its sequence number; an error refuses one;
+    /// a share on a job from before the last SetNewPrevHash is not sent.
+    #[test]
+    fn batched_success_errors_and_stale_jobs() {
+        let mut s = MiningSession::new();
+        open(&mut s, 8);
+        new_job(&mut s, 1, None);
+        let version = jobs(&prev_hash(&mut s, 1))[0].0.version;
+        for n in 0..4 {
+            s.submit(share(1, n), version).unwrap();
+        }
+        let out = feed(
+            &mut s,
+            MESSAGE_TYPE_SUBMIT_SHARES_ERROR,
+            SubmitSharesErrorOwned {
+                channel_id: 7,
+                sequence_number: 1,
+                error_code: "difficulty-too-low".to_owned().try_into().unwrap(),
+            },
+        )
+        .unwrap();
+        assert!(
+            matches!(&out[..], [Output::Rejected { share, reason }] if share.nonce == 1 && reason == "difficulty-too-low")
+        );
+        let out = feed(
+            &mut s,
+            MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
+            SubmitSharesSuccess {
+                channel_id: 7,
+                last_sequence_number: 2,
+                new_submits_accepted_count: 2,
+                new_shares_sum: 2,
+            },
+        )
+        .unwrap();
+        let accepted: Vec<u32> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Accepted(s) => Some(s.nonce),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(accepted, [0, 2]);
+        assert_eq!(s.pending(), 1);
+        // A new block: job 1 is dead, its shares are not sent.
+        new_job(&mut s, 2, None);
+        prev_hash(&mut s, 2);
+        let (_, why) = s.submit(share(1, 9), version).unwrap_err();
+        assert!(why.0.contains("earlier block"), "{why:?}");
+        assert_eq!(s.take_pending().len(), 1);
+    }
+
+    #[test]
+    fn a_refused_channel_or_no_extranonce_ends_the_session() {
+        let mut s = MiningSession::new();
+        let e = feed(
+            &mut s,
+            MESSAGE_TYPE_OPEN_MINING_CHANNEL_ERROR,
+            OpenMiningChannelErrorOwned {
+                request_id: 1,
+                error_code: "unknown-user".to_owned().try_into().unwrap(),
+            },
+        );
+        assert_eq!(e, Err(SessionError::ChannelRefused("unknown-user".into())));
+        let mut s = MiningSession::new();
+        let e = feed(
+            &mut s,
+            MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS,
+            OpenExtendedMiningChannelSuccessOwned {
+                request_id: 1,
+                channel_id: 7,
+                target: [0xff; 32].into(),
+                extranonce_size: 0,
+                extranonce_prefix: vec![1].try_into().unwrap(),
+                group_channel_id: 1,
+            },
+        );
+        assert_eq!(e, Err(SessionError::NoExtranonce(0)));
+    }
+}
