@@ -54,6 +54,10 @@ pub struct MineArgs {
     /// Ask the pool for this share difficulty (mining.suggest_difficulty).
     #[arg(long, value_name = "D", value_parser = parse_difficulty, env = "WGMINER_SUGGEST_DIFF")]
     pub suggest_diff: Option<f64>,
+    /// A Stratum V2 pool's authority public key (base58, as SRI's pool configuration writes
+    /// it), for `-o stratum2+tcp://host:port` without the key in the URL.
+    #[arg(long, value_name = "KEY", env = "WGMINER_SV2_AUTHORITY")]
+    pub sv2_authority: Option<String>,
     /// Which backend mines (default: every real GPU, or the CPU when there is none; with
     /// --device, the kinds of the devices named).
     #[arg(long, value_enum, env = "WGMINER_BACKEND")]

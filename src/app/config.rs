@@ -27,6 +27,8 @@ pub struct ConfigFile {
     pub coinbase_sig: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggest_difficulty: Option<Difficulty>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sv2_authority: Option<String>,
     #[serde(default, rename = "pool", skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<PoolEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]

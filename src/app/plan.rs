@@ -209,7 +209,7 @@ fn sv2_pool(s: Settings) -> Result<Sv2PoolPlan, UsageError> {
             "failover between stratum2+tcp:// pools (or with Stratum V1 pools) is not supported yet: give one -o".into(),
         ));
     };
-    let (host, port, authority) = parse_sv2_url(url)?;
+    let (host, port, authority) = parse_sv2_url(url, s.sv2_authority.as_deref())?;
     let user = match s.users.as_slice() {
         [u] if !u.trim().is_empty() => u.clone(),
         [] => return Err(UsageError(format!("no user for {url}: use -u user.worker"))),
@@ -229,15 +229,30 @@ fn sv2_pool(s: Settings) -> Result<Sv2PoolPlan, UsageError> {
     })
 }
 
-/// `stratum2+tcp://host:port/KEY` into its parts, with a clear word for each mistake.
-fn parse_sv2_url(url: &str) -> Result<(String, u16, wgminer::sv2::AuthorityPublicKey), UsageError> {
-    let usage = "use -o stratum2+tcp://host:port/AUTHORITY_PUBLIC_KEY (the pool's authority_public_key, base58)";
+/// `stratum2+tcp://host:port/KEY` (or the key from `--sv2-authority`) into its parts, with a
+/// clear word for each mistake.
+fn parse_sv2_url(
+    url: &str,
+    flag: Option<&str>,
+) -> Result<(String, u16, wgminer::sv2::AuthorityPublicKey), UsageError> {
+    let usage = "use -o stratum2+tcp://host:port/AUTHORITY_PUBLIC_KEY or --sv2-authority KEY (the pool's authority_public_key, base58)";
     let rest = url.strip_prefix(SV2_SCHEME).unwrap_or(url);
-    let (addr, key) = match rest.split_once('/') {
-        Some((addr, key)) if !key.trim_end_matches('/').is_empty() => {
-            (addr, key.trim_end_matches('/'))
+    let (addr, in_url) = match rest.split_once('/') {
+        Some((addr, key)) => (
+            addr,
+            Some(key.trim_end_matches('/')).filter(|k| !k.is_empty()),
+        ),
+        None => (rest, None),
+    };
+    let flag = flag.map(str::trim).filter(|k| !k.is_empty());
+    let key = match (in_url, flag) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(UsageError(format!(
+                "{url} and --sv2-authority name different authority keys: give one"
+            )))
         }
-        _ => {
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) => {
             return Err(UsageError(format!(
                 "{url} names no authority key, and wgminer mines only on a Stratum V2 pool whose key it can check: {usage}"
             )))
@@ -610,6 +625,12 @@ mod tests {
         assert!(bad_key.contains("is not valid"), "{bad_key}");
         let no_port = refusal(&["-o", &format!("stratum2+tcp://pool/{key}"), "-u", "me"]);
         assert!(no_port.contains("no host:port"), "{no_port}");
+        let bare = "stratum2+tcp://127.0.0.1:34254";
+        let p = plan_of(&["-o", bare, "--sv2-authority", key, "-u", "me"]).unwrap();
+        assert!(matches!(p.run, RunPlan::Sv2Pool(ref p) if p.config.authority.to_string() == key));
+        let other = "9bQAqTeCDSPdaSUW9jrKkmK4UfxYsDBNqcFtKdy2MWKnJpbkSph";
+        let both = refusal(&["-o", &url, "--sv2-authority", other, "-u", "me"]);
+        assert!(both.contains("different authority keys"), "{both}");
         let no_user = refusal(&["-o", &url]);
         assert!(no_user.contains("no user"), "{no_user}");
         let mixed = refusal(&["-o", "stratum+tcp://a:1", "-o", &url, "-u", "me"]);

@@ -20,6 +20,8 @@ pub struct Settings {
     pub users: Vec<String>,
     pub passwords: Vec<String>,
     pub suggest_diff: Option<f64>,
+    /// The Stratum V2 pool's authority key, when the URL does not carry it.
+    pub sv2_authority: Option<String>,
     pub rpc_user: Option<String>,
     pub rpc_pass: Option<String>,
     pub rpc_cookie: Option<PathBuf>,
@@ -91,6 +93,7 @@ impl Settings {
             users: args.users.clone(),
             passwords: args.passwords.clone(),
             suggest_diff: args.suggest_diff,
+            sv2_authority: args.sv2_authority.clone(),
             rpc_user: args.solo.rpc_user.clone(),
             rpc_pass: args.solo.rpc_pass.clone(),
             rpc_cookie: args.solo.rpc_cookie.clone(),
@@ -153,6 +156,7 @@ impl Settings {
             cfg.suggest_difficulty.clone().map(|d| d.0),
         );
         fill(&mut self.coinbase_addr, cfg.coinbase_addr.clone());
+        fill(&mut self.sv2_authority, cfg.sv2_authority.clone());
         if let Some(node) = &cfg.node {
             // Credentials come as a set: a user/password from the flags is not mixed with a
             // cookie from the file.
@@ -233,6 +237,7 @@ fn effective(args: &Settings) -> String {
         coinbase_addr: args.coinbase_addr.clone(),
         coinbase_sig: args.coinbase_sig.clone(),
         suggest_difficulty: args.suggest_diff.map(Difficulty),
+        sv2_authority: args.sv2_authority.clone(),
         ..ConfigFile::default()
     };
     if is_node {
