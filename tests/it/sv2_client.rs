@@ -215,3 +215,65 @@ async fn the_binary_mines_on_sri_pool_with_the_url_key() {
     drop(pool);
     tp.stop().await;
 }
+
+/// The pool dies mid-run: the source says so, the shares it was waiting on end unanswered (none
+/// is lost or counted twice), and once the pool is back on its port the source reconnects on
+/// its own and the pool accepts shares again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_that_dies_is_reconnected_with_backoff() {
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("sv2-client-reconnect");
+    let (_core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
+    let source = Sv2Source::new(config(pool.listen.port(), key));
+    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
+    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
+    let stats = manager.stats();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(wgminer::mining::run(
+        source,
+        manager,
+        async {
+            let _ = stop_rx.await;
+        },
+        RunConfig::default(),
+    ));
+    let wait = |what: &'static str, f: Box<dyn Fn() -> bool + Send>| async move {
+        let end = Instant::now() + Duration::from_secs(60);
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let s = Arc::clone(&stats);
+    wait("accepted shares", Box::new(move || get(&s.accepted) >= 2)).await;
+    pool.kill();
+    let s = Arc::clone(&stats);
+    wait("the disconnect", Box::new(move || !s.snapshot().connected)).await;
+    let before = get(&stats.accepted);
+    pool.restart(&bin, &dir.0);
+    pool.until("SetNewPrevHash { template_id:", 1).await;
+    let s = Arc::clone(&stats);
+    wait(
+        "accepted shares after the restart",
+        Box::new(move || get(&s.accepted) >= before + 2),
+    )
+    .await;
+    let _ = stop_tx.send(());
+    let outcome = run.await.unwrap();
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let s = &outcome.stats;
+    assert_eq!(get(&s.pending), 0);
+    let fated = get(&s.accepted) + get(&s.rejected) + get(&s.stale) + get(&s.unanswered);
+    assert!(
+        fated >= get(&s.submitted),
+        "{fated} fates, {} submitted",
+        get(&s.submitted)
+    );
+    let log = pool.log();
+    assert!(log.contains("Received OpenExtendedMiningChannel"), "{log}");
+    drop(pool);
+    tp.stop().await;
+}

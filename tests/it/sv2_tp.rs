@@ -633,18 +633,35 @@ public_key = "{key}"
         let config_file = dir.join("pool.toml");
         std::fs::write(&config_file, config).unwrap();
         let log = dir.join("pool.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
+        let child = Pool::spawn(bin, dir, &log);
+        Pool { child, log, listen }
+    }
+
+    fn spawn(bin: &Path, dir: &Path, log: &Path) -> Child {
+        let out = std::fs::File::create(log).unwrap();
+        Command::new(bin)
             .arg("-c")
-            .arg(&config_file)
+            .arg(dir.join("pool.toml"))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
-            .unwrap();
-        Pool { child, log, listen }
+            .unwrap()
+    }
+
+    /// Kill the pool (as a crash would), then start it again on the same port and log file.
+    pub(crate) fn restart(&mut self, bin: &Path, dir: &Path) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Pool::spawn(bin, dir, &self.log);
+    }
+
+    /// Kill the pool (as a crash would).
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub(crate) fn log(&self) -> String {
