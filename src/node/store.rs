@@ -181,6 +181,16 @@ impl Store {
 
     /// The tip the `meta` table records, or `None` for a database without a chain.
     pub fn tip(&self) -> Result<Option<(u32, BlockHash)>, NodeError> {
+        let Some(tip) = self.meta_record(META_TIP)? else {
+            return Ok(None);
+        };
+        decode_tip(&tip)
+            .map(Some)
+            .ok_or_else(|| self.corrupt("the tip record is not 36 bytes".into()))
+    }
+
+    /// One record of the `meta` table, or `None` when it (or the table) is not there.
+    fn meta_record(&self, key: &str) -> Result<Option<Vec<u8>>, NodeError> {
         guarded(&self.file, || {
             let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
             let meta = match txn.open_table(META) {
@@ -188,31 +198,19 @@ impl Store {
                 Err(TableError::TableDoesNotExist(_)) => return Ok(None),
                 Err(e) => return Err(self.err(e)),
             };
-            let Some(tip) = meta.get(META_TIP).map_err(|e| self.err(e))? else {
-                return Ok(None);
-            };
-            decode_tip(tip.value())
-                .map(Some)
-                .ok_or_else(|| self.corrupt("the tip record is not 36 bytes".into()))
+            let record = meta.get(key).map_err(|e| self.err(e))?;
+            Ok(record.map(|r| r.value().to_vec()))
         })
     }
 
     /// The retarget schedule recorded, if any.
     pub fn retarget(&self) -> Result<Option<Schedule>, NodeError> {
-        guarded(&self.file, || {
-            let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
-            let meta = match txn.open_table(META) {
-                Ok(t) => t,
-                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(self.err(e)),
-            };
-            let Some(record) = meta.get(META_RETARGET).map_err(|e| self.err(e))? else {
-                return Ok(None);
-            };
-            decode_retarget(record.value())
-                .map(Some)
-                .ok_or_else(|| self.corrupt("the retarget record is not 16 bytes".into()))
-        })
+        let Some(record) = self.meta_record(META_RETARGET)? else {
+            return Ok(None);
+        };
+        decode_retarget(&record)
+            .map(Some)
+            .ok_or_else(|| self.corrupt("the retarget record is not 16 bytes".into()))
     }
 
     /// Record the retarget schedule (`None`: remove it), durably.

@@ -9,26 +9,12 @@ use std::sync::Arc;
 
 use bitcoin::hashes::Hash;
 use serde_json::Value;
+
+use crate::support::bitcoind::bitcoin_cli;
 use wgminer::backend::{Backend, CpuBackend};
 use wgminer::mining::generate::generate;
 use wgminer::node::rpc_server::{GenerateHook, RpcExtras, RpcServer, LIMITS};
 use wgminer::node::{chain_dir, Chain, ChainParams, NodeCore};
-
-/// The test node's `bitcoin-cli`, beside its bitcoind; `None` is a skip outside CI.
-fn bitcoin_cli() -> Option<PathBuf> {
-    let found = std::env::var_os("WGMINER_TEST_BITCOIND")
-        .map(PathBuf::from)
-        .and_then(|d| Some(d.parent()?.join("bitcoin-cli")))
-        .filter(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI: bitcoin-cli not found beside WGMINER_TEST_BITCOIND (scripts/fetch-test-node.sh)"
-        );
-        eprintln!("skipped: set WGMINER_TEST_BITCOIND (bash scripts/fetch-test-node.sh)");
-    }
-    found
-}
 
 struct Node {
     rt: tokio::runtime::Runtime,
@@ -121,9 +107,7 @@ fn json(text: &str) -> Value {
 
 #[test]
 fn bitcoin_cli_works_against_wgminer_node() {
-    let Some(bin) = bitcoin_cli() else {
-        return;
-    };
+    let bin = bitcoin_cli();
     let mut node = start_node();
     let (ok, help) = cli(&bin, &node, &["help"]);
     assert!(

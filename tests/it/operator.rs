@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::bitcoind::{bitcoin_cli, free_port};
 use crate::support::miner::Miner;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -34,14 +35,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// One cgminer API request; the reply without its NUL.
@@ -206,22 +199,6 @@ fn the_default_run_retargets_and_a_restart_continues() {
     again.stop_cleanly();
 }
 
-/// The test node's `bitcoin-cli`, beside its bitcoind.
-fn bitcoin_cli() -> Option<PathBuf> {
-    let found = std::env::var_os("WGMINER_TEST_BITCOIND")
-        .map(PathBuf::from)
-        .and_then(|d| Some(d.parent()?.join("bitcoin-cli")))
-        .filter(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI: bitcoin-cli not found beside WGMINER_TEST_BITCOIND"
-        );
-        eprintln!("skipped: set WGMINER_TEST_BITCOIND (bash scripts/fetch-test-node.sh)");
-    }
-    found
-}
-
 fn cli(bin: &Path, port: u16, cookie: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(bin)
         .arg("-regtest")
@@ -243,9 +220,7 @@ fn cli(bin: &Path, port: u16, cookie: &Path, args: &[&str]) -> (bool, String) {
 /// mined on request with the selected device, and `stop` ending it cleanly.
 #[test]
 fn wgminer_node_generates_blocks_for_bitcoin_cli() {
-    let Some(bin) = bitcoin_cli() else {
-        return;
-    };
+    let bin = bitcoin_cli();
     let dir = Scratch::new("node-cli");
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");

@@ -125,6 +125,17 @@ pub fn bitcoind_binary() -> PathBuf {
         .clone()
 }
 
+/// The test node package's `bitcoin-cli`, beside its bitcoind.
+pub fn bitcoin_cli() -> PathBuf {
+    let cli = bitcoind_binary().with_file_name("bitcoin-cli");
+    assert!(
+        cli.exists(),
+        "no bitcoin-cli beside the test node: {}",
+        cli.display()
+    );
+    cli
+}
+
 /// A free loopback TCP port (bound, then released: the node binds it a moment later).
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
