@@ -12,13 +12,9 @@ cache="${WGMINER_CACHE:-$HOME/.cache/wgminer}/pyasic"
 venv="$cache/pyasic-$VERSION"
 python="$venv/bin/python"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+source "$(dirname "$0")/lib.sh"
 
-mkdir -p "$cache"
-if command -v flock >/dev/null; then
-  exec 9>"$cache/.lock"
-  flock 9
-fi
+cache_lock "$cache"
 
 if ! "$python" -c 'import pyasic' >/dev/null 2>&1; then
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then

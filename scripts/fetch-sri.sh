@@ -14,14 +14,9 @@ cache="${WGMINER_CACHE:-$HOME/.cache/wgminer}/sri"
 root="$cache/pool_sv2-$POOL_VERSION"
 bin="$root/bin/pool_sv2"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+source "$(dirname "$0")/lib.sh"
 
-mkdir -p "$cache"
-# Concurrent test processes may run this at once: one builds, the others wait.
-if command -v flock >/dev/null; then
-  exec 9>"$cache/.lock"
-  flock 9
-fi
+cache_lock "$cache"
 
 if [ ! -x "$bin" ]; then
   if ! command -v capnp >/dev/null || ! dpkg -s libcapnp-dev >/dev/null 2>&1; then

