@@ -34,10 +34,12 @@ export WGMINER_TEST_BITCOIND="$(bash scripts/fetch-test-node.sh | tail -n 1)"
 echo "== cgminer API client"
 export WGMINER_TEST_PYASIC="$(bash scripts/fetch-pyasic.sh | tail -n 1)"
 
-# SRI's Stratum V2 pool, which the Template Provider tests run on the node core (built once with
-# cargo install --locked into ~/.cache/wgminer; needs Cap'n Proto, installed when missing).
-echo "== SRI pool"
-export WGMINER_TEST_POOL_SV2="$(bash scripts/fetch-sri.sh | tail -n 1)"
+# SRI's Stratum V2 pool, which the Template Provider tests run on the node core, and its
+# translator (V1 miners to an SV2 pool); each built once with cargo install --locked into
+# ~/.cache/wgminer (the pool needs Cap'n Proto, installed when missing).
+echo "== SRI pool and translator"
+export WGMINER_TEST_POOL_SV2="$(bash scripts/fetch-sri.sh pool_sv2 | tail -n 1)"
+export WGMINER_TEST_TRANSLATOR_SV2="$(bash scripts/fetch-sri.sh translator_sv2 | tail -n 1)"
 
 echo "== format and lints"
 cargo fmt --all -- --check

@@ -39,4 +39,5 @@ mod stratum_fuzz;
 mod stratum_vectors;
 mod sv2_client;
 mod sv2_tp;
+mod sv2_translator;
 mod ux_output;
