@@ -97,7 +97,7 @@ pub async fn run<S: WorkSource>(
         stats.set_solo();
     }
     stats.set_pool(Some(source.label()), false);
-    let (mut link, source_link) = source::link();
+    let (mut link, source_link) = source::link(Arc::clone(&stats));
     let mut task = tokio::spawn(source.run(source_link));
     let mut runner = Runner {
         stats: Arc::clone(&stats),

@@ -12,7 +12,7 @@ use bitcoin::BlockHash;
 use tokio::sync::mpsc;
 
 use super::manager::Found;
-use crate::work::{PreparedJob, Share, SoloJob};
+use crate::work::{MiningStats, PreparedJob, Share, SoloJob};
 
 /// Solutions the runner may have handed to a source and not yet seen a fate for. Beyond this
 /// the runner counts new solutions stale ("source queue full") instead of waiting.
@@ -122,6 +122,9 @@ pub enum Fate {
 pub struct SourceLink {
     pub events: mpsc::Sender<SourceEvent>,
     pub solutions: mpsc::Receiver<Found>,
+    /// The run's counters, read-only for a source: what the devices really hash, for a pool
+    /// that sets targets from a declared rate (Stratum V2's `nominal_hash_rate`).
+    pub stats: Arc<MiningStats>,
 }
 
 impl SourceLink {
@@ -152,8 +155,8 @@ pub struct RunnerLink {
     pub solutions: mpsc::Sender<Found>,
 }
 
-/// A connected pair of links.
-pub fn link() -> (RunnerLink, SourceLink) {
+/// A connected pair of links for a run counted in `stats`.
+pub fn link(stats: Arc<MiningStats>) -> (RunnerLink, SourceLink) {
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let (solutions_tx, solutions_rx) = mpsc::channel(SUBMISSION_QUEUE);
     (
@@ -164,6 +167,7 @@ pub fn link() -> (RunnerLink, SourceLink) {
         SourceLink {
             events: events_tx,
             solutions: solutions_rx,
+            stats,
         },
     )
 }

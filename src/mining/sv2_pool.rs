@@ -46,6 +46,16 @@ const FRAME_QUEUE: usize = 64;
 /// How long unanswered shares may wait for their answers once the run ends.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
+/// How often the measured hash rate is compared with what the pool was told.
+const RATE_CHECK: Duration = Duration::from_secs(10);
+
+/// The window the hash rate is measured over.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// The pool is told again only when the measured rate is off by more than this factor either
+/// way (each update makes it send a new target).
+const RATE_SLACK: f64 = 1.25;
+
 /// Where and how to mine.
 #[derive(Clone, Debug)]
 pub struct Sv2Config {
@@ -55,7 +65,9 @@ pub struct Sv2Config {
     pub authority: AuthorityPublicKey,
     /// `user_identity` of the channel (the pool's account, e.g. `user.worker`).
     pub user: String,
-    /// What the devices hash per second, roughly: the pool sets the channel's target from it.
+    /// What the devices hash per second before it is measured (a rough guess from the device
+    /// kinds): the pool sets the channel's first target from it. Once the run has measured its
+    /// rate, the channel is opened with that, and `UpdateChannel` tells the pool when it moves.
     pub nominal_hash_rate: f32,
 }
 
@@ -169,7 +181,10 @@ fn outcome(share: Share, fate: Fate) -> SourceEvent {
 }
 
 /// Connect, authenticate, set up and open a channel (fatal errors are returned).
-async fn open(config: &Sv2Config) -> Result<Result<(Reader, Writer), String>, SourceError> {
+async fn open(
+    config: &Sv2Config,
+    nominal_hash_rate: f32,
+) -> Result<Result<(Reader, Writer), String>, SourceError> {
     let addr = format!("{}:{}", config.host, config.port);
     let socket = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
         Ok(Ok(s)) => s,
@@ -240,7 +255,7 @@ async fn open(config: &Sv2Config) -> Result<Result<(Reader, Writer), String>, So
         }
         Err(e) => return Ok(Err(format!("unreadable answer to SetupConnection: {e:?}"))),
     }
-    let open = MiningSession::open_channel(&config.user, config.nominal_hash_rate)
+    let open = MiningSession::open_channel(&config.user, nominal_hash_rate)
         .map_err(|e| SourceError::Failed(e.to_string()))?;
     let message = AnyMessageOwned::Mining(MiningOwned::OpenExtendedMiningChannel(open));
     if let Err(e) = write(&mut writer, message).await {
@@ -274,7 +289,8 @@ async fn connection(
     session: &mut MiningSession,
     link: &mut SourceLink,
 ) -> Result<End, SourceError> {
-    let (reader, mut writer) = match open(config).await? {
+    let mut declared = measured_rate(&link.stats).unwrap_or(config.nominal_hash_rate);
+    let (reader, mut writer) = match open(config, declared).await? {
         Ok(halves) => halves,
         Err(reason) => return Ok(End::Lost(reason)),
     };
@@ -284,6 +300,8 @@ async fn connection(
     let label = format!("stratum2+tcp://{}:{}", config.host, config.port);
     let mut taking = true;
     let mut closing: Option<tokio::time::Instant> = None;
+    let mut rate_check =
+        tokio::time::interval_at(tokio::time::Instant::now() + RATE_CHECK, RATE_CHECK);
     loop {
         let deadline = closing.unwrap_or_else(|| tokio::time::Instant::now() + BACKOFF_MAX);
         tokio::select! {
@@ -388,9 +406,37 @@ async fn connection(
                 let _ = writer.shutdown().await;
                 return Ok(End::RunnerGone);
             }
+            _ = rate_check.tick(), if closing.is_none() => {
+                let Some(measured) = measured_rate(&link.stats) else { continue };
+                let off = f64::from(measured) / f64::from(declared.max(1.0));
+                if (1.0 / RATE_SLACK..=RATE_SLACK).contains(&off) {
+                    continue;
+                }
+                let Some(update) = session.update_channel(measured) else { continue };
+                tracing::info!(
+                    "told the pool we hash {} (measured; it was told {})",
+                    crate::bench::format_rate(f64::from(measured)),
+                    crate::bench::format_rate(f64::from(declared))
+                );
+                declared = measured;
+                let m = AnyMessageOwned::Mining(MiningOwned::UpdateChannel(update));
+                if let Err(e) = write(&mut writer, m).await {
+                    return Ok(End::Lost(e));
+                }
+            }
             _ = link.events.closed() => return Ok(End::RunnerGone),
         }
     }
+}
+
+/// What the devices have hashed per second over the last minute, once the run has measured
+/// for [`RATE_CHECK`] (too early, start-up makes it look slower than it is).
+fn measured_rate(stats: &crate::work::MiningStats) -> Option<f32> {
+    if stats.uptime() < RATE_CHECK {
+        return None;
+    }
+    let rate = stats.hash_rate(RATE_WINDOW);
+    (rate.is_finite() && rate > 0.0).then_some(rate as f32)
 }
 
 /// Stops the reading task when the connection ends.

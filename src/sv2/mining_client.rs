@@ -14,7 +14,7 @@ use bitcoin::block::Version;
 use bitcoin::hashes::Hash;
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{BlockHash, TxMerkleNode};
-use mining_sv2::{OpenExtendedMiningChannelOwned, SubmitSharesExtendedOwned};
+use mining_sv2::{OpenExtendedMiningChannelOwned, SubmitSharesExtendedOwned, UpdateChannelOwned};
 use parsers_sv2::Mining;
 
 use crate::work::job::{CoinbaseTemplate, Job, DEFAULT_NTIME_ROLL};
@@ -139,6 +139,16 @@ impl MiningSession {
             nominal_hash_rate,
             max_target: [0xff; 32].into(),
             min_extranonce_size: MIN_EXTRANONCE_SIZE,
+        })
+    }
+
+    /// Tell the pool what the channel really hashes (it sets the target from it), once open.
+    pub fn update_channel(&self, nominal_hash_rate: f32) -> Option<UpdateChannelOwned> {
+        let c = self.channel.as_ref()?;
+        Some(UpdateChannelOwned {
+            channel_id: c.id,
+            nominal_hash_rate,
+            maximum_target: [0xff; 32].into(),
         })
     }
 
@@ -277,6 +287,10 @@ impl MiningSession {
                     });
                 }
             }
+            Mining::UpdateChannelError(e) => out.push(Output::Note(format!(
+                "the pool refused our hash rate update: {}",
+                text(e.error_code.as_bytes())
+            ))),
             other => out.push(Output::Note(format!("ignored from the pool: {other:?}"))),
         }
         Ok(out)
@@ -553,6 +567,30 @@ mod tests {
         let (_, why) = s.submit(share(1, 9), version).unwrap_err();
         assert!(why.0.contains("earlier block"), "{why:?}");
         assert_eq!(s.take_pending().len(), 1);
+    }
+
+    /// A hash rate update names the open channel; none before one is open.
+    #[test]
+    fn update_channel_only_for_an_open_channel() {
+        let mut s = MiningSession::new();
+        assert!(s.update_channel(1e9).is_none());
+        open(&mut s, 8);
+        let u = s.update_channel(2.5e9).unwrap();
+        assert_eq!((u.channel_id, u.nominal_hash_rate), (7, 2.5e9));
+        assert_eq!(u.maximum_target.as_array(), &[0xff; 32]);
+        let out = feed(
+            &mut s,
+            MESSAGE_TYPE_UPDATE_CHANNEL_ERROR,
+            UpdateChannelErrorOwned {
+                channel_id: 7,
+                error_code: "invalid-nominal-hashrate".to_owned().try_into().unwrap(),
+            },
+        )
+        .unwrap();
+        assert!(
+            matches!(&out[..], [Output::Note(n)] if n.contains("invalid-nominal-hashrate")),
+            "{out:?}"
+        );
     }
 
     #[test]

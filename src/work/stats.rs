@@ -250,6 +250,18 @@ impl MiningStats {
         self.started.elapsed()
     }
 
+    /// Hashes per second of every device together over the last `window` (since the start, if
+    /// younger), as last sampled: what a pool should be told we hash.
+    pub fn hash_rate(&self, window: Duration) -> f64 {
+        let now = Instant::now();
+        let inner = self.inner();
+        self.devices
+            .iter()
+            .zip(&inner.meters)
+            .map(|(d, m)| m.rate(now, d.hashes.load(Ordering::Relaxed), window))
+            .sum()
+    }
+
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves plain counters behind: still fine to read.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())

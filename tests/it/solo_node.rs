@@ -215,7 +215,7 @@ fn client_for(a: &Node) -> RpcClient {
 fn a_block_made_elsewhere_reaches_the_miner_through_longpoll_within_a_second() {
     let (a, _b) = start_pair();
     let rt = runtime();
-    let (mut link, source_link) = link();
+    let (mut link, source_link) = link(std::sync::Arc::new(wgminer::work::MiningStats::new([])));
     let config = SoloConfig {
         payout: bitcoin::ScriptBuf::new_op_return([]),
         extranonce1: [1, 2, 3, 4],
@@ -623,7 +623,7 @@ fn a_node_answering_longpoll_at_once_is_paced_not_hammered() {
         .enable_all()
         .build()
         .unwrap();
-    let (mut link, source_link) = link();
+    let (mut link, source_link) = link(std::sync::Arc::new(wgminer::work::MiningStats::new([])));
     let config = SoloConfig {
         payout: bitcoin::ScriptBuf::new_op_return([]),
         extranonce1: [1, 2, 3, 4],

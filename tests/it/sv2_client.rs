@@ -277,3 +277,42 @@ async fn a_pool_that_dies_is_reconnected_with_backoff() {
     drop(pool);
     tp.stop().await;
 }
+
+/// The channel opens at the configured guess; once the run has measured what the devices hash,
+/// the pool is told with `UpdateChannel` and answers with a harder target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_is_told_the_measured_hash_rate() {
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("sv2-client-rate");
+    let (_core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
+    let mut config = config(pool.listen.port(), key);
+    // Far below what one CPU thread hashes, so the measured rate is well off.
+    config.nominal_hash_rate = 1e5;
+    let first = Arc::new(std::sync::Mutex::new(None));
+    let seen = Arc::clone(&first);
+    let log_file = dir.0.join("pool.log");
+    let outcome = mine(Sv2Source::new(config), Duration::from_secs(60), move |s| {
+        let Some(difficulty) = s.snapshot().difficulty else {
+            return false;
+        };
+        let first = *seen.lock().unwrap().get_or_insert(difficulty);
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        log.contains("UpdateChannel") && difficulty > first
+    })
+    .await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let log = pool.log();
+    let update = log
+        .lines()
+        .find(|l| l.contains("UpdateChannel"))
+        .unwrap_or_else(|| panic!("the pool got no UpdateChannel:\n{log}"));
+    eprintln!("{update}");
+    let first = first.lock().unwrap().expect("a first difficulty");
+    let last = outcome.stats.snapshot().difficulty.expect("a difficulty");
+    assert!(last > first * 1.2, "difficulty {first} -> {last}");
+    drop(pool);
+    tp.stop().await;
+}
