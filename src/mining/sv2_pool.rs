@@ -202,6 +202,14 @@ async fn open(
         match noise::connect(socket, initiator, CONNECT_TIMEOUT, MAX_FRAME).await {
             Ok(halves) => halves,
             // The certificate did not verify under the pinned key: never mine there.
+            // Signed by the pinned key, but expired or not yet valid: as fatal (the pool or
+            // one of the clocks needs fixing), and said as such.
+            Err(NoiseError::CertificateTime(e)) => {
+                return Err(SourceError::Failed(format!(
+                    "the pool at {addr} answered for authority key {}, but {e}",
+                    config.authority
+                )))
+            }
             Err(NoiseError::Handshake(e)) => {
                 return Err(SourceError::Failed(format!(
                     "the pool at {addr} did not prove it holds authority key {} ({e}): check the key in the URL or --sv2-authority",

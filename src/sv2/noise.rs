@@ -37,6 +37,9 @@ pub enum NoiseError {
     HandshakeTimeout(Duration),
     #[error("Noise handshake failed: {0}")]
     Handshake(String),
+    /// The certificate is signed by the pinned key but outside its validity window.
+    #[error("{0}")]
+    CertificateTime(String),
     #[error("the peer sent a frame of more than {limit} bytes; refused before reading it all")]
     FrameTooLarge { limit: usize },
     #[error("undecodable or unauthentic frame: {0}")]
@@ -161,14 +164,42 @@ where
                 .payload()
                 .try_into()
                 .map_err(|_| NoiseError::Handshake("wrong size of the second message".into()))?;
-        handshake
-            .step_2(second)
-            .map_err(|e| NoiseError::Handshake(e.to_string()))
+        handshake.step_2(second).map_err(|e| match e {
+            codec_sv2::Error::NoiseSv2Error(noise_sv2::Error::InvalidCertificate(cert)) => {
+                certificate_error(cert.valid_from, cert.not_valid_after, unix_now())
+            }
+            e => NoiseError::Handshake(e.to_string()),
+        })
     };
     let transport = tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| NoiseError::HandshakeTimeout(timeout))??;
     Ok(split(io, decoder, encoder, transport, max_frame))
+}
+
+/// Why a server's certificate was refused: outside its validity window (noise_sv2 allows 10 s
+/// either way) is a clock matter worth saying so; inside it, the signature did not verify.
+fn certificate_error(valid_from: u32, not_valid_after: u32, now: u32) -> NoiseError {
+    const LEEWAY: u32 = 10;
+    if now > not_valid_after.saturating_add(LEEWAY) {
+        NoiseError::CertificateTime(format!(
+            "its certificate expired {} s ago (valid until unix time {not_valid_after}, our clock says {now}): the server's certificate is stale or one of the clocks is wrong",
+            now - not_valid_after
+        ))
+    } else if now < valid_from.saturating_sub(LEEWAY) {
+        NoiseError::CertificateTime(format!(
+            "its certificate is valid only from unix time {valid_from} ({} s from now by our clock): one of the clocks is wrong",
+            valid_from - now
+        ))
+    } else {
+        NoiseError::Handshake("its certificate is not signed by the authority key".into())
+    }
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32)
 }
 
 fn split<IO: AsyncRead + AsyncWrite>(
@@ -293,5 +324,23 @@ impl<W: AsyncWrite + Unpin> NoiseWriter<W> {
     pub async fn shutdown(&mut self) -> Result<(), NoiseError> {
         self.io.shutdown().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_outside_its_window_is_a_clock_matter() {
+        let expired = certificate_error(1_000, 4_600, 5_000).to_string();
+        assert!(expired.contains("expired 400 s ago"), "{expired}");
+        let early = certificate_error(9_000, 12_600, 5_000).to_string();
+        assert!(early.contains("4000 s from now"), "{early}");
+        // Within the window (and within noise_sv2's 10 s leeway): the signature is what failed.
+        for now in [1_000, 4_610, 990] {
+            let e = certificate_error(1_000, 4_600, now);
+            assert!(matches!(e, NoiseError::Handshake(_)), "{now}: {e}");
+        }
     }
 }

@@ -178,6 +178,96 @@ async fn garbage_after_the_handshake_is_a_disconnect_never_mined_on() {
     assert_eq!(get(&outcome.stats.jobs), 0);
 }
 
+/// A pool whose certificate the right key signed, but that expired two days ago: refused for
+/// good, with a word about the clock, and never mined on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_refused_and_never_mined_on() {
+    let dir = TempDir::new("sv2-client-expired");
+    let (authority, _) = AuthorityKey::load_or_create(&dir.0).unwrap();
+    let public = authority.public();
+    let authority = Arc::new(authority);
+    let (port, _) = fake_pool(move |mut socket| {
+        let authority = Arc::clone(&authority);
+        async move {
+            use tokio::io::AsyncWriteExt;
+            // The initiator's ephemeral key comes unframed (64 bytes); answer as a responder
+            // whose clock says two days ago, with a certificate valid for an hour from then.
+            let mut first = [0u8; 64];
+            if socket.read_exact(&mut first).await.is_err() {
+                return;
+            }
+            let then = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as u32
+                - 2 * 86_400;
+            let mut responder = authority.responder(Duration::from_secs(3600)).unwrap();
+            let (second, _) = responder
+                .step_1_with_now_rng(first, then, &mut rand08::thread_rng())
+                .unwrap();
+            let _ = socket.write_all(&second).await;
+            let mut rest = Vec::new();
+            let _ = socket.read_to_end(&mut rest).await;
+        }
+    })
+    .await;
+    let source = Sv2Source::new(config(port, public));
+    let outcome = mine(source, Duration::from_secs(20), |_| false).await;
+    let err = outcome
+        .result
+        .expect_err("an expired certificate must end the run");
+    let text = err.to_string();
+    assert!(
+        text.contains(&public.to_string()) && text.contains("expired"),
+        "{text}"
+    );
+    assert_eq!(get(&outcome.stats.jobs), 0);
+    assert_eq!(get(&outcome.stats.submitted), 0);
+}
+
+/// A frame over the client's limit (a job with two 64 KiB coinbase halves against the 70 KiB
+/// cap) is a disconnect: it is not buffered, nothing is mined, the source retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_is_a_disconnect_never_mined_on() {
+    use wgminer::sv2::mining_sv2::NewExtendedMiningJobOwned;
+    use wgminer::sv2::parsers_sv2::{AnyMessageOwned, MiningOwned};
+    let dir = TempDir::new("sv2-client-oversized");
+    let (authority, _) = AuthorityKey::load_or_create(&dir.0).unwrap();
+    let public = authority.public();
+    let authority = Arc::new(authority);
+    let (port, connections) = fake_pool(move |socket| {
+        let authority = Arc::clone(&authority);
+        async move {
+            let responder = authority.responder(Duration::from_secs(3600)).unwrap();
+            let Ok((mut reader, mut writer)) =
+                noise::accept(socket, responder, Duration::from_secs(5), 1 << 16).await
+            else {
+                return;
+            };
+            let _ = reader.read_frame().await;
+            let job = NewExtendedMiningJobOwned {
+                channel_id: 1,
+                job_id: 1,
+                min_ntime: binary_sv2::Sv2OptionOwned::new(Some(1_700_000_000)),
+                version: 0x2000_0000,
+                version_rolling_allowed: true,
+                merkle_path: binary_sv2::Seq0255Owned::new(Vec::new()).unwrap(),
+                coinbase_tx_prefix: vec![0u8; 65_000].try_into().unwrap(),
+                coinbase_tx_suffix: vec![0u8; 65_000].try_into().unwrap(),
+            };
+            let big = AnyMessageOwned::Mining(MiningOwned::NewExtendedMiningJob(job));
+            let _ = writer.send(big).await;
+            let _ = reader.read_frame().await;
+        }
+    })
+    .await;
+    let source = Sv2Source::new(config(port, public));
+    let outcome = mine(source, Duration::from_millis(2500), |_| false).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(get(&connections) >= 2, "{} connections", get(&connections));
+    assert_eq!(get(&outcome.stats.jobs), 0);
+}
+
 /// The binary, as a user runs it: `wgminer -o stratum2+tcp://host:port/KEY -u user`. Shares are
 /// accepted (the pool's log and our counters agree), a block reaches the chain, Ctrl-C exits
 /// cleanly with the books balanced.
