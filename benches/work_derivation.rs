@@ -38,7 +38,7 @@ fn derivation(c: &mut Criterion) {
         b.iter(|| {
             let e2 = extranonces.next().expect("2^32 values outlast the bench");
             let roll = Roll {
-                extranonce2: e2,
+                extranonce2: Some(e2),
                 ntime: job.ntime,
                 version_bits: 0,
             };
@@ -66,7 +66,7 @@ fn derivation(c: &mut Criterion) {
         b.iter(|| {
             let e2 = extranonces.next().expect("2^32 values outlast the bench");
             let roll = Roll {
-                extranonce2: e2,
+                extranonce2: Some(e2),
                 ntime: job.ntime,
                 version_bits: 0,
             };

@@ -702,6 +702,7 @@ mod tests {
                 suffix: vec![2; 40],
             },
             merkle_branch: Vec::new(),
+            fixed_merkle_root: None,
             share_target: crate::pow::target_from_difficulty(1e-3).unwrap(),
             clean: true,
         };

@@ -626,7 +626,7 @@ mod tests {
             .solo_job("t".into(), &payout, [1, 2, 3, 4])
             .unwrap();
         let roll = Roll {
-            extranonce2: Extranonce2::new(0, 4).unwrap(),
+            extranonce2: Some(Extranonce2::new(0, 4).unwrap()),
             ntime: time,
             version_bits: 0,
         };
@@ -689,7 +689,7 @@ mod tests {
             .solo_job("s".into(), &payout, [9; 4])
             .unwrap();
         let roll = Roll {
-            extranonce2: Extranonce2::new(0, 4).unwrap(),
+            extranonce2: Some(Extranonce2::new(0, 4).unwrap()),
             ntime: t,
             version_bits: 0,
         };

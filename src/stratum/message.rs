@@ -379,6 +379,7 @@ impl Notify {
                 suffix: self.coinb2.clone(),
             },
             merkle_branch: self.merkle_branch.clone(),
+            fixed_merkle_root: None,
             share_target: target_from_difficulty(ctx.difficulty)?,
             clean: self.clean,
         };

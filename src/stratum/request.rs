@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(v["method"], "mining.extranonce.subscribe");
         let share = Share {
             job_id: "bf".into(),
-            extranonce2: Extranonce2::from_hex("00000001").unwrap(),
+            extranonce2: Some(Extranonce2::from_hex("00000001").unwrap()),
             ntime: 0x504e86ed,
             nonce: 0xb2957c02,
             version_bits: None,

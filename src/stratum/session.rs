@@ -948,7 +948,7 @@ mod tests {
     fn share(job_id: &str) -> Share {
         Share {
             job_id: job_id.into(),
-            extranonce2: Extranonce2::from_hex("00000001").unwrap(),
+            extranonce2: Some(Extranonce2::from_hex("00000001").unwrap()),
             ntime: 0x504e86ed,
             nonce: 0xb2957c02,
             version_bits: None,

@@ -328,6 +328,7 @@ impl MiningSession {
                 suffix: j.suffix.clone(),
             },
             merkle_branch: j.merkle_path.clone(),
+            fixed_merkle_root: None,
             share_target: c.target,
             clean: true,
         };
@@ -357,7 +358,10 @@ impl MiningSession {
             return Err((share, NotSent("too many shares without an answer".into())));
         }
         let mut extranonce = vec![0u8; c.padding];
-        extranonce.extend_from_slice(share.extranonce2.as_bytes());
+        // Jobs of an extended channel always roll a coinbase: their shares name an extranonce2.
+        if let Some(e2) = &share.extranonce2 {
+            extranonce.extend_from_slice(e2.as_bytes());
+        }
         let Ok(extranonce) = extranonce.try_into() else {
             return Err((share, NotSent("extranonce longer than 32 bytes".into())));
         };
@@ -476,7 +480,7 @@ mod tests {
     fn share(job_id: u32, nonce: u32) -> Share {
         Share {
             job_id: job_id.to_string(),
-            extranonce2: crate::work::rolling::Extranonce2::new(u64::from(nonce), 8).unwrap(),
+            extranonce2: Some(crate::work::rolling::Extranonce2::new(u64::from(nonce), 8).unwrap()),
             ntime: 1_700_000_000,
             nonce,
             version_bits: Some(0),

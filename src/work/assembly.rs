@@ -47,6 +47,7 @@ impl BlockTemplate {
             ntime_roll: DEFAULT_NTIME_ROLL,
             coinbase,
             merkle_branch: self.merkle_branch(),
+            fixed_merkle_root: None,
             share_target: self.target,
             clean: true,
         };
@@ -93,7 +94,12 @@ impl SoloJob {
     pub fn block(&self, share: &Share) -> Result<SolvedBlock, TemplateError> {
         let hash = self.job.check_share(share)?;
         let header = self.job.header(&share.roll(), share.nonce)?;
-        let legacy = self.job.coinbase.build(&share.extranonce2)?;
+        // A template's job always rolls our coinbase, so a share on it names an extranonce2.
+        let e2 = share
+            .extranonce2
+            .as_ref()
+            .ok_or(crate::work::JobError::MissingExtranonce2)?;
+        let legacy = self.job.coinbase.build(e2)?;
         let mut bytes = Vec::with_capacity(
             80 + 9
                 + legacy.len()

@@ -3,6 +3,11 @@
 //! the extranonce (Stratum V1: coinb1 + extranonce1 + extranonce2 + coinb2), the merkle branch
 //! from the coinbase to the root, the share target, and whether it replaces earlier jobs.
 //!
+//! A job has one of two shapes. Most carry a coinbase to roll, and each extranonce2 gives a new
+//! merkle root. A header-only job (a Stratum V2 standard channel) carries the root itself,
+//! fixed by the pool: there is no coinbase and no extranonce2, so headers differ only by version
+//! bits and nTime, and its [`Roll`]s and [`Share`]s carry no extranonce2.
+//!
 //! Two ways to turn a job into headers, held to each other in tests:
 //! - [`Job`]'s own methods are the plain reference: build the coinbase, sha256d it with
 //!   rust-bitcoin, fold the branch, serialize a [`Header`].
@@ -70,6 +75,12 @@ pub enum JobError {
     WrongJob { expected: String, got: String },
     #[error("share hash {hash} is above the share target")]
     AboveShareTarget { hash: BlockHash },
+    #[error("the job's merkle root is fixed: it has no coinbase to roll and takes no extranonce2")]
+    Extranonce2ForFixedRoot,
+    #[error("the job rolls a coinbase: every header needs an extranonce2")]
+    MissingExtranonce2,
+    #[error("a job with a fixed merkle root carries no coinbase or merkle branch")]
+    FixedRootWithCoinbase,
 }
 
 /// The coinbase transaction as a pool hands it out: the miner's extranonce2 goes between the
@@ -95,6 +106,16 @@ impl CoinbaseTemplate {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// No coinbase at all: what a header-only job (fixed merkle root) carries.
+    pub fn none() -> Self {
+        CoinbaseTemplate {
+            prefix: Vec::new(),
+            extranonce1: Vec::new(),
+            extranonce2_size: 0,
+            suffix: Vec::new(),
+        }
     }
 
     /// The complete coinbase for one extranonce2.
@@ -136,9 +157,14 @@ pub struct Job {
     pub ntime: u32,
     /// How many seconds past `ntime` the miner may roll nTime.
     pub ntime_roll: u32,
+    /// The coinbase to roll; [`CoinbaseTemplate::none`] when the merkle root is fixed.
     pub coinbase: CoinbaseTemplate,
-    /// Siblings of the coinbase at each level of the merkle tree, bottom first.
+    /// Siblings of the coinbase at each level of the merkle tree, bottom first (empty when the
+    /// merkle root is fixed).
     pub merkle_branch: Vec<TxMerkleNode>,
+    /// Header-only work: the merkle root as the source fixed it (a Stratum V2 standard
+    /// channel's `NewMiningJob`). `None`: each extranonce2 makes its own root from the coinbase.
+    pub fixed_merkle_root: Option<TxMerkleNode>,
     /// Hashes at or below this target are shares (for solo mining, the block target).
     pub share_target: Target,
     /// Whether this job makes all earlier jobs of the source stale.
@@ -148,6 +174,12 @@ pub struct Job {
 impl Job {
     /// Check the sizes a hostile or broken source could get wrong.
     pub fn validate(&self) -> Result<(), JobError> {
+        if self.fixed_merkle_root.is_some() {
+            if !self.coinbase.is_empty() || !self.merkle_branch.is_empty() {
+                return Err(JobError::FixedRootWithCoinbase);
+            }
+            return Ok(());
+        }
         check_extranonce2_size(self.coinbase.extranonce2_size)?;
         if self.coinbase.len() > MAX_COINBASE_LEN {
             return Err(JobError::CoinbaseTooLong(self.coinbase.len()));
@@ -181,11 +213,26 @@ impl Job {
         Ok(Version::from_consensus(v as i32))
     }
 
-    /// Whether a roll fits this job: extranonce2 size, version bits, nTime window.
+    /// Whether the job has a fixed merkle root (header-only work: no extranonce2 to roll).
+    pub fn is_header_only(&self) -> bool {
+        self.fixed_merkle_root.is_some()
+    }
+
+    /// Whether a roll fits this job: an extranonce2 of the right size (none for a fixed root),
+    /// version bits, nTime window.
     pub fn check_roll(&self, roll: &Roll) -> Result<(), JobError> {
-        self.coinbase.check_extranonce2(&roll.extranonce2)?;
+        self.check_extranonce2(roll.extranonce2.as_ref())?;
         self.rolled_version(roll.version_bits)?;
         self.check_ntime(roll.ntime)
+    }
+
+    fn check_extranonce2(&self, extranonce2: Option<&Extranonce2>) -> Result<(), JobError> {
+        match (self.fixed_merkle_root, extranonce2) {
+            (Some(_), None) => Ok(()),
+            (Some(_), Some(_)) => Err(JobError::Extranonce2ForFixedRoot),
+            (None, Some(e2)) => self.coinbase.check_extranonce2(e2),
+            (None, None) => Err(JobError::MissingExtranonce2),
+        }
     }
 
     fn check_ntime(&self, ntime: u32) -> Result<(), JobError> {
@@ -227,7 +274,11 @@ impl Job {
     /// The full header for a roll and nonce (reference path).
     pub fn header(&self, roll: &Roll, nonce: u32) -> Result<Header, JobError> {
         self.check_roll(roll)?;
-        let root = self.merkle_root_from(self.coinbase_txid(&roll.extranonce2)?);
+        let root = match (self.fixed_merkle_root, &roll.extranonce2) {
+            (Some(root), _) => root,
+            (None, Some(e2)) => self.merkle_root_from(self.coinbase_txid(e2)?),
+            (None, None) => return Err(JobError::MissingExtranonce2),
+        };
         self.header_for_root(root, roll.ntime, roll.version_bits, nonce)
     }
 
@@ -306,10 +357,11 @@ impl Job {
 }
 
 /// The merkle root for one extranonce2, kept with the extranonce2 it was computed for so the two
-/// cannot be mixed up when several units (other versions or nTimes) reuse one root.
+/// cannot be mixed up when several units (other versions or nTimes) reuse one root. A
+/// header-only job's root has no extranonce2: it is the job's fixed root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoinbaseRoot {
-    pub extranonce2: Extranonce2,
+    pub extranonce2: Option<Extranonce2>,
     pub merkle_root: TxMerkleNode,
 }
 
@@ -347,6 +399,9 @@ impl PreparedJob {
     /// [`Job::coinbase_txid`]). Hot (once per work unit) and hand-written for it: the coinbase's
     /// hash resumes from the precomputed prefix state, and the branch is folded on raw bytes.
     pub fn coinbase_root(&self, extranonce2: &Extranonce2) -> Result<CoinbaseRoot, JobError> {
+        if self.job.fixed_merkle_root.is_some() {
+            return Err(JobError::Extranonce2ForFixedRoot);
+        }
         self.job.coinbase.check_extranonce2(extranonce2)?;
         let mut h = self.coinbase_prefix.clone();
         h.update(extranonce2.as_bytes());
@@ -359,9 +414,23 @@ impl PreparedJob {
             cur = Sha256::digest(h.finalize()).into();
         }
         Ok(CoinbaseRoot {
-            extranonce2: *extranonce2,
+            extranonce2: Some(*extranonce2),
             merkle_root: TxMerkleNode::from_byte_array(cur),
         })
+    }
+
+    /// The root a roll's header carries: the fixed root of a header-only job, else the
+    /// coinbase root for the roll's extranonce2.
+    pub fn root(&self, extranonce2: Option<&Extranonce2>) -> Result<CoinbaseRoot, JobError> {
+        match (self.job.fixed_merkle_root, extranonce2) {
+            (Some(merkle_root), None) => Ok(CoinbaseRoot {
+                extranonce2: None,
+                merkle_root,
+            }),
+            (Some(_), Some(_)) => Err(JobError::Extranonce2ForFixedRoot),
+            (None, Some(e2)) => self.coinbase_root(e2),
+            (None, None) => Err(JobError::MissingExtranonce2),
+        }
     }
 
     /// The serialized header for a coinbase root, nTime, version bits and nonce.
@@ -386,13 +455,13 @@ impl PreparedJob {
 
     /// The serialized header for a roll and nonce.
     pub fn header_bytes(&self, roll: &Roll, nonce: u32) -> Result<[u8; HEADER_LEN], JobError> {
-        let root = self.coinbase_root(&roll.extranonce2)?;
+        let root = self.root(roll.extranonce2.as_ref())?;
         self.header_bytes_for(&root, roll.ntime, roll.version_bits, nonce)
     }
 
     /// A work unit for a roll, against the job's share target.
     pub fn work_unit(&self, roll: &Roll, nonces: NonceRange) -> Result<WorkUnit, JobError> {
-        let root = self.coinbase_root(&roll.extranonce2)?;
+        let root = self.root(roll.extranonce2.as_ref())?;
         self.work_unit_for(&root, roll.ntime, roll.version_bits, nonces)
     }
 
@@ -465,6 +534,7 @@ mod tests {
             merkle_branch: (0..branch_len)
                 .map(|i| TxMerkleNode::from_byte_array([i as u8 + 1; 32]))
                 .collect(),
+            fixed_merkle_root: None,
             share_target: DIFF1_TARGET,
             clean: true,
         }
@@ -478,7 +548,7 @@ mod tests {
             for (i, e2) in Extranonce2Roller::new(4).unwrap().take(20).enumerate() {
                 let version_bits = VersionRoller::new(j.version_mask).nth(i * 37).unwrap();
                 let roll = Roll {
-                    extranonce2: e2,
+                    extranonce2: Some(e2),
                     ntime: j.ntime + i as u32,
                     version_bits,
                 };
@@ -512,12 +582,12 @@ mod tests {
         let j = job(2);
         let p = j.clone().prepare().unwrap();
         let good = Roll {
-            extranonce2: Extranonce2::new(1, 4).unwrap(),
+            extranonce2: Some(Extranonce2::new(1, 4).unwrap()),
             ntime: j.ntime,
             version_bits: 0,
         };
         let short = Roll {
-            extranonce2: Extranonce2::new(1, 2).unwrap(),
+            extranonce2: Some(Extranonce2::new(1, 2).unwrap()),
             ..good
         };
         assert!(matches!(
@@ -550,11 +620,64 @@ mod tests {
         assert!(matches!(deep.validate(), Err(JobError::CoinbaseTooLong(_))));
     }
 
+    /// A header-only job: the pool's root in every header, no extranonce2 in its rolls and
+    /// shares, the fast path equal to rust-bitcoin's header, and a share found by scanning
+    /// verifies with `check_share` on both paths.
+    #[test]
+    fn a_fixed_root_job_rolls_only_the_header() {
+        let root = TxMerkleNode::from_byte_array([0x42; 32]);
+        let mut j = Job {
+            coinbase: CoinbaseTemplate::none(),
+            merkle_branch: Vec::new(),
+            fixed_merkle_root: Some(root),
+            share_target: Target::from_le_bytes([0xff; 32]),
+            ..job(0)
+        };
+        let p = j.clone().prepare().unwrap();
+        let roll = Roll {
+            extranonce2: None,
+            ntime: j.ntime + 3,
+            version_bits: 0x0040_2000,
+        };
+        let header = j.header(&roll, 77).unwrap();
+        assert_eq!(header.merkle_root, root);
+        assert_eq!(header.version.to_consensus(), 0x2040_2000);
+        assert_eq!(p.header_bytes(&roll, 77).unwrap(), header_bytes(&header));
+        let unit = p.work_unit(&roll, NonceRange::new(0, 1 << 16)).unwrap();
+        let nonce = (0..1u32 << 16)
+            .find(|&n| unit.verify(n).is_ok())
+            .expect("the easiest target is met at once");
+        let share = p.share(&roll, nonce);
+        assert_eq!(share.extranonce2, None);
+        assert_eq!(share.version_bits, Some(0x0040_2000));
+        let hash = j.check_share(&share).unwrap();
+        assert_eq!(hash, header_with(&header, nonce).block_hash());
+        assert_eq!(p.check_share(&share).unwrap(), hash);
+        // The wrong shape of roll for each kind of job is an error, never a wrong header.
+        let with_e2 = Roll {
+            extranonce2: Some(Extranonce2::new(1, 4).unwrap()),
+            ..roll
+        };
+        assert_eq!(
+            j.header(&with_e2, 0),
+            Err(JobError::Extranonce2ForFixedRoot)
+        );
+        assert!(p.work_unit(&with_e2, NonceRange::FULL).is_err());
+        assert!(p.coinbase_root(&Extranonce2::new(1, 4).unwrap()).is_err());
+        assert_eq!(job(1).header(&roll, 0), Err(JobError::MissingExtranonce2));
+        j.merkle_branch = job(1).merkle_branch;
+        assert_eq!(j.validate(), Err(JobError::FixedRootWithCoinbase));
+    }
+
+    fn header_with(header: &Header, nonce: u32) -> Header {
+        Header { nonce, ..*header }
+    }
+
     #[test]
     fn shares_carry_version_bits_only_when_rolling() {
         let mut j = job(0);
         let roll = Roll {
-            extranonce2: Extranonce2::new(5, 4).unwrap(),
+            extranonce2: Some(Extranonce2::new(5, 4).unwrap()),
             ntime: j.ntime,
             version_bits: 0x2000,
         };

@@ -1,7 +1,8 @@
 //! Work as backends see it: a [`WorkUnit`] (one header with its nonce open, a target and a nonce
 //! range), the [`Hit`]s a backend reports, and the CPU re-verification every hit goes through
 //! before anything leaves the miner; and the [`Job`]s sources hand in, from which units are
-//! derived by rolling extranonce2, version bits and nTime, and the [`Share`]s that go back.
+//! derived by rolling extranonce2, version bits and nTime (version bits and nTime alone for a
+//! header-only job, whose merkle root the source fixed), and the [`Share`]s that go back.
 //! Pure: no I/O, no async, no threads.
 //!
 //! - `unit` (re-exported here): [`WorkUnit`], [`Hit`] and [`verify_hits`].

@@ -213,7 +213,8 @@ impl NtimeWindow {
 /// One choice of the rolled fields: with the job, it fixes a header up to its nonce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Roll {
-    pub extranonce2: Extranonce2,
+    /// `None` for a header-only job (its merkle root is fixed: no coinbase to roll).
+    pub extranonce2: Option<Extranonce2>,
     pub ntime: u32,
     /// The bits placed under the job's version mask (0 when the job does not roll versions).
     pub version_bits: u32,

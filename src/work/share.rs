@@ -7,7 +7,9 @@ use super::rolling::{Extranonce2, Roll};
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Share {
     pub job_id: String,
-    pub extranonce2: Extranonce2,
+    /// The coinbase's extranonce2; `None` for a header-only job (a fixed merkle root, as on a
+    /// Stratum V2 standard channel), where only nTime, version and nonce vary.
+    pub extranonce2: Option<Extranonce2>,
     pub ntime: u32,
     pub nonce: u32,
     /// The bits rolled under the job's version mask; `None` when the job does not roll versions.
@@ -31,7 +33,8 @@ impl Share {
         let mut params = vec![
             worker.to_owned(),
             self.job_id.clone(),
-            self.extranonce2.to_hex(),
+            // Stratum V1 jobs always roll a coinbase; a header-only share has none to name.
+            self.extranonce2.map(|e| e.to_hex()).unwrap_or_default(),
             format!("{:08x}", self.ntime),
             format!("{:08x}", self.nonce),
         ];
@@ -50,7 +53,7 @@ mod tests {
     fn submit_params_use_pool_hex_conventions() {
         let share = Share {
             job_id: "875b4b7".into(),
-            extranonce2: Extranonce2::from_hex("17000000").unwrap(),
+            extranonce2: Some(Extranonce2::from_hex("17000000").unwrap()),
             ntime: 0x685468d7,
             nonce: 0x7552034c,
             version_bits: Some(0x00b44000),

@@ -802,7 +802,7 @@ fn check_template(t: &BlockTemplate) -> Result<(), String> {
         Err(e) => return Err(format!("no job: {e}")),
     };
     let roll = Roll {
-        extranonce2: Extranonce2::new(5, 4).map_err(|e| e.to_string())?,
+        extranonce2: Some(Extranonce2::new(5, 4).map_err(|e| e.to_string())?),
         ntime: solo.job.ntime,
         version_bits: 0,
     };
@@ -814,7 +814,11 @@ fn check_template(t: &BlockTemplate) -> Result<(), String> {
     let coinbase_bytes = solo
         .job
         .coinbase
-        .build(&roll.extranonce2)
+        .build(
+            &roll
+                .extranonce2
+                .ok_or("a template's roll names no extranonce2")?,
+        )
         .map_err(|e| format!("no coinbase: {e}"))?;
     let coinbase: Transaction =
         deserialize(&coinbase_bytes).map_err(|e| format!("coinbase does not decode: {e}"))?;

@@ -378,6 +378,7 @@ fn library_job(id: &str, ntime_offset: u32, difficulty: f64) -> Arc<wgminer::wor
             suffix: (0..48u8).collect(),
         },
         merkle_branch: Vec::new(),
+        fixed_merkle_root: None,
         share_target: wgminer::pow::target_from_difficulty(difficulty).expect("difficulty"),
         clean: true,
     };

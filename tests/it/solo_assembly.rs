@@ -247,7 +247,7 @@ fn a_solved_regtest_template_assembles_into_a_valid_segwit_block() {
         .unwrap();
         let solo = t.solo_job("1".into(), &payout, [1, 2, 3, 4]).unwrap();
         let roll = Roll {
-            extranonce2: Extranonce2::new(7, 4).unwrap(),
+            extranonce2: Some(Extranonce2::new(7, 4).unwrap()),
             ntime: t.start_time(),
             version_bits: 0,
         };

@@ -132,7 +132,7 @@ fn ckpool_rolling() -> Recorded {
 fn slush_share(job_id: &str) -> Share {
     Share {
         job_id: job_id.into(),
-        extranonce2: Extranonce2::from_hex("00000001").expect("hex"),
+        extranonce2: Some(Extranonce2::from_hex("00000001").expect("hex")),
         ntime: 0x504e86ed,
         nonce: 0xb2957c02,
         version_bits: None,
@@ -370,7 +370,7 @@ async fn slush_session_subscribe_authorize_notify_share_accepted() {
     let job = miner.new_job().await;
     assert_eq!(job.job().id, "bf");
     let roll = Roll {
-        extranonce2: Extranonce2::from_hex("00000001").expect("hex"),
+        extranonce2: Some(Extranonce2::from_hex("00000001").expect("hex")),
         ntime: 0x504e86ed,
         version_bits: 0,
     };
@@ -423,7 +423,7 @@ async fn ckpool_version_rolling_submit_carries_the_sixth_parameter() {
     let job = miner.new_job().await;
     assert_eq!(job.job().version_mask, 0x1fffe000);
     let roll = Roll {
-        extranonce2: Extranonce2::from_bytes(&[0; 8]).expect("8 bytes"),
+        extranonce2: Some(Extranonce2::from_bytes(&[0; 8]).expect("8 bytes")),
         ntime: 0x6878b602,
         version_bits: 0x083ac000,
     };
@@ -510,7 +510,7 @@ async fn set_extranonce_mid_session_applies_to_later_jobs() {
     miner.submit(slush_share("bf")).await;
     assert_eq!(miner.share_result().await, Err("stale bf".into()));
     let share = Share {
-        extranonce2: Extranonce2::from_hex("000001").expect("hex"),
+        extranonce2: Some(Extranonce2::from_hex("000001").expect("hex")),
         ..slush_share("c2")
     };
     miner.submit(share).await;

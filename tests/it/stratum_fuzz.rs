@@ -319,7 +319,7 @@ proptest! {
                 Op::Submit(job) => {
                     let share = Share {
                         job_id: JOB_IDS[*job].to_owned(),
-                        extranonce2: Extranonce2::from_hex("00000001").expect("hex"),
+                        extranonce2: Some(Extranonce2::from_hex("00000001").expect("hex")),
                         ntime: 0x504e86ed,
                         nonce,
                         version_bits: None,

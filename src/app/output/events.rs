@@ -552,7 +552,7 @@ fn describe(ev: &MinerEvent) -> (serde_json::Value, String) {
     use serde_json::json;
     let share_json = |s: &wgminer::work::Share| {
         json!({
-            "job_id": s.job_id, "extranonce2": s.extranonce2.to_hex(),
+            "job_id": s.job_id, "extranonce2": s.extranonce2.map(|e| e.to_hex()),
             "ntime": format!("{:08x}", s.ntime), "nonce": format!("{:08x}", s.nonce),
             "version_bits": s.version_bits.map(|v| format!("{v:08x}")),
         })

@@ -235,6 +235,7 @@ impl TestPool {
                     TxMerkleNode::from_byte_array(bytes)
                 })
                 .collect(),
+            fixed_merkle_root: None,
             share_target: target_from_difficulty(st.difficulty).expect("difficulty"),
             clean,
         };
@@ -359,7 +360,7 @@ fn judge(params: &Value, state: &Mutex<PoolState>) -> (bool, Option<String>) {
     let share = (|| {
         Some(Share {
             job_id: job_id.clone(),
-            extranonce2: Extranonce2::from_hex(p(2)).ok()?,
+            extranonce2: Some(Extranonce2::from_hex(p(2)).ok()?),
             ntime: u32::from_str_radix(p(3), 16).ok()?,
             nonce: u32::from_str_radix(p(4), 16).ok()?,
             version_bits: match params.get(5).and_then(Value::as_str) {

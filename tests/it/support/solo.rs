@@ -44,7 +44,7 @@ pub fn mine(template: &BlockTemplate, payout: &ScriptBuf, tag: [u8; 4]) -> Block
     let solo = template.solo_job("t".into(), payout, tag).unwrap();
     for en2 in 0u64.. {
         let roll = Roll {
-            extranonce2: Extranonce2::new(en2, 4).unwrap(),
+            extranonce2: Some(Extranonce2::new(en2, 4).unwrap()),
             ntime: solo.job.ntime,
             version_bits: 0,
         };
@@ -66,7 +66,7 @@ pub fn solve(template: &BlockTemplate, payout: &ScriptBuf, meets: bool) -> Solve
     let t = Arc::new(template.clone());
     let solo = t.solo_job("t".into(), payout, [9, 9, 9, 9]).unwrap();
     let roll = Roll {
-        extranonce2: Extranonce2::new(1, 4).unwrap(),
+        extranonce2: Some(Extranonce2::new(1, 4).unwrap()),
         ntime: t.start_time(),
         version_bits: 0,
     };
