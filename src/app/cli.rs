@@ -58,6 +58,10 @@ pub struct MineArgs {
     /// it), for `-o stratum2+tcp://host:port` without the key in the URL.
     #[arg(long, value_name = "KEY", env = "WGMINER_SV2_AUTHORITY")]
     pub sv2_authority: Option<String>,
+    /// The Stratum V2 channel to open: `extended` (default; we roll part of the extranonce) or
+    /// `standard` (header-only: the pool fixes the merkle root, we roll version bits and nTime).
+    #[arg(long, value_name = "KIND", env = "WGMINER_SV2_CHANNEL")]
+    pub sv2_channel: Option<String>,
     /// Which backend mines (default: every real GPU, or the CPU when there is none; with
     /// --device, the kinds of the devices named).
     #[arg(long, value_enum, env = "WGMINER_BACKEND")]

@@ -29,6 +29,9 @@ pub struct ConfigFile {
     pub suggest_difficulty: Option<Difficulty>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sv2_authority: Option<String>,
+    /// `--sv2-channel`: `standard` or `extended`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sv2_channel: Option<String>,
     #[serde(default, rename = "pool", skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<PoolEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]

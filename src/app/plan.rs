@@ -11,6 +11,7 @@ use wgminer::mining::Sv2Config;
 use wgminer::node::{self, ChainParams};
 use wgminer::rpc::{Auth, RpcClient};
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
+use wgminer::sv2::mining_client::ChannelKind;
 use wgminer::telemetry::cgminer::{AllowList, CgminerConfig};
 use wgminer::work::payout::payout_script;
 
@@ -187,6 +188,8 @@ fn merged(args: &MineArgs) -> Result<Settings, UsageError> {
 /// A mining run, picked by the first `-o`: none mines on the embedded node core, `http://` on
 /// a node, `stratum2+tcp://` on a Stratum V2 pool, anything else on Stratum V1 pools.
 pub fn mining(s: Settings) -> Result<RunPlan, UsageError> {
+    // Checked whatever the run, so a typo in a config file is found before it matters.
+    sv2_channel(&s)?;
     match s.urls.first() {
         None => embedded(s).map(RunPlan::Embedded),
         Some(url) if Settings::is_node_url(url) => node(s).map(RunPlan::Node),
@@ -195,6 +198,16 @@ pub fn mining(s: Settings) -> Result<RunPlan, UsageError> {
             "a stratum2+tcp:// pool cannot follow Stratum V1 pools yet: give it alone in -o".into(),
         )),
         Some(_) => pool(s).map(RunPlan::Pool),
+    }
+}
+
+/// `--sv2-channel` (or the config's `sv2_channel`): extended unless told otherwise.
+fn sv2_channel(s: &Settings) -> Result<ChannelKind, UsageError> {
+    match s.sv2_channel.as_deref() {
+        None => Ok(ChannelKind::default()),
+        Some(v) => v
+            .parse()
+            .map_err(|e: String| UsageError(format!("--sv2-channel: {e}"))),
     }
 }
 
@@ -217,6 +230,7 @@ fn sv2_pool(s: Settings) -> Result<Sv2PoolPlan, UsageError> {
     };
     let mining = mining_plan(&s)?;
     let nominal_hash_rate = nominal_hash_rate(&mining.devices);
+    let channel = sv2_channel(&s)?;
     Ok(Sv2PoolPlan {
         mining,
         config: Sv2Config {
@@ -225,6 +239,7 @@ fn sv2_pool(s: Settings) -> Result<Sv2PoolPlan, UsageError> {
             authority,
             user,
             nominal_hash_rate,
+            channel,
         },
     })
 }
@@ -637,6 +652,37 @@ mod tests {
         assert!(mixed.contains("cannot follow"), "{mixed}");
         let two = refusal(&["-o", &url, "-o", "stratum+tcp://a:1", "-u", "me"]);
         assert!(two.contains("failover"), "{two}");
+    }
+
+    #[test]
+    fn the_sv2_channel_is_extended_unless_told_and_checked() {
+        let key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+        let url = format!("stratum2+tcp://127.0.0.1:34254/{key}");
+        let channel = |extra: &[&str]| {
+            let mut flags = vec!["-o", url.as_str(), "-u", "me"];
+            flags.extend_from_slice(extra);
+            match plan_of(&flags).map(|p| p.run) {
+                Ok(RunPlan::Sv2Pool(p)) => p.config.channel,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(channel(&[]), ChannelKind::Extended);
+        assert_eq!(
+            channel(&["--sv2-channel", "standard"]),
+            ChannelKind::Standard
+        );
+        assert_eq!(
+            channel(&["--sv2-channel", "Extended"]),
+            ChannelKind::Extended
+        );
+        let bad = refusal(&["-o", &url, "-u", "me", "--sv2-channel", "group"]);
+        assert!(
+            bad.contains("--sv2-channel") && bad.contains("standard or extended"),
+            "{bad}"
+        );
+        // Also when the run is not on an SV2 pool: a typo is found before it matters.
+        let bad = refusal(&["--sv2-channel", "std", "--datadir", "/tmp/x"]);
+        assert!(bad.contains("standard or extended"), "{bad}");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Settings {
     pub suggest_diff: Option<f64>,
     /// The Stratum V2 pool's authority key, when the URL does not carry it.
     pub sv2_authority: Option<String>,
+    /// The Stratum V2 channel kind, unchecked (`standard` or `extended`).
+    pub sv2_channel: Option<String>,
     pub rpc_user: Option<String>,
     pub rpc_pass: Option<String>,
     pub rpc_cookie: Option<PathBuf>,
@@ -94,6 +96,7 @@ impl Settings {
             passwords: args.passwords.clone(),
             suggest_diff: args.suggest_diff,
             sv2_authority: args.sv2_authority.clone(),
+            sv2_channel: args.sv2_channel.clone(),
             rpc_user: args.solo.rpc_user.clone(),
             rpc_pass: args.solo.rpc_pass.clone(),
             rpc_cookie: args.solo.rpc_cookie.clone(),
@@ -157,6 +160,7 @@ impl Settings {
         );
         fill(&mut self.coinbase_addr, cfg.coinbase_addr.clone());
         fill(&mut self.sv2_authority, cfg.sv2_authority.clone());
+        fill(&mut self.sv2_channel, cfg.sv2_channel.clone());
         if let Some(node) = &cfg.node {
             // Credentials come as a set: a user/password from the flags is not mixed with a
             // cookie from the file.
@@ -238,6 +242,7 @@ fn effective(args: &Settings) -> String {
         coinbase_sig: args.coinbase_sig.clone(),
         suggest_difficulty: args.suggest_diff.map(Difficulty),
         sv2_authority: args.sv2_authority.clone(),
+        sv2_channel: args.sv2_channel.clone(),
         ..ConfigFile::default()
     };
     if is_node {
@@ -320,6 +325,14 @@ mod tests {
         .expect("flags parse");
         let file = crate::app::config::parse(file).expect("file parses");
         Settings::merge(&cli.mine, Some(&file))
+    }
+
+    #[test]
+    fn the_sv2_channel_comes_from_the_file_unless_a_flag_names_it() {
+        let file = "sv2_channel = \"standard\"\n";
+        assert_eq!(merged(&[], file).sv2_channel.as_deref(), Some("standard"));
+        let s = merged(&["--sv2-channel", "extended"], file);
+        assert_eq!(s.sv2_channel.as_deref(), Some("extended"));
     }
 
     #[test]

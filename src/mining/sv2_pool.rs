@@ -1,6 +1,7 @@
 //! A Stratum V2 pool as a work source: TCP, the Noise NX handshake pinned to the pool's
-//! authority key, `SetupConnection` for the Mining Protocol, one extended channel, and the
-//! [`MiningSession`] between the pool's messages and the runner.
+//! authority key, `SetupConnection` for the Mining Protocol, one channel (extended, or standard
+//! for header-only mining), and the [`MiningSession`] between the pool's messages and the
+//! runner.
 //!
 //! A pool whose certificate the pinned key did not sign is refused for good (the run ends with
 //! that error: mining on it would hand our work to whoever sits in between). Any other failure
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::source::{Fate, Solved, SourceError, SourceEvent, SourceLink, WorkSource};
 use crate::sv2::common_messages_sv2::{Protocol, SetupConnectionOwned};
-use crate::sv2::mining_client::{MiningSession, Output, SessionError};
+use crate::sv2::mining_client::{ChannelKind, MiningSession, Output, SessionError};
 use crate::sv2::noise::{self, NoiseError, NoiseReader, NoiseWriter};
 use crate::sv2::parsers_sv2::{AnyMessage, AnyMessageOwned, CommonMessages, MiningOwned};
 use crate::sv2::AuthorityPublicKey;
@@ -69,6 +70,8 @@ pub struct Sv2Config {
     /// kinds): the pool sets the channel's first target from it. Once the run has measured its
     /// rate, the channel is opened with that, and `UpdateChannel` tells the pool when it moves.
     pub nominal_hash_rate: f32,
+    /// Which channel to open (`--sv2-channel`).
+    pub channel: ChannelKind,
 }
 
 impl Sv2Config {
@@ -115,7 +118,7 @@ impl WorkSource for Sv2Source {
     async fn run(self, mut link: SourceLink) -> Result<(), SourceError> {
         let mut wait = BACKOFF_FIRST;
         loop {
-            let mut session = MiningSession::new();
+            let mut session = MiningSession::with_kind(self.config.channel);
             let reason = match connection(&self.config, &mut session, &mut link).await? {
                 End::RunnerGone => return Ok(()),
                 End::Lost(reason) => reason,
@@ -183,6 +186,7 @@ fn outcome(share: Share, fate: Fate) -> SourceEvent {
 /// Connect, authenticate, set up and open a channel (fatal errors are returned).
 async fn open(
     config: &Sv2Config,
+    session: &mut MiningSession,
     nominal_hash_rate: f32,
 ) -> Result<Result<(Reader, Writer), String>, SourceError> {
     let addr = format!("{}:{}", config.host, config.port);
@@ -224,8 +228,10 @@ async fn open(
             protocol: Protocol::MiningProtocol,
             min_version: 2,
             max_version: 2,
-            // No flag: extended jobs are fine, version rolling is optional, no work selection.
-            flags: 0,
+            // Extended: no flag (extended jobs are fine, version rolling is optional, no work
+            // selection). Standard: REQUIRES_STANDARD_JOBS, so the pool sends `NewMiningJob`s
+            // for our channel rather than extended jobs for a group channel.
+            flags: session.kind().setup_flags(),
             endpoint_host: text(&config.host)?,
             endpoint_port: config.port,
             vendor: text("wgminer")?,
@@ -249,7 +255,11 @@ async fn open(
     };
     let mut frame = frame;
     match frame.parse() {
-        Ok(AnyMessage::Common(CommonMessages::SetupConnectionSuccess(_))) => {}
+        Ok(AnyMessage::Common(CommonMessages::SetupConnectionSuccess(ok))) => {
+            if let Err(e) = session.on_setup_success(ok.flags) {
+                return Err(SourceError::Failed(format!("the pool at {addr}: {e}")));
+            }
+        }
         Ok(AnyMessage::Common(CommonMessages::SetupConnectionError(e))) => {
             return Err(SourceError::Failed(format!(
                 "the pool at {addr} refused the connection: {}",
@@ -263,9 +273,10 @@ async fn open(
         }
         Err(e) => return Ok(Err(format!("unreadable answer to SetupConnection: {e:?}"))),
     }
-    let open = MiningSession::open_channel(&config.user, nominal_hash_rate)
+    let open = session
+        .open_request(&config.user, nominal_hash_rate)
         .map_err(|e| SourceError::Failed(e.to_string()))?;
-    let message = AnyMessageOwned::Mining(MiningOwned::OpenExtendedMiningChannel(open));
+    let message = AnyMessageOwned::Mining(open);
     if let Err(e) = write(&mut writer, message).await {
         return Ok(Err(e));
     }
@@ -298,7 +309,7 @@ async fn connection(
     link: &mut SourceLink,
 ) -> Result<End, SourceError> {
     let mut declared = measured_rate(&link.stats).unwrap_or(config.nominal_hash_rate);
-    let (reader, mut writer) = match open(config, declared).await? {
+    let (reader, mut writer) = match open(config, session, declared).await? {
         Ok(halves) => halves,
         Err(reason) => return Ok(End::Lost(reason)),
     };
@@ -329,7 +340,9 @@ async fn connection(
                 };
                 let outputs = match session.on_message(message) {
                     Ok(o) => o,
-                    Err(e @ SessionError::ChannelRefused(_)) => return Err(SourceError::Failed(e.to_string())),
+                    Err(e @ (SessionError::ChannelRefused(_) | SessionError::StandardChannelsRefused)) => {
+                        return Err(SourceError::Failed(e.to_string()))
+                    }
                     Err(e) => return Ok(End::Lost(e.to_string())),
                 };
                 for o in outputs {
@@ -381,7 +394,7 @@ async fn connection(
                     };
                     match session.submit(found.share, version) {
                         Ok(m) => {
-                            let m = AnyMessageOwned::Mining(MiningOwned::SubmitSharesExtended(m));
+                            let m = AnyMessageOwned::Mining(MiningOwned::from(m));
                             if let Err(e) = write(&mut writer, m).await {
                                 return Ok(End::Lost(e));
                             }

@@ -1,12 +1,16 @@
-//! The Stratum V2 Mining Protocol as a miner speaks it on one extended channel, without I/O:
-//! messages from the pool in, [`Job`]s, targets and share verdicts out; shares in, SRI's
-//! `SubmitSharesExtended` out. The connection ([`crate::mining::sv2_pool`]) moves the bytes.
+//! The Stratum V2 Mining Protocol as a miner speaks it on one channel, extended or standard,
+//! without I/O: messages from the pool in, [`Job`]s, targets and share verdicts out; shares in,
+//! SRI's `SubmitSharesExtended` or `SubmitSharesStandard` out. The connection
+//! ([`crate::mining::sv2_pool`]) moves the bytes.
 //!
 //! An extended channel maps onto the Stratum V1 shape the mining layer already rolls: the
 //! pool's extranonce prefix is extranonce1, our part of the extranonce is extranonce2, so every
-//! device rolls its own coinbases and none runs dry. Future jobs (no `min_ntime`) wait for the
-//! `SetNewPrevHash` that names them; `SubmitSharesSuccess` acknowledges every share up to a
-//! sequence number at once (pools batch them), `SubmitSharesError` refuses one.
+//! device rolls its own coinbases and none runs dry. A standard channel is header-only mining:
+//! `NewMiningJob` fixes the merkle root, so its jobs are header-only [`Job`]s (no coinbase,
+//! shares without extranonce2) and the devices roll version bits and nTime (see
+//! [`crate::work::generator`]). Future jobs (no `min_ntime`) wait for the `SetNewPrevHash` that
+//! names them; `SubmitSharesSuccess` acknowledges every share up to a sequence number at once
+//! (pools batch them), `SubmitSharesError` refuses one.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,8 +18,11 @@ use bitcoin::block::Version;
 use bitcoin::hashes::Hash;
 use bitcoin::pow::{CompactTarget, Target};
 use bitcoin::{BlockHash, TxMerkleNode};
-use mining_sv2::{OpenExtendedMiningChannelOwned, SubmitSharesExtendedOwned, UpdateChannelOwned};
-use parsers_sv2::Mining;
+use mining_sv2::{
+    OpenExtendedMiningChannelOwned, OpenStandardMiningChannelOwned, SubmitSharesExtendedOwned,
+    SubmitSharesStandard, UpdateChannelOwned,
+};
+use parsers_sv2::{Mining, MiningOwned};
 
 use crate::work::job::{CoinbaseTemplate, Job, DEFAULT_NTIME_ROLL};
 use crate::work::Share;
@@ -32,6 +39,61 @@ pub const MAX_JOBS: usize = 64;
 /// Shares sent and not yet answered; beyond this a new share is not sent (stale).
 pub const MAX_PENDING: usize = 1024;
 
+/// `SetupConnection.flags` for the Mining Protocol, bit 0: REQUIRES_STANDARD_JOBS (spec 5.3.1;
+/// SRI's `has_requires_std_job`). Without it SRI's pool puts a standard channel into a group
+/// channel and sends it extended jobs; with it, `NewMiningJob`s for the channel itself.
+pub const REQUIRES_STANDARD_JOBS: u32 = 1;
+
+/// `SetupConnection.Success.flags` for the Mining Protocol, bit 0: REQUIRES_FIXED_VERSION (the
+/// pool accepts no version rolling at all).
+pub const REQUIRES_FIXED_VERSION: u32 = 1;
+
+/// `SetupConnection.Success.flags` for the Mining Protocol, bit 1: REQUIRES_EXTENDED_CHANNELS
+/// (the pool opens no standard channel).
+pub const REQUIRES_EXTENDED_CHANNELS: u32 = 1 << 1;
+
+/// Which kind of channel to open: `standard` (header-only, the pool fixes the merkle root) or
+/// `extended` (we roll part of the extranonce, so our coinbases differ).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChannelKind {
+    Standard,
+    #[default]
+    Extended,
+}
+
+impl ChannelKind {
+    /// The `SetupConnection` flags this kind of channel needs.
+    pub fn setup_flags(self) -> u32 {
+        match self {
+            ChannelKind::Standard => REQUIRES_STANDARD_JOBS,
+            ChannelKind::Extended => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChannelKind::Standard => "standard",
+            ChannelKind::Extended => "extended",
+        })
+    }
+}
+
+impl std::str::FromStr for ChannelKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "standard" => Ok(ChannelKind::Standard),
+            "extended" => Ok(ChannelKind::Extended),
+            _ => Err(format!(
+                "{s:?} is not a Stratum V2 channel kind: use standard or extended"
+            )),
+        }
+    }
+}
+
 /// Why the pool's messages cannot be mined on: the connection should end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -46,6 +108,8 @@ pub enum SessionError {
     ChannelClosed(String),
     #[error("the pool's job {id} is unusable: {why}")]
     BadJob { id: u32, why: String },
+    #[error("the pool opens no standard channels (REQUIRES_EXTENDED_CHANNELS): mine on it with --sv2-channel extended")]
+    StandardChannelsRefused,
 }
 
 /// What the connection should do after a message.
@@ -75,6 +139,22 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotSent(pub String);
 
+/// A share as the channel submits it.
+#[derive(Debug, Clone)]
+pub enum Submission {
+    Standard(SubmitSharesStandard),
+    Extended(SubmitSharesExtendedOwned),
+}
+
+impl From<Submission> for MiningOwned {
+    fn from(s: Submission) -> Self {
+        match s {
+            Submission::Standard(m) => MiningOwned::SubmitSharesStandard(m),
+            Submission::Extended(m) => MiningOwned::SubmitSharesExtended(m),
+        }
+    }
+}
+
 /// A job as the pool sent it, before it has a previous block.
 #[derive(Debug, Clone)]
 struct PoolJob {
@@ -83,6 +163,8 @@ struct PoolJob {
     merkle_path: Vec<TxMerkleNode>,
     prefix: Vec<u8>,
     suffix: Vec<u8>,
+    /// A standard job's merkle root (then there is no coinbase or path).
+    merkle_root: Option<TxMerkleNode>,
     /// `None`: a future job.
     min_ntime: Option<u32>,
 }
@@ -108,9 +190,12 @@ struct Channel {
     rolled: usize,
 }
 
-/// One miner's view of one extended channel.
+/// One miner's view of one channel.
 #[derive(Debug, Default)]
 pub struct MiningSession {
+    kind: ChannelKind,
+    /// The pool set REQUIRES_FIXED_VERSION: no job rolls version bits.
+    fixed_version: bool,
     channel: Option<Channel>,
     jobs: BTreeMap<u32, PoolJob>,
     tip: Option<Tip>,
@@ -121,8 +206,63 @@ pub struct MiningSession {
 }
 
 impl MiningSession {
+    /// A session for an extended channel.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A session for a channel of this kind.
+    pub fn with_kind(kind: ChannelKind) -> Self {
+        MiningSession {
+            kind,
+            ..Self::default()
+        }
+    }
+
+    pub fn kind(&self) -> ChannelKind {
+        self.kind
+    }
+
+    /// What the pool's `SetupConnection.Success` flags say: whether versions may roll, and
+    /// whether our kind of channel is possible at all.
+    pub fn on_setup_success(&mut self, flags: u32) -> Result<(), SessionError> {
+        self.fixed_version = flags & REQUIRES_FIXED_VERSION != 0;
+        if self.kind == ChannelKind::Standard && flags & REQUIRES_EXTENDED_CHANNELS != 0 {
+            return Err(SessionError::StandardChannelsRefused);
+        }
+        Ok(())
+    }
+
+    /// The request that opens this session's kind of channel.
+    pub fn open_request(
+        &self,
+        user: &str,
+        nominal_hash_rate: f32,
+    ) -> Result<MiningOwned, SessionError> {
+        Ok(match self.kind {
+            ChannelKind::Extended => {
+                MiningOwned::OpenExtendedMiningChannel(Self::open_channel(user, nominal_hash_rate)?)
+            }
+            ChannelKind::Standard => MiningOwned::OpenStandardMiningChannel(
+                Self::open_standard_channel(user, nominal_hash_rate)?,
+            ),
+        })
+    }
+
+    /// The request that opens a standard channel.
+    pub fn open_standard_channel(
+        user: &str,
+        nominal_hash_rate: f32,
+    ) -> Result<OpenStandardMiningChannelOwned, SessionError> {
+        let user = user.to_owned().try_into().map_err(|_| {
+            SessionError::ChannelRefused("the user is longer than 255 bytes".into())
+        })?;
+        Ok(OpenStandardMiningChannelOwned {
+            request_id: 1,
+            user_identity: user,
+            nominal_hash_rate,
+            max_target: [0xff; 32].into(),
+        })
     }
 
     /// The request that opens the channel.
@@ -161,7 +301,7 @@ impl MiningSession {
     pub fn on_message(&mut self, message: Mining<'_>) -> Result<Vec<Output>, SessionError> {
         let mut out = Vec::new();
         match message {
-            Mining::OpenExtendedMiningChannelSuccess(m) => {
+            Mining::OpenExtendedMiningChannelSuccess(m) if self.kind == ChannelKind::Extended => {
                 let rolled_total = usize::from(m.extranonce_size);
                 if rolled_total == 0 {
                     return Err(SessionError::NoExtranonce(0));
@@ -187,6 +327,21 @@ impl MiningSession {
                 });
                 out.push(Output::Target(target));
             }
+            Mining::OpenStandardMiningChannelSuccess(m) if self.kind == ChannelKind::Standard => {
+                // The pool's extranonce prefix is inside the roots of its jobs: nothing to keep.
+                let target = Target::from_le_bytes(*m.target.as_array());
+                self.channel = Some(Channel {
+                    id: m.channel_id,
+                    target,
+                    extranonce1: Vec::new(),
+                    padding: 0,
+                    rolled: 0,
+                });
+                out.push(Output::Opened {
+                    channel_id: m.channel_id,
+                });
+                out.push(Output::Target(target));
+            }
             Mining::OpenMiningChannelError(e) => {
                 return Err(SessionError::ChannelRefused(text(e.error_code.as_bytes())));
             }
@@ -200,6 +355,12 @@ impl MiningSession {
                         out.push(Output::Target(c.target));
                     }
                 }
+            }
+            Mining::SetExtranoncePrefix(_) if self.kind == ChannelKind::Standard => {
+                // A standard job's root already commits to the prefix; new jobs carry the new one.
+                out.push(Output::Note(
+                    "the pool changed our extranonce prefix (its next jobs carry it)".into(),
+                ));
             }
             Mining::SetExtranoncePrefix(p) => {
                 if let Some(c) = &mut self.channel {
@@ -234,20 +395,42 @@ impl MiningSession {
                         .collect(),
                     prefix: j.coinbase_tx_prefix.as_bytes().to_vec(),
                     suffix: j.coinbase_tx_suffix.as_bytes().to_vec(),
+                    merkle_root: None,
                     min_ntime: j.min_ntime.into_inner(),
                 };
-                let id = j.job_id;
-                let future = job.min_ntime.is_none();
-                self.jobs.insert(id, job);
-                while self.jobs.len() > MAX_JOBS {
-                    self.jobs.pop_first();
+                out.extend(self.add_job(j.job_id, job)?);
+            }
+            Mining::NewMiningJob(j) => {
+                let ours = self.kind == ChannelKind::Standard
+                    && self.channel.as_ref().is_some_and(|c| c.id == j.channel_id);
+                if !ours {
+                    out.push(Output::Note(format!(
+                        "ignored a standard job {} for channel {}, not one of ours",
+                        j.job_id, j.channel_id
+                    )));
+                    return Ok(out);
                 }
-                if !future {
-                    if let Some(job) = self.job(id)? {
-                        self.live.insert(id, ());
-                        out.push(Output::Job { job, clean: false });
-                    }
-                }
+                let job = PoolJob {
+                    version: j.version,
+                    // A standard job may always roll BIP320's bits (unless the pool set
+                    // REQUIRES_FIXED_VERSION, applied in `job`).
+                    version_rolling: true,
+                    merkle_path: Vec::new(),
+                    prefix: Vec::new(),
+                    suffix: Vec::new(),
+                    merkle_root: Some(TxMerkleNode::from_byte_array(to_array(&j.merkle_root))),
+                    min_ntime: j.min_ntime.into_inner(),
+                };
+                out.extend(self.add_job(j.job_id, job)?);
+            }
+            Mining::SetNewPrevHash(p)
+                if self.kind == ChannelKind::Standard
+                    && self.channel.as_ref().is_none_or(|c| c.id != p.channel_id) =>
+            {
+                out.push(Output::Note(format!(
+                    "ignored a new block for channel {}, not one of ours",
+                    p.channel_id
+                )));
             }
             Mining::SetNewPrevHash(p) => {
                 self.tip = Some(Tip {
@@ -279,14 +462,17 @@ impl MiningSession {
                 let done = std::mem::replace(&mut self.pending, later);
                 out.extend(done.into_values().map(Output::Accepted));
             }
-            Mining::SubmitSharesError(e) => {
-                if let Some(share) = self.pending.remove(&e.sequence_number) {
-                    out.push(Output::Rejected {
-                        share,
-                        reason: text(e.error_code.as_bytes()),
-                    });
-                }
-            }
+            Mining::SubmitSharesError(e) => match self.pending.remove(&e.sequence_number) {
+                Some(share) => out.push(Output::Rejected {
+                    share,
+                    reason: text(e.error_code.as_bytes()),
+                }),
+                None => out.push(Output::Note(format!(
+                    "the pool refused share {} that we are not waiting for: {}",
+                    e.sequence_number,
+                    text(e.error_code.as_bytes())
+                ))),
+            },
             Mining::UpdateChannelError(e) => out.push(Output::Note(format!(
                 "the pool refused our hash rate update: {}",
                 text(e.error_code.as_bytes())
@@ -294,6 +480,22 @@ impl MiningSession {
             other => out.push(Output::Note(format!("ignored from the pool: {other:?}"))),
         }
         Ok(out)
+    }
+
+    /// Keep a job from the pool; one with `min_ntime` is mined at once, on the current tip.
+    fn add_job(&mut self, id: u32, job: PoolJob) -> Result<Vec<Output>, SessionError> {
+        let future = job.min_ntime.is_none();
+        self.jobs.insert(id, job);
+        while self.jobs.len() > MAX_JOBS {
+            self.jobs.pop_first();
+        }
+        if !future {
+            if let Some(job) = self.job(id)? {
+                self.live.insert(id, ());
+                return Ok(vec![Output::Job { job, clean: false }]);
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// The newest live job, if any (after the extranonce prefix changed).
@@ -313,7 +515,7 @@ impl MiningSession {
             id: id.to_string(),
             prev_hash: tip.prev_hash,
             version: Version::from_consensus(j.version as i32),
-            version_mask: if j.version_rolling {
+            version_mask: if j.version_rolling && !self.fixed_version {
                 VERSION_ROLLING_MASK
             } else {
                 0
@@ -321,14 +523,17 @@ impl MiningSession {
             bits: CompactTarget::from_consensus(tip.bits),
             ntime: j.min_ntime.unwrap_or(tip.min_ntime).max(tip.min_ntime),
             ntime_roll: DEFAULT_NTIME_ROLL,
-            coinbase: CoinbaseTemplate {
-                prefix: j.prefix.clone(),
-                extranonce1: c.extranonce1.clone(),
-                extranonce2_size: c.rolled,
-                suffix: j.suffix.clone(),
+            coinbase: match j.merkle_root {
+                Some(_) => CoinbaseTemplate::none(),
+                None => CoinbaseTemplate {
+                    prefix: j.prefix.clone(),
+                    extranonce1: c.extranonce1.clone(),
+                    extranonce2_size: c.rolled,
+                    suffix: j.suffix.clone(),
+                },
             },
             merkle_branch: j.merkle_path.clone(),
-            fixed_merkle_root: None,
+            fixed_merkle_root: j.merkle_root,
             share_target: c.target,
             clean: true,
         };
@@ -344,7 +549,7 @@ impl MiningSession {
         &mut self,
         share: Share,
         version: Version,
-    ) -> Result<SubmitSharesExtendedOwned, (Share, NotSent)> {
+    ) -> Result<Submission, (Share, NotSent)> {
         let Some(c) = &self.channel else {
             return Err((share, NotSent("no channel open".into())));
         };
@@ -357,25 +562,40 @@ impl MiningSession {
         if self.pending.len() >= MAX_PENDING {
             return Err((share, NotSent("too many shares without an answer".into())));
         }
-        let mut extranonce = vec![0u8; c.padding];
-        // Jobs of an extended channel always roll a coinbase: their shares name an extranonce2.
-        if let Some(e2) = &share.extranonce2 {
-            extranonce.extend_from_slice(e2.as_bytes());
-        }
-        let Ok(extranonce) = extranonce.try_into() else {
-            return Err((share, NotSent("extranonce longer than 32 bytes".into())));
-        };
         let sequence_number = self.next_sequence;
-        self.next_sequence = self.next_sequence.wrapping_add(1);
-        let message = SubmitSharesExtendedOwned {
-            channel_id: c.id,
-            sequence_number,
-            job_id,
-            nonce: share.nonce,
-            ntime: share.ntime,
-            version: version.to_consensus() as u32,
-            extranonce,
+        let message = match (self.kind, share.extranonce2) {
+            (ChannelKind::Standard, None) => Submission::Standard(SubmitSharesStandard {
+                channel_id: c.id,
+                sequence_number,
+                job_id,
+                nonce: share.nonce,
+                ntime: share.ntime,
+                version: version.to_consensus() as u32,
+            }),
+            (ChannelKind::Extended, Some(e2)) => {
+                let mut extranonce = vec![0u8; c.padding];
+                extranonce.extend_from_slice(e2.as_bytes());
+                let Ok(extranonce) = extranonce.try_into() else {
+                    return Err((share, NotSent("extranonce longer than 32 bytes".into())));
+                };
+                Submission::Extended(SubmitSharesExtendedOwned {
+                    channel_id: c.id,
+                    sequence_number,
+                    job_id,
+                    nonce: share.nonce,
+                    ntime: share.ntime,
+                    version: version.to_consensus() as u32,
+                    extranonce,
+                })
+            }
+            (kind, _) => {
+                return Err((
+                    share,
+                    NotSent(format!("its extranonce does not fit a {kind} channel")),
+                ))
+            }
         };
+        self.next_sequence = self.next_sequence.wrapping_add(1);
         self.pending.insert(sequence_number, share);
         Ok(message)
     }
@@ -403,11 +623,13 @@ fn text(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod standard;
     use binary_sv2::{Seq0255Owned, Sv2OptionOwned};
     use mining_sv2::*;
 
     /// Encode an SRI message and read it back through SRI's parser, as it comes off the wire.
-    fn feed<T: binary_sv2::Serialize + binary_sv2::GetSize>(
+    pub(super) fn feed<T: binary_sv2::Serialize + binary_sv2::GetSize>(
         session: &mut MiningSession,
         msg_type: u8,
         message: T,
@@ -468,7 +690,7 @@ mod tests {
         .unwrap()
     }
 
-    fn jobs(out: &[Output]) -> Vec<(Job, bool)> {
+    pub(super) fn jobs(out: &[Output]) -> Vec<(Job, bool)> {
         out.iter()
             .filter_map(|o| match o {
                 Output::Job { job, clean } => Some((job.clone(), *clean)),
@@ -508,7 +730,9 @@ mod tests {
             [1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0]
         );
         assert_eq!(job.coinbase.extranonce2_size, 8);
-        let m = s.submit(share(1, 3), job.version).unwrap();
+        let Submission::Extended(m) = s.submit(share(1, 3), job.version).unwrap() else {
+            panic!("an extended channel submits extended shares")
+        };
         assert_eq!(m.extranonce.as_bytes().len(), 16);
         assert_eq!(&m.extranonce.as_bytes()[..8], &[0; 8]);
         assert_eq!((m.channel_id, m.job_id, m.sequence_number), (7, 1, 0));

@@ -9,8 +9,8 @@
 //!
 //! - [`noise`]: a Noise connection over any tokio byte stream, as responder or initiator.
 //! - [`key`]: the authority public key as SRI's configuration files write it.
-//! - [`mining_client`]: the Mining Protocol on one extended channel, as a miner speaks it
-//!   (sans-IO: messages in, jobs and share verdicts out).
+//! - [`mining_client`]: the Mining Protocol on one channel, extended or standard, as a miner
+//!   speaks it (sans-IO: messages in, jobs and share verdicts out).
 
 pub mod key;
 pub mod mining_client;

@@ -14,6 +14,7 @@ use wgminer::backend::{Backend, CpuBackend};
 use wgminer::mining::{EventSink, Manager, RunConfig, RunOutcome, Sv2Config, Sv2Source};
 use wgminer::node::sv2_tp::authority::AuthorityKey;
 use wgminer::node::sv2_tp::LIMITS;
+use wgminer::sv2::mining_client::ChannelKind;
 use wgminer::sv2::{noise, AuthorityPublicKey};
 
 use crate::sv2_tp::{pool_sv2, provider, Pool, TempDir, SRI_POOL_PUBLIC_KEY};
@@ -26,6 +27,7 @@ fn config(port: u16, authority: AuthorityPublicKey) -> Sv2Config {
         user: "wgminer-test".into(),
         // Low, so the pool's target gives one CPU thread a share every second or so.
         nominal_hash_rate: 1e6,
+        channel: ChannelKind::Extended,
     }
 }
 

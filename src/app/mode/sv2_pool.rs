@@ -10,14 +10,20 @@ use crate::app::runtime::{self, Session, DRAIN};
 
 pub fn run(plan: Sv2PoolPlan) -> anyhow::Result<()> {
     let url = plan.config.url();
+    let channel = plan.config.channel.to_string();
     let source = Sv2Source::new(plan.config);
     debug_assert!(!source.is_solo());
     let start_url = url.clone();
     let session = Session {
         start: Box::new(move |labels| {
             (
-                serde_json::json!({"event": "start", "devices": labels, "pools": [start_url]}),
-                format!("mining on {} with {}", start_url, labels.join(", ")),
+                serde_json::json!({"event": "start", "devices": labels, "pools": [start_url], "sv2_channel": channel}),
+                format!(
+                    "mining on {} ({} channel) with {}",
+                    start_url,
+                    channel,
+                    labels.join(", ")
+                ),
             )
         }),
         sources: vec![url],
