@@ -1,8 +1,11 @@
 //! wgminer's Stratum V2 mining client ([`Sv2Source`]) for real: the embedded node core's
 //! Template Provider feeds SRI's `pool_sv2` 0.7 (see `sv2_tp`), and our source mines on the
 //! pool under the runner with the CPU backend: shares the pool accepts and blocks that reach the
-//! chain. And the failures: a pool that does not hold the pinned authority key is refused and
-//! never mined on; a pool that closes mid-handshake or sends garbage is a disconnect, retried.
+//! chain, on an extended channel and on a standard one (header-only: the pool fixes the merkle
+//! root, we roll version bits and nTime). And the failures: a pool that does not hold the pinned
+//! authority key is refused and never mined on; a pool that closes mid-handshake or sends
+//! garbage is a disconnect, retried; a pool that talks about channels and shares we do not have
+//! is ignored, never mined on, never a panic.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,6 +31,13 @@ fn config(port: u16, authority: AuthorityPublicKey) -> Sv2Config {
         // Low, so the pool's target gives one CPU thread a share every second or so.
         nominal_hash_rate: 1e6,
         channel: ChannelKind::Extended,
+    }
+}
+
+fn standard(port: u16, authority: AuthorityPublicKey) -> Sv2Config {
+    Sv2Config {
+        channel: ChannelKind::Standard,
+        ..config(port, authority)
     }
 }
 
@@ -303,7 +313,16 @@ async fn the_binary_mines_on_sri_pool_with_the_url_key() {
     let exit = miner.of("exit")[0].clone();
     assert!(exit["status"]["accepted"].as_u64().unwrap() >= 1, "{exit}");
     assert_books_balance(&exit);
-    assert!(core.tip().0 >= 1);
+    // The pool hands the block to the Template Provider on its own time: wait for the chain.
+    let end = Instant::now() + Duration::from_secs(30);
+    while core.tip().0 < 1 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        core.tip().0 >= 1,
+        "the pool found a block, the chain is at {}",
+        core.tip().0
+    );
     drop(pool);
     tp.stop().await;
 }
@@ -407,4 +426,185 @@ async fn the_pool_is_told_the_measured_hash_rate() {
     assert!(last > first * 1.2, "difficulty {first} -> {last}");
     drop(pool);
     tp.stop().await;
+}
+
+/// A standard channel on SRI's pool: SetupConnection asks for standard jobs, the pool sends
+/// `NewMiningJob`s with its merkle root, our devices roll version bits and nTime on it, and
+/// `SubmitSharesStandard` shares are accepted (our counters and the pool's log agree); a block
+/// found this way is the pool's coinbase under our header, and it reaches the node core's chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_channel_on_sri_pool_gets_shares_accepted_and_blocks_on_the_chain() {
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("sv2-client-standard");
+    let (core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
+    let source = Sv2Source::new(standard(pool.listen.port(), key));
+    let watched = Arc::clone(&core);
+    let outcome = mine(source, Duration::from_secs(90), move |s| {
+        get(&s.accepted) >= 3 && watched.tip().0 >= 2
+    })
+    .await;
+    let s = &outcome.stats;
+    let log = pool.log();
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(get(&s.accepted) >= 3, "accepted {}", get(&s.accepted));
+    assert!(core.tip().0 >= 2, "chain at {}", core.tip().0);
+    assert!(log.contains("Received OpenStandardMiningChannel"), "{log}");
+    assert!(log.contains("SubmitSharesStandard"), "{log}");
+    assert!(!log.contains("SubmitSharesExtended"), "{log}");
+    assert!(log.contains("Block Found"), "{log}");
+    // The pool logs each share it takes (batch 1): a success, or (regtest's target is easier
+    // than the share target, so nearly every share) a block.
+    let pool_accepted = log
+        .lines()
+        .filter(|l| {
+            l.contains("SubmitSharesStandard: SubmitSharesSuccess")
+                || l.contains("SubmitSharesStandard: 💰 Block Found")
+        })
+        .count();
+    assert!(
+        pool_accepted >= 3,
+        "{pool_accepted} acknowledged in the pool's log:\n{log}"
+    );
+    assert_eq!(get(&s.pending), 0);
+    let fated = get(&s.accepted) + get(&s.rejected) + get(&s.stale) + get(&s.unanswered);
+    assert!(
+        fated >= get(&s.submitted),
+        "{fated} fates, {} submitted",
+        get(&s.submitted)
+    );
+    drop(pool);
+    tp.stop().await;
+}
+
+/// The binary on a standard channel: `--sv2-channel standard`. The pool's log shows the
+/// standard channel and its shares; ours shows them accepted; the books balance at Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_mines_on_a_standard_channel() {
+    use crate::support::miner::{assert_books_balance, Miner};
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("sv2-client-bin-standard");
+    let (_core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let url = format!(
+        "stratum2+tcp://127.0.0.1:{}/{SRI_POOL_PUBLIC_KEY}",
+        pool.listen.port()
+    );
+    let mut miner = Miner::spawn(&[
+        "-o",
+        &url,
+        "-u",
+        "wgminer-test.std",
+        "--sv2-channel",
+        "standard",
+        "--backend",
+        "cpu",
+        "-t",
+        "1",
+    ]);
+    miner.wait_count(2, Duration::from_secs(90), |e| e["event"] == "accepted");
+    let log = pool.until("Received SubmitSharesStandard", 2).await;
+    assert!(log.contains("Received OpenStandardMiningChannel"), "{log}");
+    assert!(log.contains("user_identity: wgminer-test.std"), "{log}");
+    miner.stop_cleanly();
+    assert_eq!(miner.of("start")[0]["sv2_channel"], "standard");
+    let exit = miner.of("exit")[0].clone();
+    assert!(exit["status"]["accepted"].as_u64().unwrap() >= 2, "{exit}");
+    assert_books_balance(&exit);
+    drop(pool);
+    tp.stop().await;
+}
+
+/// A pool that opens our standard channel, then sends a job and a new block for a channel we do
+/// not have and verdicts for shares we never sent: the source stays connected, mines nothing,
+/// and never panics; the run ends cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_talking_about_strangers_channels_is_ignored() {
+    use wgminer::sv2::common_messages_sv2::SetupConnectionSuccess;
+    use wgminer::sv2::mining_sv2::*;
+    use wgminer::sv2::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, MiningOwned};
+    let dir = TempDir::new("sv2-client-strangers");
+    let (authority, _) = AuthorityKey::load_or_create(&dir.0).unwrap();
+    let public = authority.public();
+    let authority = Arc::new(authority);
+    let (port, connections) = fake_pool(move |socket| {
+        let authority = Arc::clone(&authority);
+        async move {
+            let responder = authority.responder(Duration::from_secs(3600)).unwrap();
+            let Ok((mut reader, mut writer)) =
+                noise::accept(socket, responder, Duration::from_secs(5), 1 << 16).await
+            else {
+                return;
+            };
+            // Its SetupConnection; the channel request comes once the setup is answered.
+            let _setup = reader.read_frame().await;
+            let ok = SetupConnectionSuccess {
+                used_version: 2,
+                flags: 0,
+            };
+            let mining = |m: MiningOwned| AnyMessageOwned::Mining(m);
+            let messages = vec![
+                AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionSuccess(ok)),
+                mining(MiningOwned::OpenStandardMiningChannelSuccess(
+                    OpenStandardMiningChannelSuccessOwned {
+                        request_id: 1,
+                        channel_id: 1,
+                        target: [0xff; 32].into(),
+                        extranonce_prefix: vec![0, 0, 0, 1].try_into().unwrap(),
+                        group_channel_id: 0,
+                    },
+                )),
+                mining(MiningOwned::NewMiningJob(NewMiningJobOwned {
+                    channel_id: 77,
+                    job_id: 1,
+                    min_ntime: binary_sv2::Sv2OptionOwned::new(Some(1_700_000_000)),
+                    version: 0x2000_0000,
+                    merkle_root: [1; 32].into(),
+                })),
+                mining(MiningOwned::SetNewPrevHash(SetNewPrevHashOwned {
+                    channel_id: 77,
+                    job_id: 1,
+                    prev_hash: [2; 32].into(),
+                    min_ntime: 1_700_000_000,
+                    nbits: 0x207f_ffff,
+                })),
+                mining(MiningOwned::SubmitSharesError(SubmitSharesErrorOwned {
+                    channel_id: 1,
+                    sequence_number: 4_000_000_000,
+                    error_code: "stale-share".to_owned().try_into().unwrap(),
+                })),
+                mining(MiningOwned::SubmitSharesSuccess(SubmitSharesSuccessOwned {
+                    channel_id: 1,
+                    last_sequence_number: u32::MAX,
+                    new_submits_accepted_count: 1,
+                    new_shares_sum: 1,
+                })),
+            ];
+            let mut messages = messages.into_iter();
+            if let Some(setup_ok) = messages.next() {
+                if writer.send(setup_ok).await.is_err() {
+                    return;
+                }
+            }
+            let _open = reader.read_frame().await;
+            for m in messages {
+                if writer.send(m).await.is_err() {
+                    return;
+                }
+            }
+            // Hold the connection while the client keeps it (it has nothing to send).
+            while reader.read_frame().await.is_ok() {}
+        }
+    })
+    .await;
+    let source = Sv2Source::new(standard(port, public));
+    let outcome = mine(source, Duration::from_millis(2500), |_| false).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(get(&connections), 1, "the connection was kept");
+    assert_eq!(get(&outcome.stats.jobs), 0);
+    assert_eq!(get(&outcome.stats.submitted), 0);
+    assert_eq!(get(&outcome.stats.accepted), 0);
 }
