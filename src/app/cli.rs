@@ -27,8 +27,9 @@ pub struct Cli {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct MineArgs {
     /// Where the work comes from: a pool, stratum+tcp://host:port (or stratum+ssl:// /
-    /// stratum+tls://; repeat for failover pools, in order of preference), or a node's JSON-RPC,
-    /// http://host:port (solo mining with getblocktemplate). None: the embedded node core.
+    /// stratum+tls://) or stratum2+tcp://host:port/AUTHORITY_KEY (repeat for failover pools, V1
+    /// and V2 in any mix, in order of preference), or a node's JSON-RPC, http://host:port (solo
+    /// mining with getblocktemplate). None: the embedded node core.
     #[arg(
         short = 'o',
         long = "url",

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use bitcoin::ScriptBuf;
-use wgminer::mining::Sv2Config;
+use wgminer::mining::{FailoverConfig, PoolSpec, Sv2Config};
 use wgminer::node::{self, ChainParams};
 use wgminer::rpc::{Auth, RpcClient};
 use wgminer::stratum::client::{ClientConfig, PoolConfig, PoolUrl};
@@ -25,10 +25,9 @@ use crate::app::settings::{self, Settings};
 /// What to do, checked. Built by [`plan`].
 #[derive(Debug)]
 pub enum RunPlan {
-    /// `wgminer -o stratum+tcp://…`: mine on pools.
+    /// `wgminer -o stratum+tcp://… -o stratum2+tcp://host:port/KEY …`: mine on pools, Stratum
+    /// V1 and V2 in one priority list (failover in order).
     Pool(PoolPlan),
-    /// `wgminer -o stratum2+tcp://host:port/KEY`: mine on a Stratum V2 pool.
-    Sv2Pool(Sv2PoolPlan),
     /// `wgminer -o http://…`: solo mining on a node over JSON-RPC.
     Node(NodePlan),
     /// Plain `wgminer`: mine on the embedded node core.
@@ -81,13 +80,9 @@ pub struct ApiPlan {
 #[derive(Debug)]
 pub struct PoolPlan {
     pub mining: MiningPlan,
-    pub client: ClientConfig,
-}
-
-#[derive(Debug)]
-pub struct Sv2PoolPlan {
-    pub mining: MiningPlan,
-    pub config: Sv2Config,
+    /// In order of priority.
+    pub pools: Vec<PoolSpec>,
+    pub failover: FailoverConfig,
 }
 
 #[derive(Debug)]
@@ -186,17 +181,13 @@ fn merged(args: &MineArgs) -> Result<Settings, UsageError> {
 }
 
 /// A mining run, picked by the first `-o`: none mines on the embedded node core, `http://` on
-/// a node, `stratum2+tcp://` on a Stratum V2 pool, anything else on Stratum V1 pools.
+/// a node, anything else on pools (`stratum+tcp://` and `stratum2+tcp://` in any mix).
 pub fn mining(s: Settings) -> Result<RunPlan, UsageError> {
     // Checked whatever the run, so a typo in a config file is found before it matters.
     sv2_channel(&s)?;
     match s.urls.first() {
         None => embedded(s).map(RunPlan::Embedded),
         Some(url) if Settings::is_node_url(url) => node(s).map(RunPlan::Node),
-        Some(url) if url.starts_with(SV2_SCHEME) => sv2_pool(s).map(RunPlan::Sv2Pool),
-        Some(_) if s.urls.iter().any(|u| u.starts_with(SV2_SCHEME)) => Err(UsageError(
-            "a stratum2+tcp:// pool cannot follow Stratum V1 pools yet: give it alone in -o".into(),
-        )),
         Some(_) => pool(s).map(RunPlan::Pool),
     }
 }
@@ -213,36 +204,6 @@ fn sv2_channel(s: &Settings) -> Result<ChannelKind, UsageError> {
 
 /// The URL scheme of Stratum V2 pools (SRI's form).
 const SV2_SCHEME: &str = "stratum2+tcp://";
-
-/// One Stratum V2 pool: `stratum2+tcp://host:port/AUTHORITY_KEY` and `-u` as the channel's
-/// user identity.
-fn sv2_pool(s: Settings) -> Result<Sv2PoolPlan, UsageError> {
-    let [url] = s.urls.as_slice() else {
-        return Err(UsageError(
-            "failover between stratum2+tcp:// pools (or with Stratum V1 pools) is not supported yet: give one -o".into(),
-        ));
-    };
-    let (host, port, authority) = parse_sv2_url(url, s.sv2_authority.as_deref())?;
-    let user = match s.users.as_slice() {
-        [u] if !u.trim().is_empty() => u.clone(),
-        [] => return Err(UsageError(format!("no user for {url}: use -u user.worker"))),
-        _ => return Err(UsageError(format!("one -u for {url}, not several"))),
-    };
-    let mining = mining_plan(&s)?;
-    let nominal_hash_rate = nominal_hash_rate(&mining.devices);
-    let channel = sv2_channel(&s)?;
-    Ok(Sv2PoolPlan {
-        mining,
-        config: Sv2Config {
-            host,
-            port,
-            authority,
-            user,
-            nominal_hash_rate,
-            channel,
-        },
-    })
-}
 
 /// `stratum2+tcp://host:port/KEY` (or the key from `--sv2-authority`) into its parts, with a
 /// clear word for each mistake.
@@ -304,56 +265,73 @@ fn nominal_hash_rate(devices: &DeviceRequest) -> f32 {
     }
 }
 
+/// The pools of `-o`, in order: a Stratum V1 pool (`stratum+tcp://`, `stratum+ssl://`) gets
+/// `-u`/`-p`, a Stratum V2 pool (`stratum2+tcp://host:port/KEY`) gets `-u` as its channel's
+/// user identity (one `-u`/`-p` for all, or one per `-o`). A mistake names the `-o` it is in.
 fn pool(s: Settings) -> Result<PoolPlan, UsageError> {
     if s.coinbase_sig.is_some() {
         return Err(UsageError(
             "--coinbase-sig is for solo mining: a pool builds the coinbase itself".into(),
         ));
     }
-    let client = client_config(&s)?;
-    Ok(PoolPlan {
-        mining: mining_plan(&s)?,
-        client,
-    })
-}
-
-/// The pool flags as the client's configuration: every url must parse, and every pool needs
-/// a user (one `-u` for all, or one per `-o`).
-fn client_config(s: &Settings) -> Result<ClientConfig, UsageError> {
-    if s.urls.is_empty() {
+    let n = s.urls.len();
+    if n == 0 {
         return Err(UsageError(
             "no pool given: use -o stratum+tcp://host:port -u user.worker -p x".into(),
         ));
     }
     let per_pool = |list: &[String], what: &str| -> Result<Vec<Option<String>>, UsageError> {
         match list.len() {
-            0 => Ok(vec![None; s.urls.len()]),
-            1 => Ok(vec![Some(list[0].clone()); s.urls.len()]),
-            n if n == s.urls.len() => Ok(list.iter().cloned().map(Some).collect()),
-            n => Err(UsageError(format!(
-                "{n} {what} values for {} pools: give one for all or one per -o",
-                s.urls.len()
+            0 => Ok(vec![None; n]),
+            1 => Ok(vec![Some(list[0].clone()); n]),
+            k if k == n => Ok(list.iter().cloned().map(Some).collect()),
+            k => Err(UsageError(format!(
+                "{k} {what} values for {n} pools: give one for all or one per -o"
             ))),
         }
     };
     let users = per_pool(&s.users, "-u")?;
     let passwords = per_pool(&s.passwords, "-p")?;
-    let mut pools = Vec::with_capacity(s.urls.len());
-    for ((url, user), password) in s.urls.iter().zip(users).zip(passwords) {
-        let url: PoolUrl = url.parse().map_err(|e| UsageError(format!("{e}")))?;
+    let mining = mining_plan(&s)?;
+    let nominal_hash_rate = nominal_hash_rate(&mining.devices);
+    let channel = sv2_channel(&s)?;
+    let mut pools = Vec::with_capacity(n);
+    for (i, ((url, user), password)) in s.urls.iter().zip(users).zip(passwords).enumerate() {
+        let place = |e: String| match n {
+            1 => UsageError(e),
+            _ => UsageError(format!("-o number {} of {n}: {e}", i + 1)),
+        };
         let user = match user {
             Some(u) if !u.trim().is_empty() => u,
-            _ => return Err(UsageError(format!("no user for {url}: use -u user.worker"))),
+            _ => return Err(place(format!("no user for {url}: use -u user.worker"))),
         };
-        pools.push(PoolConfig {
-            url,
-            user,
-            password: password.unwrap_or_else(|| "x".into()),
-        });
+        if url.starts_with(SV2_SCHEME) {
+            let (host, port, authority) =
+                parse_sv2_url(url, s.sv2_authority.as_deref()).map_err(|e| place(e.0))?;
+            pools.push(PoolSpec::Sv2(Sv2Config {
+                host,
+                port,
+                authority,
+                user,
+                nominal_hash_rate,
+                channel,
+            }));
+        } else {
+            let url: PoolUrl = url.parse().map_err(|e| place(format!("{e}")))?;
+            let mut client = ClientConfig::new(vec![PoolConfig {
+                url,
+                user,
+                password: password.unwrap_or_else(|| "x".into()),
+            }]);
+            client.suggest_difficulty = s.suggest_diff;
+            pools.push(PoolSpec::Stratum(client));
+        }
     }
-    let mut config = ClientConfig::new(pools);
-    config.suggest_difficulty = s.suggest_diff;
-    Ok(config)
+    Ok(PoolPlan {
+        mining,
+        pools,
+        failover: FailoverConfig::default(),
+    })
 }
 
 fn node(s: Settings) -> Result<NodePlan, UsageError> {
@@ -617,22 +595,51 @@ mod tests {
         }
     }
 
+    /// The pools of a pool plan.
+    fn pools_of(flags: &[&str]) -> Vec<PoolSpec> {
+        match plan_of(flags) {
+            Ok(Plan {
+                run: RunPlan::Pool(p),
+                ..
+            }) => p.pools,
+            other => panic!("{flags:?}: not a pool plan: {other:?}"),
+        }
+    }
+
+    fn sv2(spec: &PoolSpec) -> &Sv2Config {
+        match spec {
+            PoolSpec::Sv2(c) => c,
+            other => panic!("not an SV2 pool: {other:?}"),
+        }
+    }
+
+    fn v1(spec: &PoolSpec) -> &PoolConfig {
+        match spec {
+            PoolSpec::Stratum(c) => {
+                assert_eq!(c.pools.len(), 1, "one pool per V1 client");
+                &c.pools[0]
+            }
+            other => panic!("not a V1 pool: {other:?}"),
+        }
+    }
+
+    const KEY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+
     #[test]
-    fn a_stratum2_url_needs_a_valid_authority_key_and_one_user() {
-        let key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+    fn a_stratum2_url_needs_a_valid_authority_key_and_a_user() {
+        let key = KEY;
         let url = format!("stratum2+tcp://127.0.0.1:34254/{key}");
-        let p = plan_of(&["-o", &url, "-u", "me.rig", "--backend", "cpu", "-t", "2"]).unwrap();
-        let RunPlan::Sv2Pool(p) = p.run else {
-            panic!("{:?}", p.run)
+        let pools = pools_of(&["-o", &url, "-u", "me.rig", "--backend", "cpu", "-t", "2"]);
+        let [p] = pools.as_slice() else {
+            panic!("{pools:?}")
         };
-        assert_eq!(
-            (p.config.host.as_str(), p.config.port),
-            ("127.0.0.1", 34254)
-        );
-        assert_eq!(p.config.authority.to_string(), key);
-        assert_eq!(p.config.user, "me.rig");
-        assert_eq!(p.config.nominal_hash_rate, 1e7);
-        assert_eq!(p.config.url(), url);
+        let c = sv2(p);
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 34254));
+        assert_eq!(c.authority.to_string(), key);
+        assert_eq!(c.user, "me.rig");
+        assert_eq!(c.nominal_hash_rate, 1e7);
+        assert_eq!(c.url(), url);
+        assert_eq!(p.url(), url);
 
         let no_key = refusal(&["-o", "stratum2+tcp://127.0.0.1:34254", "-u", "me"]);
         assert!(no_key.contains("names no authority key"), "{no_key}");
@@ -641,17 +648,113 @@ mod tests {
         let no_port = refusal(&["-o", &format!("stratum2+tcp://pool/{key}"), "-u", "me"]);
         assert!(no_port.contains("no host:port"), "{no_port}");
         let bare = "stratum2+tcp://127.0.0.1:34254";
-        let p = plan_of(&["-o", bare, "--sv2-authority", key, "-u", "me"]).unwrap();
-        assert!(matches!(p.run, RunPlan::Sv2Pool(ref p) if p.config.authority.to_string() == key));
+        let pools = pools_of(&["-o", bare, "--sv2-authority", key, "-u", "me"]);
+        assert_eq!(sv2(&pools[0]).authority.to_string(), key);
         let other = "9bQAqTeCDSPdaSUW9jrKkmK4UfxYsDBNqcFtKdy2MWKnJpbkSph";
         let both = refusal(&["-o", &url, "--sv2-authority", other, "-u", "me"]);
         assert!(both.contains("different authority keys"), "{both}");
         let no_user = refusal(&["-o", &url]);
         assert!(no_user.contains("no user"), "{no_user}");
-        let mixed = refusal(&["-o", "stratum+tcp://a:1", "-o", &url, "-u", "me"]);
-        assert!(mixed.contains("cannot follow"), "{mixed}");
-        let two = refusal(&["-o", &url, "-o", "stratum+tcp://a:1", "-u", "me"]);
-        assert!(two.contains("failover"), "{two}");
+    }
+
+    #[test]
+    fn v1_and_v2_pools_mix_in_one_list_in_order() {
+        let a = format!("stratum2+tcp://a.example:3333/{KEY}");
+        // The generator point's x as a key: valid, and not the first pool's.
+        let c = "stratum2+tcp://c.example:3334/9bZBweHhn6px2Quf1hADVUTrWxX65vtRBweWHP66kfkKGFTQRHs";
+        let flags = [
+            "-o",
+            &a,
+            "-o",
+            "stratum+tcp://b.example:3333",
+            "-o",
+            c,
+            "-u",
+            "me",
+        ];
+        let pools = pools_of(&flags);
+        let urls: Vec<String> = pools.iter().map(PoolSpec::url).collect();
+        assert_eq!(
+            urls,
+            [a.clone(), "stratum+tcp://b.example:3333".into(), c.into()]
+        );
+        assert_eq!(sv2(&pools[0]).host, "a.example");
+        assert_eq!(v1(&pools[1]).url.host, "b.example");
+        assert_eq!(v1(&pools[1]).password, "x");
+        assert_eq!(sv2(&pools[2]).port, 3334);
+        assert!(pools.iter().all(|p| match p {
+            PoolSpec::Sv2(c) => c.user == "me",
+            PoolSpec::Stratum(c) => c.pools[0].user == "me",
+        }));
+        // A V1 list is the same plan: failover is one mechanism for both.
+        let pools = pools_of(&["-o", "stratum+tcp://a:1,stratum+tcp://b:2", "-u", "me"]);
+        assert_eq!(pools.len(), 2);
+        assert_eq!(v1(&pools[1]).url.port, 2);
+    }
+
+    #[test]
+    fn each_pool_of_a_mixed_list_gets_its_own_user() {
+        let a = format!("stratum2+tcp://a:3333/{KEY}");
+        let flags = [
+            "-o",
+            &a,
+            "-u",
+            "v2.rig",
+            "-p",
+            "unused",
+            "-o",
+            "stratum+tcp://b:3333",
+            "-u",
+            "v1.rig",
+            "-p",
+            "secret",
+        ];
+        let pools = pools_of(&flags);
+        assert_eq!(sv2(&pools[0]).user, "v2.rig");
+        assert_eq!(v1(&pools[1]).user, "v1.rig");
+        assert_eq!(v1(&pools[1]).password, "secret");
+        let e = refusal(&[
+            "-o",
+            &a,
+            "-o",
+            "stratum+tcp://b:1",
+            "-o",
+            "stratum+tcp://c:1",
+            "-u",
+            "x",
+            "-u",
+            "y",
+        ]);
+        assert!(e.contains("2 -u values for 3 pools"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_stratum2_url_second_in_the_list_is_named() {
+        let e = refusal(&[
+            "-o",
+            "stratum+tcp://a:3333",
+            "-o",
+            "stratum2+tcp://b:3334/not-a-key",
+            "-u",
+            "me",
+        ]);
+        assert!(e.starts_with("-o number 2 of 2: "), "{e}");
+        assert!(e.contains("stratum2+tcp://b:3334/not-a-key"), "{e}");
+        assert!(e.contains("is not valid"), "{e}");
+        let e = refusal(&[
+            "-o",
+            "stratum+tcp://a:3333",
+            "-o",
+            "stratum2+tcp://b:3334",
+            "-u",
+            "me",
+        ]);
+        assert!(
+            e.starts_with("-o number 2 of 2: ") && e.contains("names no authority key"),
+            "{e}"
+        );
+        let e = refusal(&["-o", "stratum+tcp://a:3333", "-o", "ftp://b:1", "-u", "me"]);
+        assert!(e.starts_with("-o number 2 of 2: "), "{e}");
     }
 
     #[test]
@@ -661,10 +764,7 @@ mod tests {
         let channel = |extra: &[&str]| {
             let mut flags = vec!["-o", url.as_str(), "-u", "me"];
             flags.extend_from_slice(extra);
-            match plan_of(&flags).map(|p| p.run) {
-                Ok(RunPlan::Sv2Pool(p)) => p.config.channel,
-                other => panic!("{other:?}"),
-            }
+            sv2(&pools_of(&flags)[0]).channel
         };
         assert_eq!(channel(&[]), ChannelKind::Extended);
         assert_eq!(

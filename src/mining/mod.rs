@@ -5,15 +5,17 @@
 //! - [`source`]: the [`WorkSource`] contract (jobs in, solutions out, every solution's fate
 //!   back) and the bounded link between a source task and the runner.
 //! - [`runner`]: the one run loop over any source: accounting, back-pressure, shutdown.
-//! - The sources: [`pool`] (Stratum V1), [`sv2_pool`] (Stratum V2), [`node`] (a node over getblocktemplate), [`core`] (the
-//!   embedded node core); [`solo`] is what the two block sources share (templates to jobs,
-//!   solutions to blocks).
+//! - The sources: [`pool`] (Stratum V1), [`sv2_pool`] (Stratum V2), [`node`] (a node over
+//!   getblocktemplate), [`core`] (the embedded node core); [`solo`] is what the two block
+//!   sources share (templates to jobs, solutions to blocks); [`failover`] runs one pool source
+//!   at a time from a priority list of V1 and V2 pools (every pool run goes through it).
 //! - [`events`]: what a run reports for display.
 //!
 //! A new protocol is one new module with a type that implements [`WorkSource`].
 
 pub mod core;
 pub mod events;
+pub mod failover;
 pub mod generate;
 pub mod manager;
 pub mod node;
@@ -26,6 +28,7 @@ pub mod thermal;
 
 pub use self::core::CoreSource;
 pub use events::{EventSink, MinerEvent};
+pub use failover::{FailoverConfig, FailoverSource, PoolSpec};
 pub use manager::{Found, Manager, ManagerError, Pauser};
 pub use node::NodeGbtSource;
 pub use pool::StratumSource;

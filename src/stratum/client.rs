@@ -10,7 +10,10 @@
 //! - reconnect with exponential backoff capped at [`ClientConfig::backoff_max`] (15 s);
 //! - several pools: after [`ClientConfig::failover_after`] failed attempts the next pool is
 //!   tried; while on a backup, the primary is probed every [`ClientConfig::primary_probe`] and
-//!   mining returns to it once it answers;
+//!   mining returns to it once it answers. The binary does not use this: it gives each client
+//!   one pool and fails over in `crate::mining::failover`, the one place that handles V1 and V2
+//!   pools alike (same rule, same defaults). It stays for library callers with V1 pools only
+//!   and for its tests, and can go once nothing calls it with several pools;
 //! - shares handed in while the connection is down are queued by the session and sent after the
 //!   reconnect if their job is still live;
 //! - every share handed in is accounted for: the session's share events (held, sent, stale,

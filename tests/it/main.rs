@@ -28,6 +28,7 @@ mod node_core_mining;
 mod node_fuzz;
 mod node_kill;
 mod operator;
+mod pool_failover;
 mod pool_mining;
 mod pool_switch;
 mod real_headers;

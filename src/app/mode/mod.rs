@@ -10,7 +10,6 @@ mod node;
 mod node_only;
 mod pool;
 mod solo;
-mod sv2_pool;
 
 use crate::app::plan::RunPlan;
 
@@ -18,7 +17,6 @@ use crate::app::plan::RunPlan;
 pub fn run(plan: RunPlan) -> anyhow::Result<()> {
     match plan {
         RunPlan::Pool(p) => pool::run(p),
-        RunPlan::Sv2Pool(p) => sv2_pool::run(p),
         RunPlan::Node(p) => node::run(p),
         RunPlan::Embedded(p) => embedded::run(p),
         RunPlan::NodeOnly(p) => node_only::run(p),

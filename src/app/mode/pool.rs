@@ -1,29 +1,35 @@
-//! `wgminer -o stratum+tcp://host:port -u user.worker`: mine on pools (failover in order) with
-//! the Stratum source under the mining layer's runner until Ctrl-C.
+//! `wgminer -o stratum+tcp://host:port -o stratum2+tcp://host:port/KEY … -u user.worker`: mine
+//! on pools, Stratum V1 and V2 in one priority list, with the failover source under the mining
+//! layer's runner until Ctrl-C. One pool is a list of one.
 
-use wgminer::mining::{EventSink, RunConfig, StratumSource, WorkSource};
+use wgminer::mining::{EventSink, FailoverSource, PoolSpec, RunConfig, WorkSource};
 
 use crate::app::output::status_text;
 use crate::app::plan::PoolPlan;
 use crate::app::runtime::{self, Session, DRAIN};
 
 pub fn run(plan: PoolPlan) -> anyhow::Result<()> {
-    let pools: Vec<String> = plan
-        .client
-        .pools
-        .iter()
-        .map(|p| p.url.to_string())
-        .collect();
-    let switch = plan.client.switch.clone();
-    let source = StratumSource::new(plan.client);
+    let switch = plan.failover.switch.clone();
+    // The channel kind of the SV2 pools in the list (one flag for all), if any.
+    let sv2_channel = plan.pools.iter().find_map(|p| match p {
+        PoolSpec::Sv2(c) => Some(c.channel.to_string()),
+        _ => None,
+    });
+    let source = FailoverSource::new(plan.pools, plan.failover);
     debug_assert!(!source.is_solo());
+    let pools = source.urls();
     let start_pools = pools.clone();
     let session = Session {
         start: Box::new(move |labels| {
+            let channel = sv2_channel
+                .as_ref()
+                .map(|c| format!(" (SV2: {c} channel)"))
+                .unwrap_or_default();
             (
-                serde_json::json!({"event": "start", "devices": labels, "pools": start_pools}),
+                serde_json::json!({"event": "start", "devices": labels, "pools": start_pools,
+                                   "sv2_channel": sv2_channel}),
                 format!(
-                    "mining on {} with {}",
+                    "mining on {}{channel} with {}",
                     start_pools.join(", "),
                     labels.join(", ")
                 ),
