@@ -259,3 +259,57 @@ async fn the_binary_moves_from_a_dying_v1_primary_to_an_sv2_backup() {
     drop(sri);
     tp.stop().await;
 }
+
+/// A pool that stops answering shares, then is left (`switchpool`): the shares it was sent
+/// and never answered are each counted unanswered once (not dropped, not counted twice), and
+/// mining goes on at the next pool with every count in balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_a_left_pool_never_answered_are_counted_unanswered_once() {
+    let a = TestPool::start(1e-4).await;
+    let b = TestPool::start(1e-4).await;
+    let config = FailoverConfig::default();
+    let switch = config.switch.clone();
+    let source = FailoverSource::new(vec![v1_pool(&a), v1_pool(&b)], config);
+    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
+    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
+    let stats = manager.stats();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(wgminer::mining::run(
+        source,
+        manager,
+        async {
+            let _ = stop_rx.await;
+        },
+        RunConfig::default(),
+    ));
+    wait("shares accepted by the first pool", || {
+        on(&stats, &a.url()) && stats.accepted.load(Ordering::Relaxed) >= 3
+    })
+    .await;
+    a.stop_answering_shares();
+    let answered = a.submits().len();
+    wait("shares the first pool does not answer", || {
+        a.submits().len() >= answered + 3
+    })
+    .await;
+    switch.request(1);
+    wait("shares accepted by the second pool", || {
+        on(&stats, &b.url()) && accepted_by(&b) >= 3
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let outcome = run.await.expect("run task");
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let s = outcome.stats.snapshot();
+    let silent = (a.submits().len() - answered) as u64;
+    eprintln!(
+        "silent {silent}: solutions {} accepted {} rejected {} stale {} unanswered {} {:?}",
+        s.solutions, s.accepted, s.rejected, s.stale, s.unanswered, s.stale_reasons
+    );
+    assert_eq!((s.pending, s.held), (0, 0), "{s:?}");
+    assert_eq!(s.unaccounted(), 0, "{s:?}");
+    // Each share the first pool swallowed is unanswered; the second pool answers its own.
+    assert!(s.unanswered >= silent, "{silent} silent, {s:?}");
+    assert_eq!(s.rejected, 0, "{s:?}");
+    assert!(b.submits().iter().all(|x| x.accepted), "{:?}", b.submits());
+}

@@ -431,13 +431,19 @@ impl Supervisor {
         let why = if !self.jobs.knows(&found.job) {
             "its job is from a pool left behind"
         } else {
-            match child.solutions.as_ref().map(|s| s.try_send(found)) {
-                Some(Ok(())) => {
+            let sent = match child.solutions.as_ref() {
+                Some(solutions) => solutions.try_send(found).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => "pool source queue full",
+                    mpsc::error::TrySendError::Closed(_) => "pool source stopped",
+                }),
+                None => Err("pool source stopped"),
+            };
+            match sent {
+                Ok(()) => {
                     self.owed.handed(&share);
                     return true;
                 }
-                Some(Err(mpsc::error::TrySendError::Full(_))) => "pool source queue full",
-                _ => "pool source stopped",
+                Err(why) => why,
             }
         };
         let fate = Fate::Stale {

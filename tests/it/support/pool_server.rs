@@ -70,6 +70,8 @@ struct PoolState {
     /// While set, every share is rejected with a reason of this many bytes, new each time.
     reject_with: Option<usize>,
     rejects_sent: u64,
+    /// While set, shares are judged and recorded but never answered.
+    silent: bool,
 }
 
 /// The pool: the test drives it (`set_difficulty`, `notify`) and reads `submits`.
@@ -140,6 +142,11 @@ impl TestPool {
     pub fn drop_connections(&self) {
         self.lock().refusing = true;
         let _ = self.lines.send(DISCONNECT.to_owned());
+    }
+
+    /// Judge and record every share from now on, but answer none (a pool that hangs).
+    pub fn stop_answering_shares(&self) {
+        self.lock().silent = true;
     }
 
     pub fn accept_again(&self) {
@@ -332,6 +339,9 @@ fn answer(line: &str, state: &Mutex<PoolState>, first_job: &str) -> Vec<String> 
         Some("mining.submit") => {
             let (accepted, reason) = judge(&msg["params"], state);
             let mut st = state.lock().expect("state");
+            if st.silent {
+                return Vec::new();
+            }
             if let Some(len) = st.reject_with {
                 st.rejects_sent += 1;
                 let mut reason = format!("share {} refused ", st.rejects_sent);
