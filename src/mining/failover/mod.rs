@@ -14,8 +14,9 @@
 //! - a pool that refuses us for good (an SV2 pool without the pinned key, or one that refuses
 //!   the connection setup) is left out for the rest of the run; with none left, the run ends
 //!   with that error;
-//! - when every pool has failed in a row, the next round waits, doubling up to
-//!   [`FailoverConfig::round_wait_max`], so a dead list is not hammered.
+//! - once every pool has failed in a row (a move wraps round to a pool ahead), each move
+//!   waits first, 1 s doubling per round up to [`FailoverConfig::round_wait_max`], so a dead
+//!   list is not hammered; the first job from any pool starts over.
 //!
 //! A switch keeps each share to one fate and each share on its own pool: the runner's jobs are
 //! cleared first (`ClearJobs`); a solution whose job came from another pool is counted stale
