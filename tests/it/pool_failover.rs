@@ -313,3 +313,58 @@ async fn shares_a_left_pool_never_answered_are_counted_unanswered_once() {
     assert_eq!(s.rejected, 0, "{s:?}");
     assert!(b.submits().iter().all(|x| x.accepted), "{:?}", b.submits());
 }
+
+/// Two SV2 pools: the first is SRI's pool under a key it does not hold (as if the URL named
+/// the wrong key), the second the same pool under its real key. The first is refused for good
+/// and left out (never probed, never mined on); mining goes on at the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sv2_pool_refused_for_its_key_is_left_out_and_the_next_sv2_pool_mines() {
+    let Some(bin) = pool_sv2() else { return };
+    let dir = TempDir::new("failover-sv2-sv2");
+    let (_core, tp) = provider(&dir, LIMITS).await;
+    let mut sri = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    sri.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let port = sri.listen.port();
+    let PoolSpec::Sv2(mut wrong) = sv2_pool(port) else {
+        unreachable!()
+    };
+    // A real key, but the Template Provider's, not the pool's.
+    wrong.authority = tp.authority_public_key();
+    let wrong = PoolSpec::Sv2(wrong);
+    let wrong_url = wrong.url();
+    let config = FailoverConfig {
+        primary_probe: Duration::from_millis(200),
+        ..FailoverConfig::default()
+    };
+    let source = FailoverSource::new(vec![wrong, sv2_pool(port)], config);
+    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
+    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
+    let stats = manager.stats();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(wgminer::mining::run(
+        source,
+        manager,
+        async {
+            let _ = stop_rx.await;
+        },
+        RunConfig::default(),
+    ));
+    let right = sv2_url(port);
+    wait("shares accepted by the second SV2 pool", || {
+        on(&stats, &right) && stats.accepted.load(Ordering::Relaxed) >= 2
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let outcome = run.await.expect("run task");
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let s = outcome.stats.snapshot();
+    assert_eq!(
+        s.pool.as_deref(),
+        Some(right.as_str()),
+        "never went back to {wrong_url}"
+    );
+    assert_eq!((s.pending, s.held), (0, 0), "{s:?}");
+    assert_eq!(s.unaccounted(), 0, "{s:?}");
+    drop(sri);
+    tp.stop().await;
+}
