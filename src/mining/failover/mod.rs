@@ -27,6 +27,7 @@
 //! A V1 pool keeps its session (and its held shares) across reconnects to the same pool, not
 //! across a switch: each child starts afresh.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -39,6 +40,7 @@ use super::pool::StratumSource;
 use super::source::{self, Fate, Solved, SourceError, SourceEvent, SourceLink, WorkSource};
 use super::sv2_pool::{Sv2Config, Sv2Source};
 use crate::stratum::client::{ClientConfig, PoolSwitch};
+use crate::work::MiningStats;
 
 mod books;
 use books::{outcome, Owed, RecentJobs};
@@ -89,9 +91,9 @@ impl PoolSpec {
         }
     }
 
-    /// Start the pool's own source as a child task.
-    fn start(&self) -> Child {
-        let (runner, link) = source::link();
+    /// Start the pool's own source as a child task, counted in the run's `stats`.
+    fn start(&self, stats: &Arc<MiningStats>) -> Child {
+        let (runner, link) = source::link(Arc::clone(stats));
         let task = match self.clone() {
             PoolSpec::Stratum(mut c) => {
                 // Switch requests are this supervisor's; a child must not take them.
@@ -260,7 +262,7 @@ struct Supervisor {
 impl Supervisor {
     async fn run(&mut self, link: &mut SourceLink) -> Result<(), SourceError> {
         loop {
-            let mut child = self.pools[self.active].start();
+            let mut child = self.pools[self.active].start(&link.stats);
             let (to, why, failed) = match self.serve(&mut child, link).await {
                 End::Done => {
                     self.close(child, link).await;
