@@ -285,9 +285,9 @@ user_identity = "wire"
 
         def handover(t):
             lat = [s.get("latency") for _, s, _ in results[t] if s.get("latency")]
-            return "/".join(f"{x['median_ms']:.2f}" for x in lat) if lat else "n/a"
+            return f"{statistics.median(x['median_ms'] for x in lat):.2f}" if lat else "n/a"
 
-        row("find-to-hand-over median ms", handover)
+        row("find-to-hand-over ms (median)", handover)
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGINT)

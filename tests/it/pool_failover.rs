@@ -36,6 +36,7 @@ fn sv2_pool(port: u16) -> PoolSpec {
         user: "wgminer-test.rig1".into(),
         // Low, so the pool's target gives one CPU thread a share every second or so.
         nominal_hash_rate: 1e6,
+        channel: wgminer::sv2::mining_client::ChannelKind::Extended,
     })
 }
 

@@ -139,6 +139,7 @@ mod tests {
                 suffix: (0..40u8).collect(),
             },
             merkle_branch: vec![TxMerkleNode::from_byte_array([9; 32])],
+            fixed_merkle_root: None,
             share_target: DIFF1_TARGET,
             clean: true,
         };
@@ -148,7 +149,7 @@ mod tests {
     fn share(nonce: u32) -> Share {
         Share {
             job_id: "1".into(),
-            extranonce2: Extranonce2::new(nonce.into(), 4).expect("fits"),
+            extranonce2: Some(Extranonce2::new(nonce.into(), 4).expect("fits")),
             ntime: 1,
             nonce,
             version_bits: None,
