@@ -5,14 +5,24 @@
 //! Register layout follows Intel's SHA extensions guide: the state lives in two vectors, ABEF and
 //! CDGH (A in the top lane), and `sha256rnds2` does two rounds with the low two lanes of the
 //! message-plus-constant vector.
+//!
+//! On the CPUs measured (BENCHMARKS.md, issue 15) this path is bound by `sha256rnds2` throughput,
+//! so the work per nonce is cut where it costs `sha256rnds2` or other vector instructions:
+//! - rounds 0..3 of the header's second block are not run: the state after round 3 is the
+//!   precomputed state plus the nonce word in lanes A and E (round 3 adds `W3` to both), which
+//!   saves one `sha256rnds2` and starts the rounds on an even pair;
+//! - rounds whose message word is a constant (4..15 of the first hash, 8..15 of the second) take
+//!   their `W + K` pairs from precomputed vectors: no add, no shuffle;
+//! - the second hash stops after rounds 60 and 61, the pair that fixes `H7`.
 
 use core::arch::x86_64::*;
 
 use super::Precomputed;
 use crate::pow::sha256::{HASH_BIT_LEN, HEADER_BIT_LEN, IV, K, PADDING_BIT};
 
-/// Nonces hashed side by side. Four covers `sha256rnds2` latency on recent AMD and Intel cores
-/// without spilling too many of the sixteen XMM registers (see BENCHMARKS.md for the measurement).
+/// Nonces hashed side by side. 2, 3, 4 and 6 measured the same on an Intel Xeon (family 6
+/// model 167, where `sha256rnds2` issues every ~3 cycles with 4 cycles latency); four also
+/// covers the latency on AMD cores without spilling much (see BENCHMARKS.md).
 const STREAMS: usize = 4;
 
 /// State words a..h to (ABEF, CDGH).
@@ -37,6 +47,63 @@ unsafe fn k4(group: usize) -> __m128i {
     _mm_loadu_si128(K.as_ptr().add(4 * group) as *const __m128i)
 }
 
+/// Per-unit vectors: everything the rounds need that does not depend on the nonce.
+struct Consts {
+    /// (ABEF, CDGH) after round 3 of the header's second block, without the nonce word.
+    abef3: __m128i,
+    cdgh3: __m128i,
+    mid_abef: __m128i,
+    mid_cdgh: __m128i,
+    /// Message words 0..3 of the second block with a zero nonce word.
+    m0: __m128i,
+    /// `W + K` pairs (low two lanes) for the first hash's rounds 4..15.
+    wk1: [__m128i; 6],
+    /// `W + K` pairs for the second hash's rounds 8..15.
+    wk2: [__m128i; 4],
+}
+
+impl Consts {
+    #[inline(always)]
+    unsafe fn new(pre: &Precomputed) -> Self {
+        // Round 3 without its message word W3; W3 enters a and e only, by addition.
+        let [a, b, c, d, e, f, g, _h] = pre.state3;
+        let t1 = pre.round3_t1;
+        let after3 = [
+            t1.wrapping_add(pre.round3_t2),
+            a,
+            b,
+            c,
+            d.wrapping_add(t1),
+            e,
+            f,
+            g,
+        ];
+        let (abef3, cdgh3) = pack_state(&after3);
+        let (mid_abef, mid_cdgh) = pack_state(&pre.midstate);
+        let mut w1 = [0u32; 16];
+        w1[4] = PADDING_BIT;
+        w1[15] = HEADER_BIT_LEN;
+        let mut w2 = [0u32; 16];
+        w2[8] = PADDING_BIT;
+        w2[15] = HASH_BIT_LEN;
+        let pair = |w: &[u32; 16], t: usize| {
+            let lo = w[t].wrapping_add(K[t]) as i32;
+            let hi = w[t + 1].wrapping_add(K[t + 1]) as i32;
+            _mm_set_epi32(0, 0, hi, lo)
+        };
+        let [t0, t1, t2] = pre.tail.map(|x| x as i32);
+        Consts {
+            abef3,
+            cdgh3,
+            mid_abef,
+            mid_cdgh,
+            m0: _mm_set_epi32(0, t2, t1, t0),
+            wk1: core::array::from_fn(|j| pair(&w1, 4 + 2 * j)),
+            wk2: core::array::from_fn(|j| pair(&w2, 8 + 2 * j)),
+        }
+    }
+}
+
 /// Next schedule group: W[t..t+4] from the four previous groups.
 #[inline(always)]
 unsafe fn next_group(m0: __m128i, m1: __m128i, m2: __m128i, m3: __m128i) -> __m128i {
@@ -46,43 +113,43 @@ unsafe fn next_group(m0: __m128i, m1: __m128i, m2: __m128i, m3: __m128i) -> __m1
 
 /// Last state word of the second hash for STREAMS nonce words (early exit after round 61).
 #[inline(always)]
-unsafe fn final_h7(
-    pre: &Precomputed,
-    abef_r2: __m128i,
-    cdgh_r2: __m128i,
-    mid_abef: __m128i,
-    mid_cdgh: __m128i,
-    w3: [u32; STREAMS],
-) -> [u32; STREAMS] {
-    let [t0, t1, t2] = pre.tail.map(|x| x as i32);
-    // ---- first hash, second block; rounds 0 and 1 are precomputed.
+unsafe fn final_h7(c: &Consts, w3: [u32; STREAMS]) -> [u32; STREAMS] {
     let mut m: [[__m128i; 4]; STREAMS] = [[_mm_setzero_si128(); 4]; STREAMS];
     let mut abef = [_mm_setzero_si128(); STREAMS];
-    let mut cdgh = [_mm_setzero_si128(); STREAMS];
-    let k0 = k4(0);
+    let mut cdgh = [c.cdgh3; STREAMS];
     for i in 0..STREAMS {
-        m[i][0] = _mm_set_epi32(w3[i] as i32, t2, t1, t0);
-        m[i][1] = _mm_set_epi32(0, 0, 0, PADDING_BIT as i32);
-        m[i][2] = _mm_setzero_si128();
-        m[i][3] = _mm_set_epi32(HEADER_BIT_LEN as i32, 0, 0, 0);
-        let wk = _mm_shuffle_epi32(_mm_add_epi32(m[i][0], k0), 0x0E);
-        abef[i] = _mm_sha256rnds2_epu32(cdgh_r2, abef_r2, wk);
-        cdgh[i] = abef_r2;
+        let n = w3[i] as i32;
+        abef[i] = _mm_add_epi32(c.abef3, _mm_set_epi32(n, 0, n, 0));
+        m[i] = [
+            _mm_insert_epi32(c.m0, n, 3),
+            _mm_set_epi32(0, 0, 0, PADDING_BIT as i32),
+            _mm_setzero_si128(),
+            _mm_set_epi32(HEADER_BIT_LEN as i32, 0, 0, 0),
+        ];
     }
+    // Two rounds with a ready `W + K` pair, every stream.
+    macro_rules! pair {
+        ($wk:expr) => {
+            for i in 0..STREAMS {
+                let t = _mm_sha256rnds2_epu32(cdgh[i], abef[i], $wk(i));
+                cdgh[i] = abef[i];
+                abef[i] = t;
+            }
+        };
+    }
+    // Four rounds whose message words come from the schedule.
     macro_rules! group {
         ($g:literal) => {
             group!($g, false)
         };
         ($g:literal, $last:expr) => {
             for i in 0..STREAMS {
-                if $g >= 4 {
-                    m[i][$g % 4] = next_group(
-                        m[i][$g % 4],
-                        m[i][($g + 1) % 4],
-                        m[i][($g + 2) % 4],
-                        m[i][($g + 3) % 4],
-                    );
-                }
+                m[i][$g % 4] = next_group(
+                    m[i][$g % 4],
+                    m[i][($g + 1) % 4],
+                    m[i][($g + 2) % 4],
+                    m[i][($g + 3) % 4],
+                );
                 let wk = _mm_add_epi32(m[i][$g % 4], k4($g));
                 let t = _mm_sha256rnds2_epu32(cdgh[i], abef[i], wk);
                 if $last {
@@ -96,14 +163,19 @@ unsafe fn final_h7(
             }
         };
     }
-    crate::__unroll!(group; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    // ---- first hash, second block: rounds 4..15 have constant message words.
+    for j in 0..6 {
+        pair!(|_| c.wk1[j]);
+    }
+    crate::__unroll!(group; 4 5 6 7 8 9 10 11 12 13 14 15);
 
     // ---- second hash over the 32-byte first hash.
     let (iv_abef, iv_cdgh) = pack_state(&IV);
+    let mut wk0 = [[_mm_setzero_si128(); 4]; STREAMS];
     for i in 0..STREAMS {
         let (abcd, efgh) = unpack_state(
-            _mm_add_epi32(abef[i], mid_abef),
-            _mm_add_epi32(cdgh[i], mid_cdgh),
+            _mm_add_epi32(abef[i], c.mid_abef),
+            _mm_add_epi32(cdgh[i], c.mid_cdgh),
         );
         m[i] = [
             abcd,
@@ -111,10 +183,23 @@ unsafe fn final_h7(
             _mm_set_epi32(0, 0, 0, PADDING_BIT as i32),
             _mm_set_epi32(HASH_BIT_LEN as i32, 0, 0, 0),
         ];
+        let (lo, hi) = (_mm_add_epi32(abcd, k4(0)), _mm_add_epi32(efgh, k4(1)));
+        wk0[i] = [
+            lo,
+            _mm_shuffle_epi32(lo, 0x0E),
+            hi,
+            _mm_shuffle_epi32(hi, 0x0E),
+        ];
         abef[i] = iv_abef;
         cdgh[i] = iv_cdgh;
     }
-    crate::__unroll!(group; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+    for j in 0..4 {
+        pair!(|i: usize| wk0[i][j]);
+    }
+    for j in 0..4 {
+        pair!(|_| c.wk2[j]);
+    }
+    crate::__unroll!(group; 4 5 6 7 8 9 10 11 12 13 14);
     group!(15, true);
     let iv7 = IV[7];
     core::array::from_fn(|i| (_mm_cvtsi128_si32(abef[i]) as u32).wrapping_add(iv7))
@@ -124,30 +209,12 @@ unsafe fn final_h7(
 /// The CPU must support SHA, SSSE3 and SSE4.1.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 pub(super) unsafe fn scan(pre: &Precomputed, start: u32, count: u64, hits: &mut Vec<u32>) {
-    // Rounds 0 and 1 of the first hash's second block do not involve the nonce.
-    let (mid_abef, mid_cdgh) = pack_state(&pre.midstate);
-    let [t0, t1, _] = pre.tail;
-    let wk01 = _mm_set_epi32(
-        0,
-        0,
-        t1.wrapping_add(K[1]) as i32,
-        t0.wrapping_add(K[0]) as i32,
-    );
-    let abef_r2 = _mm_sha256rnds2_epu32(mid_cdgh, mid_abef, wk01);
-    let cdgh_r2 = mid_abef;
-
+    let c = Consts::new(pre);
     let mut done = 0u64;
     while done < count {
         let base = start.wrapping_add(done as u32);
         let nonces: [u32; STREAMS] = core::array::from_fn(|i| base.wrapping_add(i as u32));
-        let h7 = final_h7(
-            pre,
-            abef_r2,
-            cdgh_r2,
-            mid_abef,
-            mid_cdgh,
-            nonces.map(u32::swap_bytes),
-        );
+        let h7 = final_h7(&c, nonces.map(u32::swap_bytes));
         let live = (count - done).min(STREAMS as u64) as usize;
         for i in 0..live {
             if pre.h7_may_meet(h7[i]) {
