@@ -127,13 +127,13 @@ unsafe fn final_h7(c: &Consts, w3: [u32; STREAMS]) -> [u32; STREAMS] {
             _mm_set_epi32(HEADER_BIT_LEN as i32, 0, 0, 0),
         ];
     }
-    // Two rounds with a ready `W + K` pair, every stream.
+    // Two rounds with a ready `W + K` pair (an expression of the stream index), every stream.
     macro_rules! pair {
-        ($wk:expr) => {
-            for i in 0..STREAMS {
-                let t = _mm_sha256rnds2_epu32(cdgh[i], abef[i], $wk(i));
-                cdgh[i] = abef[i];
-                abef[i] = t;
+        ($i:ident => $wk:expr) => {
+            for $i in 0..STREAMS {
+                let t = _mm_sha256rnds2_epu32(cdgh[$i], abef[$i], $wk);
+                cdgh[$i] = abef[$i];
+                abef[$i] = t;
             }
         };
     }
@@ -165,7 +165,7 @@ unsafe fn final_h7(c: &Consts, w3: [u32; STREAMS]) -> [u32; STREAMS] {
     }
     // ---- first hash, second block: rounds 4..15 have constant message words.
     for j in 0..6 {
-        pair!(|_| c.wk1[j]);
+        pair!(i => c.wk1[j]);
     }
     crate::__unroll!(group; 4 5 6 7 8 9 10 11 12 13 14 15);
 
@@ -194,10 +194,10 @@ unsafe fn final_h7(c: &Consts, w3: [u32; STREAMS]) -> [u32; STREAMS] {
         cdgh[i] = iv_cdgh;
     }
     for j in 0..4 {
-        pair!(|i: usize| wk0[i][j]);
+        pair!(i => wk0[i][j]);
     }
     for j in 0..4 {
-        pair!(|_| c.wk2[j]);
+        pair!(i => c.wk2[j]);
     }
     crate::__unroll!(group; 4 5 6 7 8 9 10 11 12 13 14);
     group!(15, true);
