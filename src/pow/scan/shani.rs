@@ -171,7 +171,8 @@ unsafe fn final_h7(c: &Consts, w3: [u32; STREAMS]) -> [u32; STREAMS] {
 
     // ---- second hash over the 32-byte first hash.
     let (iv_abef, iv_cdgh) = pack_state(&IV);
-    let mut wk0 = [[_mm_setzero_si128(); 4]; STREAMS];
+    // `W + K` pairs for rounds 0..7, pair-major: wk0[pair][stream].
+    let mut wk0 = [[_mm_setzero_si128(); STREAMS]; 4];
     for i in 0..STREAMS {
         let (abcd, efgh) = unpack_state(
             _mm_add_epi32(abef[i], c.mid_abef),
@@ -184,17 +185,15 @@ unsafe fn final_h7(c: &Consts, w3: [u32; STREAMS]) -> [u32; STREAMS] {
             _mm_set_epi32(HASH_BIT_LEN as i32, 0, 0, 0),
         ];
         let (lo, hi) = (_mm_add_epi32(abcd, k4(0)), _mm_add_epi32(efgh, k4(1)));
-        wk0[i] = [
-            lo,
-            _mm_shuffle_epi32(lo, 0x0E),
-            hi,
-            _mm_shuffle_epi32(hi, 0x0E),
-        ];
+        wk0[0][i] = lo;
+        wk0[1][i] = _mm_shuffle_epi32(lo, 0x0E);
+        wk0[2][i] = hi;
+        wk0[3][i] = _mm_shuffle_epi32(hi, 0x0E);
         abef[i] = iv_abef;
         cdgh[i] = iv_cdgh;
     }
-    for j in 0..4 {
-        pair!(i => wk0[i][j]);
+    for wk in &wk0 {
+        pair!(i => wk[i]);
     }
     for j in 0..4 {
         pair!(i => c.wk2[j]);
