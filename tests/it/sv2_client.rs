@@ -608,3 +608,54 @@ async fn a_pool_talking_about_strangers_channels_is_ignored() {
     assert_eq!(get(&outcome.stats.submitted), 0);
     assert_eq!(get(&outcome.stats.accepted), 0);
 }
+
+/// The SV2 client with the GPU backend on lavapipe (Mesa's software Vulkan driver; a real GPU
+/// where there is one). The channel opens at the binary's first guess for a GPU (1 GH/s, far
+/// above lavapipe's few MH/s, so the pool's first target would take lavapipe an hour a share);
+/// the measured rate goes to the pool, and shares are then accepted and blocks reach the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gpu_backend_mines_on_sri_pool_after_declaring_its_measured_rate() {
+    use wgminer::backend::gpu::{GpuBackend, GpuOptions};
+    let Some(bin) = pool_sv2() else { return };
+    let gpu = match GpuBackend::first_available(GpuOptions::default()) {
+        Ok(b) => b,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but the GPU backend is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("note: skipping the GPU SV2 test: {e}");
+            return;
+        }
+    };
+    let dir = TempDir::new("sv2-client-gpu");
+    let (core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
+    let mut config = config(pool.listen.port(), key);
+    config.nominal_hash_rate = 1e9;
+    let manager = Manager::start(vec![Box::new(gpu)], EventSink::discard()).expect("manager");
+    let stats = manager.stats();
+    let watched = Arc::clone(&core);
+    let stop = async move {
+        let end = Instant::now() + Duration::from_secs(120);
+        while !(get(&stats.accepted) >= 2 && watched.tip().0 >= 1) && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let outcome =
+        wgminer::mining::run(Sv2Source::new(config), manager, stop, RunConfig::default()).await;
+    let log = pool.log();
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let s = &outcome.stats;
+    assert!(
+        get(&s.accepted) >= 2,
+        "accepted {}:\n{log}",
+        get(&s.accepted)
+    );
+    assert!(core.tip().0 >= 1, "chain at {}", core.tip().0);
+    assert!(log.contains("UpdateChannel"), "{log}");
+    assert_eq!(get(&s.pending), 0);
+    drop(pool);
+    tp.stop().await;
+}
