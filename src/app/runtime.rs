@@ -211,6 +211,10 @@ pub async fn mine(
     let (backends, gpus) = devices::open_for_mining(&plan.devices)?;
     let manager = Manager::start(backends, events)?;
     let stats = manager.stats();
+    // Before the APIs start, so their first answer already says what kind of run this is.
+    if source.is_solo() {
+        stats.set_solo();
+    }
     let labels: Vec<String> = stats.devices.iter().map(|d| d.label.clone()).collect();
     let (json, text) = (session.start)(&labels);
     show(mode, &json, &text);
