@@ -91,6 +91,26 @@ async fn shares_on_sri_pool_are_accepted_and_blocks_reach_the_chain() {
     assert!(get(&s.accepted) >= 3, "accepted {}", get(&s.accepted));
     assert!(core.tip().0 >= 2, "chain at {}", core.tip().0);
     assert!(log.contains("Block Found"), "{log}");
+    // Every block's coinbase is the pool's: its payout script and signature, our extranonce
+    // under its prefix (the pool's config: `raw(0014 07×20)`, pool_signature "wgminer-test").
+    let payout = bitcoin::ScriptBuf::from_bytes([&[0x00, 0x14][..], &[0x07; 20]].concat());
+    for height in 1..=core.tip().0 {
+        let block = core.with_chain(|c| {
+            let hash = c.block_hash_at(height).expect("a block at every height");
+            c.block(&hash).unwrap().expect("stored")
+        });
+        let coinbase = &block.txdata[0];
+        assert!(coinbase.is_coinbase());
+        assert!(
+            coinbase.output.iter().any(|o| o.script_pubkey == payout),
+            "height {height}: {coinbase:?}"
+        );
+        let sig = coinbase.input[0].script_sig.as_bytes();
+        assert!(
+            sig.windows(12).any(|w| w == b"wgminer-test"),
+            "height {height}: scriptSig {sig:x?}"
+        );
+    }
     // Every share has exactly one fate once the run is over.
     let fated = get(&s.accepted) + get(&s.rejected) + get(&s.stale) + get(&s.unanswered);
     assert_eq!(get(&s.pending), 0);
