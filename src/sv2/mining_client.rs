@@ -254,12 +254,9 @@ impl MiningSession {
         user: &str,
         nominal_hash_rate: f32,
     ) -> Result<OpenStandardMiningChannelOwned, SessionError> {
-        let user = user.to_owned().try_into().map_err(|_| {
-            SessionError::ChannelRefused("the user is longer than 255 bytes".into())
-        })?;
         Ok(OpenStandardMiningChannelOwned {
             request_id: 1,
-            user_identity: user,
+            user_identity: user_identity(user)?,
             nominal_hash_rate,
             max_target: [0xff; 32].into(),
         })
@@ -270,12 +267,9 @@ impl MiningSession {
         user: &str,
         nominal_hash_rate: f32,
     ) -> Result<OpenExtendedMiningChannelOwned, SessionError> {
-        let user = user.to_owned().try_into().map_err(|_| {
-            SessionError::ChannelRefused("the user is longer than 255 bytes".into())
-        })?;
         Ok(OpenExtendedMiningChannelOwned {
             request_id: 1,
-            user_identity: user,
+            user_identity: user_identity(user)?,
             nominal_hash_rate,
             max_target: [0xff; 32].into(),
             min_extranonce_size: MIN_EXTRANONCE_SIZE,
@@ -609,6 +603,12 @@ impl MiningSession {
     pub fn take_pending(&mut self) -> Vec<Share> {
         std::mem::take(&mut self.pending).into_values().collect()
     }
+}
+
+/// A channel's `user_identity` (SV2's Str0255).
+fn user_identity<T: TryFrom<String>>(user: &str) -> Result<T, SessionError> {
+    T::try_from(user.to_owned())
+        .map_err(|_| SessionError::ChannelRefused("the user is longer than 255 bytes".into()))
 }
 
 fn to_array(h: &binary_sv2::U256<'_>) -> [u8; 32] {

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use wgminer::backend::{Backend, CpuBackend};
 use wgminer::mining::{EventSink, Manager, RunConfig, RunOutcome, Sv2Config, Sv2Source};
 use wgminer::node::sv2_tp::authority::AuthorityKey;
 use wgminer::node::sv2_tp::LIMITS;
 use wgminer::sv2::mining_client::ChannelKind;
-use wgminer::sv2::{noise, AuthorityPublicKey};
+use wgminer::sv2::{noise, AuthorityPublicKey, NoiseReader, NoiseWriter};
 
 use crate::sv2_tp::{pool_sv2, provider, Pool, TempDir, SRI_POOL_PUBLIC_KEY};
 
@@ -165,6 +166,36 @@ where
     (port, count)
 }
 
+/// A fake pool that completes the Noise handshake under a fresh authority key (in `dir`), then
+/// does as `serve` says on the encrypted halves: the key to pin, its port, its connections.
+async fn noise_pool<F, Fut>(dir: &TempDir, serve: F) -> (AuthorityPublicKey, u16, Arc<AtomicU64>)
+where
+    F: Fn(NoiseReader<ReadHalf<TcpStream>>, NoiseWriter<WriteHalf<TcpStream>>) -> Fut
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (authority, _) = AuthorityKey::load_or_create(&dir.0).unwrap();
+    let public = authority.public();
+    let authority = Arc::new(authority);
+    let serve = Arc::new(serve);
+    let (port, connections) = fake_pool(move |socket| {
+        let authority = Arc::clone(&authority);
+        let serve = Arc::clone(&serve);
+        async move {
+            let responder = authority.responder(Duration::from_secs(3600)).unwrap();
+            if let Ok((reader, writer)) =
+                noise::accept(socket, responder, Duration::from_secs(5), 1 << 16).await
+            {
+                serve(reader, writer).await;
+            }
+        }
+    })
+    .await;
+    (public, port, connections)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_closing_mid_handshake_is_retried_and_never_mined_on() {
     let (port, connections) = fake_pool(|mut socket| async move {
@@ -184,23 +215,11 @@ async fn a_pool_closing_mid_handshake_is_retried_and_never_mined_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_after_the_handshake_is_a_disconnect_never_mined_on() {
     let dir = TempDir::new("sv2-client-garbage");
-    let (authority, _) = AuthorityKey::load_or_create(&dir.0).unwrap();
-    let public = authority.public();
-    let authority = Arc::new(authority);
-    let (port, connections) = fake_pool(move |socket| {
-        let authority = Arc::clone(&authority);
-        async move {
-            let responder = authority.responder(Duration::from_secs(3600)).unwrap();
-            let Ok((mut reader, mut writer)) =
-                noise::accept(socket, responder, Duration::from_secs(5), 1 << 16).await
-            else {
-                return;
-            };
-            // Its SetupConnection, then bytes that are no frame under the cipher.
-            let _ = reader.read_frame().await;
-            let _ = writer.send_raw(&[0x5a; 300]).await;
-            let _ = reader.read_frame().await;
-        }
+    let (public, port, connections) = noise_pool(&dir, |mut reader, mut writer| async move {
+        // Its SetupConnection, then bytes that are no frame under the cipher.
+        let _ = reader.read_frame().await;
+        let _ = writer.send_raw(&[0x5a; 300]).await;
+        let _ = reader.read_frame().await;
     })
     .await;
     let source = Sv2Source::new(config(port, public));
@@ -264,33 +283,21 @@ async fn an_oversized_frame_is_a_disconnect_never_mined_on() {
     use wgminer::sv2::mining_sv2::NewExtendedMiningJobOwned;
     use wgminer::sv2::parsers_sv2::{AnyMessageOwned, MiningOwned};
     let dir = TempDir::new("sv2-client-oversized");
-    let (authority, _) = AuthorityKey::load_or_create(&dir.0).unwrap();
-    let public = authority.public();
-    let authority = Arc::new(authority);
-    let (port, connections) = fake_pool(move |socket| {
-        let authority = Arc::clone(&authority);
-        async move {
-            let responder = authority.responder(Duration::from_secs(3600)).unwrap();
-            let Ok((mut reader, mut writer)) =
-                noise::accept(socket, responder, Duration::from_secs(5), 1 << 16).await
-            else {
-                return;
-            };
-            let _ = reader.read_frame().await;
-            let job = NewExtendedMiningJobOwned {
-                channel_id: 1,
-                job_id: 1,
-                min_ntime: binary_sv2::Sv2OptionOwned::new(Some(1_700_000_000)),
-                version: 0x2000_0000,
-                version_rolling_allowed: true,
-                merkle_path: binary_sv2::Seq0255Owned::new(Vec::new()).unwrap(),
-                coinbase_tx_prefix: vec![0u8; 65_000].try_into().unwrap(),
-                coinbase_tx_suffix: vec![0u8; 65_000].try_into().unwrap(),
-            };
-            let big = AnyMessageOwned::Mining(MiningOwned::NewExtendedMiningJob(job));
-            let _ = writer.send(big).await;
-            let _ = reader.read_frame().await;
-        }
+    let (public, port, connections) = noise_pool(&dir, |mut reader, mut writer| async move {
+        let _ = reader.read_frame().await;
+        let job = NewExtendedMiningJobOwned {
+            channel_id: 1,
+            job_id: 1,
+            min_ntime: binary_sv2::Sv2OptionOwned::new(Some(1_700_000_000)),
+            version: 0x2000_0000,
+            version_rolling_allowed: true,
+            merkle_path: binary_sv2::Seq0255Owned::new(Vec::new()).unwrap(),
+            coinbase_tx_prefix: vec![0u8; 65_000].try_into().unwrap(),
+            coinbase_tx_suffix: vec![0u8; 65_000].try_into().unwrap(),
+        };
+        let big = AnyMessageOwned::Mining(MiningOwned::NewExtendedMiningJob(job));
+        let _ = writer.send(big).await;
+        let _ = reader.read_frame().await;
     })
     .await;
     let source = Sv2Source::new(config(port, public));
@@ -547,77 +554,65 @@ async fn a_pool_talking_about_strangers_channels_is_ignored() {
     use wgminer::sv2::mining_sv2::*;
     use wgminer::sv2::parsers_sv2::{AnyMessageOwned, CommonMessagesOwned, MiningOwned};
     let dir = TempDir::new("sv2-client-strangers");
-    let (authority, _) = AuthorityKey::load_or_create(&dir.0).unwrap();
-    let public = authority.public();
-    let authority = Arc::new(authority);
-    let (port, connections) = fake_pool(move |socket| {
-        let authority = Arc::clone(&authority);
-        async move {
-            let responder = authority.responder(Duration::from_secs(3600)).unwrap();
-            let Ok((mut reader, mut writer)) =
-                noise::accept(socket, responder, Duration::from_secs(5), 1 << 16).await
-            else {
+    let (public, port, connections) = noise_pool(&dir, |mut reader, mut writer| async move {
+        // Its SetupConnection; the channel request comes once the setup is answered.
+        let _setup = reader.read_frame().await;
+        let ok = SetupConnectionSuccess {
+            used_version: 2,
+            flags: 0,
+        };
+        let mining = |m: MiningOwned| AnyMessageOwned::Mining(m);
+        let messages = vec![
+            AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionSuccess(ok)),
+            mining(MiningOwned::OpenStandardMiningChannelSuccess(
+                OpenStandardMiningChannelSuccessOwned {
+                    request_id: 1,
+                    channel_id: 1,
+                    target: [0xff; 32].into(),
+                    extranonce_prefix: vec![0, 0, 0, 1].try_into().unwrap(),
+                    group_channel_id: 0,
+                },
+            )),
+            mining(MiningOwned::NewMiningJob(NewMiningJobOwned {
+                channel_id: 77,
+                job_id: 1,
+                min_ntime: binary_sv2::Sv2OptionOwned::new(Some(1_700_000_000)),
+                version: 0x2000_0000,
+                merkle_root: [1; 32].into(),
+            })),
+            mining(MiningOwned::SetNewPrevHash(SetNewPrevHashOwned {
+                channel_id: 77,
+                job_id: 1,
+                prev_hash: [2; 32].into(),
+                min_ntime: 1_700_000_000,
+                nbits: 0x207f_ffff,
+            })),
+            mining(MiningOwned::SubmitSharesError(SubmitSharesErrorOwned {
+                channel_id: 1,
+                sequence_number: 4_000_000_000,
+                error_code: "stale-share".to_owned().try_into().unwrap(),
+            })),
+            mining(MiningOwned::SubmitSharesSuccess(SubmitSharesSuccessOwned {
+                channel_id: 1,
+                last_sequence_number: u32::MAX,
+                new_submits_accepted_count: 1,
+                new_shares_sum: 1,
+            })),
+        ];
+        let mut messages = messages.into_iter();
+        if let Some(setup_ok) = messages.next() {
+            if writer.send(setup_ok).await.is_err() {
                 return;
-            };
-            // Its SetupConnection; the channel request comes once the setup is answered.
-            let _setup = reader.read_frame().await;
-            let ok = SetupConnectionSuccess {
-                used_version: 2,
-                flags: 0,
-            };
-            let mining = |m: MiningOwned| AnyMessageOwned::Mining(m);
-            let messages = vec![
-                AnyMessageOwned::Common(CommonMessagesOwned::SetupConnectionSuccess(ok)),
-                mining(MiningOwned::OpenStandardMiningChannelSuccess(
-                    OpenStandardMiningChannelSuccessOwned {
-                        request_id: 1,
-                        channel_id: 1,
-                        target: [0xff; 32].into(),
-                        extranonce_prefix: vec![0, 0, 0, 1].try_into().unwrap(),
-                        group_channel_id: 0,
-                    },
-                )),
-                mining(MiningOwned::NewMiningJob(NewMiningJobOwned {
-                    channel_id: 77,
-                    job_id: 1,
-                    min_ntime: binary_sv2::Sv2OptionOwned::new(Some(1_700_000_000)),
-                    version: 0x2000_0000,
-                    merkle_root: [1; 32].into(),
-                })),
-                mining(MiningOwned::SetNewPrevHash(SetNewPrevHashOwned {
-                    channel_id: 77,
-                    job_id: 1,
-                    prev_hash: [2; 32].into(),
-                    min_ntime: 1_700_000_000,
-                    nbits: 0x207f_ffff,
-                })),
-                mining(MiningOwned::SubmitSharesError(SubmitSharesErrorOwned {
-                    channel_id: 1,
-                    sequence_number: 4_000_000_000,
-                    error_code: "stale-share".to_owned().try_into().unwrap(),
-                })),
-                mining(MiningOwned::SubmitSharesSuccess(SubmitSharesSuccessOwned {
-                    channel_id: 1,
-                    last_sequence_number: u32::MAX,
-                    new_submits_accepted_count: 1,
-                    new_shares_sum: 1,
-                })),
-            ];
-            let mut messages = messages.into_iter();
-            if let Some(setup_ok) = messages.next() {
-                if writer.send(setup_ok).await.is_err() {
-                    return;
-                }
             }
-            let _open = reader.read_frame().await;
-            for m in messages {
-                if writer.send(m).await.is_err() {
-                    return;
-                }
-            }
-            // Hold the connection while the client keeps it (it has nothing to send).
-            while reader.read_frame().await.is_ok() {}
         }
+        let _open = reader.read_frame().await;
+        for m in messages {
+            if writer.send(m).await.is_err() {
+                return;
+            }
+        }
+        // Hold the connection while the client keeps it (it has nothing to send).
+        while reader.read_frame().await.is_ok() {}
     })
     .await;
     let source = Sv2Source::new(standard(port, public));
