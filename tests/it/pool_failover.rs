@@ -7,13 +7,11 @@
 //! and no share reaches a pool that did not give its job.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wgminer::backend::{Backend, CpuBackend};
-use wgminer::mining::{
-    EventSink, FailoverConfig, FailoverSource, Manager, PoolSpec, RunConfig, Sv2Config,
-};
+use wgminer::mining::{FailoverConfig, FailoverSource, PoolSpec, Sv2Config};
 use wgminer::stratum::client::{ClientConfig, PoolConfig};
 use wgminer::work::MiningStats;
 
@@ -89,18 +87,8 @@ async fn a_dead_sv2_primary_fails_over_to_v1_and_mining_returns_when_it_is_up() 
     let switch = config.switch.clone();
     let source = FailoverSource::new(vec![sv2_pool(port), v1_pool(&v1)], config);
     assert_eq!(source.urls(), [sv2_url(port), v1.url()]);
-    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
-    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
-    let stats = manager.stats();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(wgminer::mining::run(
-        source,
-        manager,
-        async {
-            let _ = stop_rx.await;
-        },
-        RunConfig::default(),
-    ));
+    let run = crate::support::cpu_run::CpuRun::start(source);
+    let stats = Arc::clone(&run.stats);
 
     // On the V1 backup, and its shares are accepted there.
     wait("shares accepted by the V1 backup", || {
@@ -130,8 +118,7 @@ async fn a_dead_sv2_primary_fails_over_to_v1_and_mining_returns_when_it_is_up() 
     })
     .await;
 
-    let _ = stop_tx.send(());
-    let outcome = run.await.expect("run task");
+    let outcome = run.stop().await;
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     let s = outcome.stats.snapshot();
     eprintln!(
@@ -271,18 +258,8 @@ async fn shares_a_left_pool_never_answered_are_counted_unanswered_once() {
     let config = FailoverConfig::default();
     let switch = config.switch.clone();
     let source = FailoverSource::new(vec![v1_pool(&a), v1_pool(&b)], config);
-    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
-    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
-    let stats = manager.stats();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(wgminer::mining::run(
-        source,
-        manager,
-        async {
-            let _ = stop_rx.await;
-        },
-        RunConfig::default(),
-    ));
+    let run = crate::support::cpu_run::CpuRun::start(source);
+    let stats = Arc::clone(&run.stats);
     wait("shares accepted by the first pool", || {
         on(&stats, &a.url()) && stats.accepted.load(Ordering::Relaxed) >= 3
     })
@@ -298,8 +275,7 @@ async fn shares_a_left_pool_never_answered_are_counted_unanswered_once() {
         on(&stats, &b.url()) && accepted_by(&b) >= 3
     })
     .await;
-    let _ = stop_tx.send(());
-    let outcome = run.await.expect("run task");
+    let outcome = run.stop().await;
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     let s = outcome.stats.snapshot();
     let silent = (a.submits().len() - answered) as u64;
@@ -338,25 +314,14 @@ async fn an_sv2_pool_refused_for_its_key_is_left_out_and_the_next_sv2_pool_mines
         ..FailoverConfig::default()
     };
     let source = FailoverSource::new(vec![wrong, sv2_pool(port)], config);
-    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
-    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
-    let stats = manager.stats();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(wgminer::mining::run(
-        source,
-        manager,
-        async {
-            let _ = stop_rx.await;
-        },
-        RunConfig::default(),
-    ));
+    let run = crate::support::cpu_run::CpuRun::start(source);
+    let stats = Arc::clone(&run.stats);
     let right = sv2_url(port);
     wait("shares accepted by the second SV2 pool", || {
         on(&stats, &right) && stats.accepted.load(Ordering::Relaxed) >= 2
     })
     .await;
-    let _ = stop_tx.send(());
-    let outcome = run.await.expect("run task");
+    let outcome = run.stop().await;
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     let s = outcome.stats.snapshot();
     assert_eq!(

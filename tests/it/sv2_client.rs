@@ -366,18 +366,8 @@ async fn a_pool_that_dies_is_reconnected_with_backoff() {
     pool.until("SetNewPrevHash { template_id: 1,", 1).await;
     let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
     let source = Sv2Source::new(config(pool.listen.port(), key));
-    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
-    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
-    let stats = manager.stats();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(wgminer::mining::run(
-        source,
-        manager,
-        async {
-            let _ = stop_rx.await;
-        },
-        RunConfig::default(),
-    ));
+    let run = crate::support::cpu_run::CpuRun::start(source);
+    let stats = Arc::clone(&run.stats);
     let wait = |what: &'static str, f: Box<dyn Fn() -> bool + Send>| async move {
         let end = Instant::now() + Duration::from_secs(60);
         while !f() {
@@ -399,8 +389,7 @@ async fn a_pool_that_dies_is_reconnected_with_backoff() {
         Box::new(move || get(&s.accepted) >= before + 2),
     )
     .await;
-    let _ = stop_tx.send(());
-    let outcome = run.await.unwrap();
+    let outcome = run.stop().await;
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     let s = &outcome.stats;
     assert_eq!(get(&s.pending), 0);

@@ -2,6 +2,7 @@
 //! the `wgminer` binary as a child process, and the test vectors in tests/data/.
 
 pub mod bitcoind;
+pub mod cpu_run;
 pub mod fake_node;
 pub mod feed;
 pub mod fuzz;
