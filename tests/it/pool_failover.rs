@@ -17,7 +17,7 @@ use wgminer::work::MiningStats;
 
 use crate::support::miner::{assert_books_balance, Miner};
 use crate::support::pool_server::TestPool;
-use crate::sv2_tp::{pool_sv2, provider, Pool, TempDir, SRI_POOL_PUBLIC_KEY};
+use crate::sv2_tp::{pool_sv2, provider, sri_on_tp, Pool, TempDir, SRI_POOL_PUBLIC_KEY};
 use wgminer::node::sv2_tp::LIMITS;
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -164,11 +164,9 @@ fn get_json(addr: &str, path: &str) -> Value {
 /// pool, shares are accepted there, and the status and the API name the V2 pool as current.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_moves_from_a_dying_v1_primary_to_an_sv2_backup() {
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("failover-v1-first");
-    let (_core, tp) = provider(&dir, LIMITS).await;
-    let mut sri = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    sri.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_bin, _dir, _core, tp, mut sri)) = sri_on_tp("failover-v1-first").await else {
+        return;
+    };
     let sv2 = sv2_url(sri.listen.port());
     let v1 = TestPool::start(1e-4).await;
     let v1_url = v1.url();
@@ -296,11 +294,9 @@ async fn shares_a_left_pool_never_answered_are_counted_unanswered_once() {
 /// and left out (never probed, never mined on); mining goes on at the second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sv2_pool_refused_for_its_key_is_left_out_and_the_next_sv2_pool_mines() {
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("failover-sv2-sv2");
-    let (_core, tp) = provider(&dir, LIMITS).await;
-    let mut sri = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    sri.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_bin, _dir, _core, tp, sri)) = sri_on_tp("failover-sv2-sv2").await else {
+        return;
+    };
     let port = sri.listen.port();
     let PoolSpec::Sv2(mut wrong) = sv2_pool(port) else {
         unreachable!()

@@ -21,7 +21,7 @@ use wgminer::node::sv2_tp::LIMITS;
 use wgminer::sv2::mining_client::ChannelKind;
 use wgminer::sv2::{noise, AuthorityPublicKey, NoiseReader, NoiseWriter};
 
-use crate::sv2_tp::{pool_sv2, provider, Pool, TempDir, SRI_POOL_PUBLIC_KEY};
+use crate::sv2_tp::{pool_sv2, provider, sri_on_tp, Pool, TempDir, SRI_POOL_PUBLIC_KEY};
 
 fn config(port: u16, authority: AuthorityPublicKey) -> Sv2Config {
     Sv2Config {
@@ -66,11 +66,9 @@ fn get(c: &AtomicU64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shares_on_sri_pool_are_accepted_and_blocks_reach_the_chain() {
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("sv2-client");
-    let (core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_bin, _dir, core, tp, pool)) = sri_on_tp("sv2-client").await else {
+        return;
+    };
     let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
     let source = Sv2Source::new(config(pool.listen.port(), key));
     let watched = Arc::clone(&core);
@@ -126,11 +124,9 @@ async fn shares_on_sri_pool_are_accepted_and_blocks_reach_the_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_without_the_pinned_key_is_refused_and_never_mined_on() {
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("sv2-client-key");
-    let (_core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_bin, _dir, _core, tp, pool)) = sri_on_tp("sv2-client-key").await else {
+        return;
+    };
     // The Template Provider's key is a real key, but not the pool's.
     let wrong = tp.authority_public_key();
     let source = Sv2Source::new(config(pool.listen.port(), wrong));
@@ -313,11 +309,9 @@ async fn an_oversized_frame_is_a_disconnect_never_mined_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_mines_on_sri_pool_with_the_url_key() {
     use crate::support::miner::{assert_books_balance, Miner};
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("sv2-client-bin");
-    let (core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_bin, _dir, core, tp, mut pool)) = sri_on_tp("sv2-client-bin").await else {
+        return;
+    };
     let url = format!(
         "stratum2+tcp://127.0.0.1:{}/{SRI_POOL_PUBLIC_KEY}",
         pool.listen.port()
@@ -359,11 +353,9 @@ async fn the_binary_mines_on_sri_pool_with_the_url_key() {
 /// its own and the pool accepts shares again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_that_dies_is_reconnected_with_backoff() {
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("sv2-client-reconnect");
-    let (_core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((bin, dir, _core, tp, mut pool)) = sri_on_tp("sv2-client-reconnect").await else {
+        return;
+    };
     let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
     let source = Sv2Source::new(config(pool.listen.port(), key));
     let run = crate::support::cpu_run::CpuRun::start(source);
@@ -409,11 +401,9 @@ async fn a_pool_that_dies_is_reconnected_with_backoff() {
 /// the pool is told with `UpdateChannel` and answers with a harder target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_is_told_the_measured_hash_rate() {
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("sv2-client-rate");
-    let (_core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_bin, dir, _core, tp, pool)) = sri_on_tp("sv2-client-rate").await else {
+        return;
+    };
     let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
     let mut config = config(pool.listen.port(), key);
     // Far below what one CPU thread hashes, so the measured rate is well off.
@@ -450,11 +440,9 @@ async fn the_pool_is_told_the_measured_hash_rate() {
 /// found this way is the pool's coinbase under our header, and it reaches the node core's chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standard_channel_on_sri_pool_gets_shares_accepted_and_blocks_on_the_chain() {
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("sv2-client-standard");
-    let (core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_bin, _dir, core, tp, pool)) = sri_on_tp("sv2-client-standard").await else {
+        return;
+    };
     let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
     let source = Sv2Source::new(standard(pool.listen.port(), key));
     let watched = Arc::clone(&core);
@@ -500,11 +488,9 @@ async fn a_standard_channel_on_sri_pool_gets_shares_accepted_and_blocks_on_the_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_mines_on_a_standard_channel() {
     use crate::support::miner::{assert_books_balance, Miner};
-    let Some(bin) = pool_sv2() else { return };
-    let dir = TempDir::new("sv2-client-bin-standard");
-    let (_core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_bin, _dir, _core, tp, mut pool)) = sri_on_tp("sv2-client-bin-standard").await else {
+        return;
+    };
     let url = format!(
         "stratum2+tcp://127.0.0.1:{}/{SRI_POOL_PUBLIC_KEY}",
         pool.listen.port()

@@ -595,6 +595,20 @@ pub(crate) fn free_port() -> SocketAddr {
         .unwrap()
 }
 
+/// SRI's pool (answering every share at once) on a fresh node core's provider, with its first
+/// template handed out: the pool's binary, the folder, the core, the provider and the pool; or
+/// `None` (skip) outside CI when the pool is not installed.
+pub(crate) async fn sri_on_tp(
+    tag: &str,
+) -> Option<(PathBuf, TempDir, Arc<NodeCore>, TemplateProvider, Pool)> {
+    let bin = pool_sv2()?;
+    let dir = TempDir::new(tag);
+    let (core, tp) = provider(&dir, LIMITS).await;
+    let mut pool = Pool::start_batched(&bin, &dir.0, &tp, 1);
+    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    Some((bin, dir, core, tp, pool))
+}
+
 /// A running pool, killed on drop; its log is kept in a file.
 pub(crate) struct Pool {
     child: Child,

@@ -16,8 +16,7 @@ use wgminer::stratum::Event;
 use wgminer::work::rolling::Extranonce2;
 use wgminer::work::{PreparedJob, Share};
 
-use crate::sv2_tp::{free_port, pool_sv2, provider, Pool, TempDir, SRI_POOL_PUBLIC_KEY};
-use wgminer::node::sv2_tp::LIMITS;
+use crate::sv2_tp::{free_port, sri_on_tp, Pool, SRI_POOL_PUBLIC_KEY};
 
 /// SRI's translator, or `None` (skip) outside CI when it is not installed.
 fn translator_sv2() -> Option<PathBuf> {
@@ -136,13 +135,12 @@ fn find_share(job: &PreparedJob, version_bits: u32) -> Share {
 /// the pool (whose log shows the rolled version), and comes back accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_rolled_shares_pass_the_translator_and_the_pool() {
-    let (Some(pool_bin), Some(tr_bin)) = (pool_sv2(), translator_sv2()) else {
+    let Some(tr_bin) = translator_sv2() else {
         return;
     };
-    let dir = TempDir::new("sv2-translator");
-    let (core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&pool_bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_, dir, core, tp, mut pool)) = sri_on_tp("sv2-translator").await else {
+        return;
+    };
     let mut translator = Translator::start(&tr_bin, &dir.0, &pool);
     translator.listening().await;
 
@@ -250,13 +248,12 @@ async fn version_rolled_shares_pass_the_translator_and_the_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_mines_through_the_translator_into_the_chain() {
     use crate::support::miner::{assert_books_balance, Miner};
-    let (Some(pool_bin), Some(tr_bin)) = (pool_sv2(), translator_sv2()) else {
+    let Some(tr_bin) = translator_sv2() else {
         return;
     };
-    let dir = TempDir::new("sv2-translator-bin");
-    let (core, tp) = provider(&dir, LIMITS).await;
-    let mut pool = Pool::start_batched(&pool_bin, &dir.0, &tp, 1);
-    pool.until("SetNewPrevHash { template_id: 1,", 1).await;
+    let Some((_, dir, core, tp, mut pool)) = sri_on_tp("sv2-translator-bin").await else {
+        return;
+    };
     let mut translator = Translator::start(&tr_bin, &dir.0, &pool);
     translator.listening().await;
     let url = format!("stratum+tcp://127.0.0.1:{}", translator.port);
