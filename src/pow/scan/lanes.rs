@@ -78,6 +78,13 @@ pub(crate) fn final_h7<W: Word>(pre: &Precomputed, w3: W) -> W {
 pub(crate) trait LaneWord<const L: usize>: Word {
     fn from_array(a: [u32; L]) -> Self;
     fn to_array(self) -> [u32; L];
+    /// Whether any lane, byte-swapped, is at most `limit`: the early-exit filter
+    /// ([`Precomputed::h7_may_meet`]) for all lanes at once. Vector words answer it in registers,
+    /// so a batch without a candidate costs no scalar work.
+    #[inline(always)]
+    fn any_swapped_at_most(self, limit: u32) -> bool {
+        self.to_array().iter().any(|h| h.swap_bytes() <= limit)
+    }
 }
 
 impl<const L: usize> LaneWord<L> for Lanes<L> {
@@ -93,8 +100,14 @@ impl<const L: usize> LaneWord<L> for Lanes<L> {
 
 #[cfg(target_arch = "x86_64")]
 macro_rules! lane_word {
-    ($t:ty, $l:literal, $v:ty) => {
+    ($t:ty, $l:literal, $v:ty $(, $filter:ident)?) => {
         impl LaneWord<$l> for $t {
+            $(
+                #[inline(always)]
+                fn any_swapped_at_most(self, limit: u32) -> bool {
+                    self.$filter(limit)
+                }
+            )?
             #[inline(always)]
             fn from_array(a: [u32; $l]) -> Self {
                 // SAFETY: same size, every bit pattern valid.
@@ -111,9 +124,19 @@ macro_rules! lane_word {
 #[cfg(target_arch = "x86_64")]
 lane_word!(super::simd::Sse2, 4, core::arch::x86_64::__m128i);
 #[cfg(target_arch = "x86_64")]
-lane_word!(super::simd::Avx2, 8, core::arch::x86_64::__m256i);
+lane_word!(
+    super::simd::Avx2,
+    8,
+    core::arch::x86_64::__m256i,
+    swapped_at_most
+);
 #[cfg(target_arch = "x86_64")]
-lane_word!(super::simd::Avx512, 16, core::arch::x86_64::__m512i);
+lane_word!(
+    super::simd::Avx512,
+    16,
+    core::arch::x86_64::__m512i,
+    swapped_at_most
+);
 
 /// Scan with `L` lanes of word type `V`, then finish the ragged end one nonce at a time.
 #[inline(always)]
@@ -123,14 +146,25 @@ fn scan_lanes<V: LaneWord<L>, const L: usize>(
     count: u64,
     hits: &mut Vec<u32>,
 ) {
+    // Nonce words are big-endian: while the nonces of a batch share all but their low byte,
+    // lane i's word is the first one plus i << 24 (one vector add instead of L byte swaps).
+    let steps = V::from_array(core::array::from_fn(|i| (i as u32) << 24));
     let mut done = 0u64;
     while done + L as u64 <= count {
         let base = start.wrapping_add(done as u32);
-        let nonces: [u32; L] = core::array::from_fn(|i| base.wrapping_add(i as u32));
-        let h7 = final_h7(pre, V::from_array(nonces.map(u32::swap_bytes))).to_array();
-        for i in 0..L {
-            if pre.h7_may_meet(h7[i]) {
-                pre.confirm(nonces[i], hits);
+        let w3 = if (base & 0xFF) as usize <= 256 - L {
+            V::splat(base.swap_bytes()).add(steps)
+        } else {
+            V::from_array(core::array::from_fn(|i| {
+                base.wrapping_add(i as u32).swap_bytes()
+            }))
+        };
+        let h7 = final_h7(pre, w3);
+        if h7.any_swapped_at_most(pre.target_limbs[7]) {
+            for (i, h7) in h7.to_array().into_iter().enumerate() {
+                if pre.h7_may_meet(h7) {
+                    pre.confirm(base.wrapping_add(i as u32), hits);
+                }
             }
         }
         done += L as u64;

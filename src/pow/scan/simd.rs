@@ -110,4 +110,47 @@ impl Word for Avx512 {
     fn shr(self, n: u32) -> Self {
         unsafe { Avx512(_mm512_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32))) }
     }
+    #[inline(always)]
+    fn maj(self, b: Self, c: Self) -> Self {
+        // 0xE8: the majority of the three input bits. LLVM fused the shared-`a ^ b` form into
+        // an xor plus a `vpternlogd`; one `vpternlogd` is +2-3% (BENCHMARKS.md, issue 15).
+        unsafe { Avx512(_mm512_ternarylogic_epi32(self.0, b.0, c.0, 0xE8)) }
+    }
+}
+
+impl Avx2 {
+    /// Whether any lane, byte-swapped, is at most `limit` (unsigned).
+    #[inline(always)]
+    pub(crate) fn swapped_at_most(self, limit: u32) -> bool {
+        unsafe {
+            let reverse = _mm256_setr_epi8(
+                3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11,
+                10, 9, 8, 15, 14, 13, 12,
+            );
+            let x = _mm256_shuffle_epi8(self.0, reverse);
+            let at_most =
+                _mm256_cmpeq_epi32(_mm256_min_epu32(x, _mm256_set1_epi32(limit as i32)), x);
+            _mm256_movemask_epi8(at_most) != 0
+        }
+    }
+}
+
+impl Avx512 {
+    /// Whether any lane, byte-swapped, is at most `limit` (unsigned). AVX-512F has no byte
+    /// shuffle: bytes 0 and 2 come from a left rotation by 8, bytes 1 and 3 from a right one.
+    #[inline(always)]
+    pub(crate) fn swapped_at_most(self, limit: u32) -> bool {
+        unsafe {
+            let left = _mm512_rol_epi32(self.0, 8);
+            let right = _mm512_ror_epi32(self.0, 8);
+            // 0xCA: first operand ? second : third, bit by bit.
+            let x = _mm512_ternarylogic_epi32(
+                _mm512_set1_epi32(0xFF00_FF00u32 as i32),
+                right,
+                left,
+                0xCA,
+            );
+            _mm512_cmple_epu32_mask(x, _mm512_set1_epi32(limit as i32)) != 0
+        }
+    }
 }
