@@ -42,6 +42,9 @@ pub struct CoreSource {
     warned: bool,
     /// Set while mining is paused because the store refused a block.
     paused: Option<Paused>,
+    /// Blocks still to mine when the caller asked for a number (`generatetoaddress`); at zero
+    /// the devices get no more work and a late solution is not submitted. `None`: no limit.
+    left: Option<u32>,
 }
 
 /// Mining paused on a store that refused a block.
@@ -69,7 +72,25 @@ impl CoreSource {
             bridge: SoloBridge::new(config),
             warned: false,
             paused: None,
+            left: None,
         }
+    }
+
+    /// Mine `count` blocks, then no more: Bitcoin Core's `generatetoaddress` adds exactly the
+    /// blocks asked for, and scripts count on the height (coinbase maturity at 101, ...).
+    pub fn with_block_limit(mut self, count: u32) -> Self {
+        self.left = Some(count);
+        self
+    }
+
+    /// Count an accepted block against the limit; at the last one, stop the devices. False once
+    /// the runner is gone.
+    async fn accepted(&mut self, link: &SourceLink) -> bool {
+        let Some(left) = &mut self.left else {
+            return true;
+        };
+        *left = left.saturating_sub(1);
+        *left > 0 || link.send(SourceEvent::ClearJobs).await
     }
 
     /// Put `text` in every coinbase scriptSig after the tag (`--coinbase-sig`).
@@ -122,6 +143,15 @@ impl CoreSource {
     /// Validate and store the block for a solution (or keep it, while paused); false once the
     /// runner is gone.
     async fn submit(&mut self, found: Found, link: &SourceLink) -> bool {
+        if self.left == Some(0) {
+            // Found while the devices were stopping: counted as stale, never submitted.
+            let fate = Fate::Stale {
+                held: false,
+                why: "not submitted: the blocks asked for are mined".into(),
+            };
+            let solved = Solved::Share(found.share);
+            return link.send(SourceEvent::Outcome { solved, fate }).await;
+        }
         let block = match self.bridge.announce(found, link).await {
             Ok(Some(block)) => block,
             Ok(None) => return true,
@@ -157,11 +187,13 @@ impl CoreSource {
             Ok(Err(rejected)) => verdict_for(&rejected.reason),
             Err(e) => BlockVerdict::Undelivered(format!("node core task failed: {e}")),
         };
+        let accepted = verdict == BlockVerdict::Accepted;
         link.send(SourceEvent::Outcome {
             solved,
             fate: Fate::from(verdict),
         })
         .await
+            && (!accepted || self.accepted(link).await)
     }
 
     /// The store refused `kept`: hold it, stop the devices, and say so once.
@@ -266,6 +298,7 @@ impl CoreSource {
                 }) => BlockVerdict::Accepted,
                 Err(rejected) => verdict_for(&rejected.reason),
             };
+            let accepted = verdict == BlockVerdict::Accepted;
             let solved = Solved::Block {
                 height: kept.height,
                 hash: kept.hash,
@@ -280,7 +313,7 @@ impl CoreSource {
                     fate: Fate::from(verdict),
                 },
             ];
-            if !link.send_all(events).await {
+            if !link.send_all(events).await || (accepted && !self.accepted(link).await) {
                 return None;
             }
         }
@@ -314,7 +347,7 @@ impl WorkSource for CoreSource {
         }
         let mut next = Some(false);
         loop {
-            if self.paused.is_none() {
+            if self.paused.is_none() && self.left != Some(0) {
                 if let Some(force) = next.take() {
                     let Some(template) = self.template(&link).await else {
                         return Ok(());

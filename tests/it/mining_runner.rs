@@ -111,6 +111,60 @@ fn embedded_core_blocks_match_the_hash_count() {
     assert_eq!(snap.pending + snap.held, 0, "{snap:?}");
 }
 
+/// A source asked for a number of blocks (`generatetoaddress`) submits exactly that many: at
+/// regtest's difficulty about every other nonce is a block, so solutions keep arriving after
+/// the last one; they are counted stale (most as "job replaced" by the runner, the rest by the
+/// source), never submitted, and the chain stops at the count though the run goes on a while.
+#[test]
+fn a_block_limit_adds_exactly_the_blocks_asked_for() {
+    const BLOCKS: u32 = 3;
+    let dir = TempDir::new("runner-limit");
+    let chain = Chain::open(
+        &chain_dir(std::path::Path::new(dir.path())),
+        ChainParams::regtest(),
+    )
+    .expect("chain");
+    let core = NodeCore::new(chain);
+    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
+    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
+    let stats = manager.stats();
+    let config = SoloConfig {
+        payout: bitcoin::ScriptBuf::new_op_return([]),
+        extranonce1: [0, 0, 0, 1],
+    };
+    let source = CoreSource::new(Arc::clone(&core), config).with_block_limit(BLOCKS);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let watched = Arc::clone(&stats);
+    let enough = async move {
+        let limit = Instant::now() + Duration::from_secs(60);
+        while watched.blocks.load(Ordering::Relaxed) < u64::from(BLOCKS) && Instant::now() < limit {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Without the limit the source would mine on: hundreds of blocks in this time.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let outcome = rt.block_on(wgminer::mining::run(
+        source,
+        manager,
+        enough,
+        RunConfig::default(),
+    ));
+    outcome.result.expect("the core source ends cleanly");
+    let snap = outcome.stats.snapshot();
+    assert_eq!(snap.blocks, u64::from(BLOCKS), "{snap:?}");
+    assert_eq!(
+        core.tip().0,
+        BLOCKS,
+        "the chain holds exactly the blocks asked for"
+    );
+    assert_eq!(snap.unaccounted(), 0, "{snap:?}");
+    assert_eq!(snap.pending + snap.held, 0, "{snap:?}");
+}
+
 /// How a test source lets its block down.
 #[derive(Clone, Copy, Debug)]
 enum Misbehaviour {
