@@ -318,11 +318,11 @@ fn pool(s: Settings) -> Result<PoolPlan, UsageError> {
             }));
         } else {
             let url: PoolUrl = url.parse().map_err(|e| place(format!("{e}")))?;
-            let mut client = ClientConfig::new(vec![PoolConfig {
+            let mut client = ClientConfig::new(PoolConfig {
                 url,
                 user,
                 password: password.unwrap_or_else(|| "x".into()),
-            }]);
+            });
             client.suggest_difficulty = s.suggest_diff;
             pools.push(PoolSpec::Stratum(client));
         }
@@ -615,10 +615,7 @@ mod tests {
 
     fn v1(spec: &PoolSpec) -> &PoolConfig {
         match spec {
-            PoolSpec::Stratum(c) => {
-                assert_eq!(c.pools.len(), 1, "one pool per V1 client");
-                &c.pools[0]
-            }
+            PoolSpec::Stratum(c) => &c.pool,
             other => panic!("not a V1 pool: {other:?}"),
         }
     }
@@ -684,7 +681,7 @@ mod tests {
         assert_eq!(sv2(&pools[2]).port, 3334);
         assert!(pools.iter().all(|p| match p {
             PoolSpec::Sv2(c) => c.user == "me",
-            PoolSpec::Stratum(c) => c.pools[0].user == "me",
+            PoolSpec::Stratum(c) => c.pool.user == "me",
         }));
         // A V1 list is the same plan: failover is one mechanism for both.
         let pools = pools_of(&["-o", "stratum+tcp://a:1,stratum+tcp://b:2", "-u", "me"]);

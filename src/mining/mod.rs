@@ -28,7 +28,7 @@ pub mod thermal;
 
 pub use self::core::CoreSource;
 pub use events::{EventSink, MinerEvent};
-pub use failover::{FailoverConfig, FailoverSource, PoolSpec};
+pub use failover::{FailoverConfig, FailoverSource, PoolSpec, PoolSwitch};
 pub use manager::{Found, Manager, ManagerError, Pauser};
 pub use node::NodeGbtSource;
 pub use pool::StratumSource;

@@ -34,13 +34,7 @@ impl StratumSource {
 
 impl WorkSource for StratumSource {
     fn label(&self) -> String {
-        let urls: Vec<String> = self
-            .config
-            .pools
-            .iter()
-            .map(|p| p.url.to_string())
-            .collect();
-        urls.join(", ")
+        self.config.pool.url.to_string()
     }
 
     fn is_solo(&self) -> bool {
@@ -125,11 +119,11 @@ fn translate(ev: ClientEvent) -> Option<SourceEvent> {
         fate,
     };
     Some(match ev {
-        ClientEvent::Connected { url, .. } => SourceEvent::Connected {
+        ClientEvent::Connected { url } => SourceEvent::Connected {
             peer: url.to_string(),
         },
-        ClientEvent::Disconnected { reason, .. } => SourceEvent::Disconnected { reason },
-        ClientEvent::Stratum { event, .. } => match event {
+        ClientEvent::Disconnected { reason } => SourceEvent::Disconnected { reason },
+        ClientEvent::Stratum(event) => match event {
             Event::NewJob { job, clean } => SourceEvent::Job {
                 job,
                 clean,

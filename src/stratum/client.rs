@@ -8,12 +8,8 @@
 //! - keepalive: a pool that sends no line for [`ClientConfig::keepalive`] is taken for dead and
 //!   the connection is dropped (a half-open TCP connection can otherwise stay "up" for hours);
 //! - reconnect with exponential backoff capped at [`ClientConfig::backoff_max`] (15 s);
-//! - several pools: after [`ClientConfig::failover_after`] failed attempts the next pool is
-//!   tried; while on a backup, the primary is probed every [`ClientConfig::primary_probe`] and
-//!   mining returns to it once it answers. The binary does not use this: it gives each client
-//!   one pool and fails over in `crate::mining::failover`, the one place that handles V1 and V2
-//!   pools alike (same rule, same defaults). It stays for library callers with V1 pools only
-//!   and for its tests, and can go once nothing calls it with several pools;
+//! - one pool: failing over to another (and `switchpool`) is `crate::mining::failover`'s, the
+//!   one place that handles V1 and V2 pools alike; it runs a client per pool;
 //! - shares handed in while the connection is down are queued by the session and sent after the
 //!   reconnect if their job is still live;
 //! - every share handed in is accounted for: the session's share events (held, sent, stale,
@@ -49,7 +45,7 @@ use super::refusal::{Refusal, RefusalLog};
 use super::session::{unreadable, Event, Session, SessionError};
 use crate::work::Share;
 
-pub use super::pool::{ClientConfig, PoolConfig, PoolSwitch, PoolUrl, PoolUrlError};
+pub use super::pool::{ClientConfig, PoolConfig, PoolUrl, PoolUrlError};
 
 /// The longest pause a `client.reconnect` may impose before we reconnect.
 const MAX_REDIRECT_WAIT: Duration = Duration::from_secs(60);
@@ -80,25 +76,23 @@ const WHY_NO_CONNECTION_AT_EXIT: &str = "not sent: no connection at exit";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    #[error("no pool configured")]
-    NoPools,
     #[error("tls setup: {0}")]
     Tls(String),
 }
 
-/// What the client tells the work manager. `pool` indexes [`ClientConfig::pools`].
+/// What the client tells the work manager.
 #[derive(Clone, Debug)]
 pub enum ClientEvent {
     /// A connection is up (the handshake follows as [`Event`]s).
-    Connected { pool: usize, url: PoolUrl },
+    Connected { url: PoolUrl },
     /// A connection attempt failed or a connection ended.
-    Disconnected { pool: usize, reason: String },
+    Disconnected { reason: String },
     /// Everything the session reports: `NewJob`, share fates, difficulty, messages. Every share
     /// handed in is reported as the session's [`Event`] docs describe (a share sent gets no
     /// event until it is answered). At exit, shares still held (not connected, or not yet
     /// authorized) come back as [`Event::ShareStale`] ("not sent: no connection at exit");
     /// shares written and not answered by then get no event: they are unanswered.
-    Stratum { pool: usize, event: Event },
+    Stratum(Event),
 }
 
 /// Run the client until `shutdown` completes, the share sender is dropped or the event receiver
@@ -111,24 +105,15 @@ pub async fn run(
     shares: mpsc::Receiver<Share>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ClientError> {
-    if config.pools.is_empty() {
-        return Err(ClientError::NoPools);
-    }
-    let tls = if config.pools.iter().any(|p| p.url.tls) {
+    let tls = if config.pool.url.tls {
         Some(tls_connector(&config.extra_tls_roots).map_err(ClientError::Tls)?)
     } else {
         None
     };
-    let sessions = config
-        .pools
-        .iter()
-        .map(|p| Session::new(config.session_config(p)))
-        .collect();
+    let session = Session::new(config.session_config());
     let mut client = Client {
         config,
-        sessions,
-        active: 0,
-        primary: 0,
+        session,
         events,
         shares,
         shutdown: Box::pin(shutdown),
@@ -159,10 +144,6 @@ enum ConnEnd {
         target: Option<PoolUrl>,
         wait: Duration,
     },
-    /// The primary pool is back: leave the backup.
-    BackToPrimary,
-    /// Asked to mine on this pool instead (it becomes the primary).
-    SwitchTo(usize),
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -170,11 +151,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 struct Client<'a> {
     config: ClientConfig,
-    /// One per pool: each keeps its own session id and jobs.
-    sessions: Vec<Session>,
-    active: usize,
-    /// The pool preferred: the first, or the one a switch request named.
-    primary: usize,
+    session: Session,
     events: mpsc::Sender<ClientEvent>,
     shares: mpsc::Receiver<Share>,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
@@ -194,43 +171,28 @@ impl Client<'_> {
     /// closed), what is in the channel goes to the session, and what the session still holds had
     /// no connection to go out on. Shares written and not answered need no event.
     async fn finish(&mut self) {
-        let pool = self.active;
         self.shares.close();
         // After a connection's own stop (see `stop`) the channel is empty already; otherwise
         // the session is disconnected, so these are held (or stale), never sent unwritten (or
         // the manager is gone, and nobody is listening).
         while let Ok(share) = self.shares.try_recv() {
-            self.sessions[pool].submit(share);
+            self.session.submit(share);
         }
-        self.sessions[pool].abandon_queued(WHY_NO_CONNECTION_AT_EXIT);
+        self.session.abandon_queued(WHY_NO_CONNECTION_AT_EXIT);
         // False only when the manager is gone, and then there is nobody left to tell.
-        let _ = self.forward(pool).await;
+        let _ = self.forward().await;
     }
 
-    /// Connect, run, reconnect and fail over until told to stop.
+    /// Connect, run and reconnect until told to stop.
     async fn run_pools(&mut self) {
         let mut retry = Retry::default();
         let mut redirect: Option<PoolUrl> = None;
         // `client.reconnect` requests in a row (see `redirect_floor`).
         let mut redirects = 0u32;
         loop {
-            // A switch asked for while no connection was up.
-            if let Some(to) = self
-                .config
-                .switch
-                .take()
-                .filter(|&to| to < self.config.pools.len())
-            {
-                self.primary = to;
-                if !self.switch_pool(to).await {
-                    return;
-                }
-                redirect = None;
-            }
-            let pool = self.active;
             let url = redirect
                 .take()
-                .unwrap_or_else(|| self.config.pools[pool].url.clone());
+                .unwrap_or_else(|| self.config.pool.url.clone());
             let connected = tokio::select! {
                 biased;
                 _ = &mut self.shutdown => return,
@@ -238,7 +200,7 @@ impl Client<'_> {
             };
             let end = match connected {
                 Ok(stream) => {
-                    if !self.emit(ClientEvent::Connected { pool, url }).await {
+                    if !self.emit(ClientEvent::Connected { url }).await {
                         return;
                     }
                     let opened = Instant::now();
@@ -258,7 +220,7 @@ impl Client<'_> {
                 // (they are unanswered, not held), and `finish` reports the held ones.
                 ConnEnd::Stop => return,
                 ConnEnd::Redirect { target, wait } => {
-                    if !self.disconnected(pool, "pool asked to reconnect").await {
+                    if !self.disconnected("pool asked to reconnect").await {
                         return;
                     }
                     redirect = target;
@@ -266,7 +228,7 @@ impl Client<'_> {
                     let floor = redirect_floor(redirects);
                     if wait < floor {
                         tracing::warn!(
-                            pool = %self.config.pools[pool].url,
+                            pool = %self.config.pool.url,
                             "pool asked to reconnect {redirects} times in a row; waiting {} s",
                             floor.as_secs()
                         );
@@ -274,35 +236,12 @@ impl Client<'_> {
                     // A pool may ask for a pause (maintenance), but not park the miner for long.
                     wait.max(floor).min(MAX_REDIRECT_WAIT)
                 }
-                ConnEnd::BackToPrimary => {
-                    if !self.disconnected(pool, "primary pool is back").await
-                        || !self.switch_pool(self.primary).await
-                    {
-                        return;
-                    }
-                    retry = Retry::default();
-                    Duration::ZERO
-                }
-                ConnEnd::SwitchTo(to) => {
-                    self.primary = to;
-                    let why = format!("switching to pool {to} as asked");
-                    if !self.disconnected(pool, &why).await || !self.switch_pool(to).await {
-                        return;
-                    }
-                    retry = Retry::default();
-                    Duration::ZERO
-                }
                 ConnEnd::Lost { reason, healthy } => {
-                    tracing::warn!(pool = %self.config.pools[pool].url, "{reason}");
-                    if !self.disconnected(pool, &reason).await {
+                    tracing::warn!(pool = %self.config.pool.url, "{reason}");
+                    if !self.disconnected(&reason).await {
                         return;
                     }
-                    let n = self.config.pools.len();
-                    let (switch, delay) = retry.after_loss(healthy, n, &self.config);
-                    if switch && !self.switch_pool((pool + 1) % n).await {
-                        return;
-                    }
-                    delay
+                    retry.after_loss(healthy, &self.config)
                 }
             };
             if let Flow::Stop = self.wait(delay).await {
@@ -311,40 +250,24 @@ impl Client<'_> {
         }
     }
 
-    /// Leave the active pool for `to`: the old pool's queued shares cannot go anywhere else.
-    async fn switch_pool(&mut self, to: usize) -> bool {
-        let from = self.active;
-        if from == to {
-            return true;
-        }
-        tracing::info!(from = %self.config.pools[from].url, to = %self.config.pools[to].url, "switching pool");
-        self.sessions[from].reset();
-        if !self.forward(from).await {
-            return false;
-        }
-        self.active = to;
-        true
-    }
-
     /// A connection ended (or was never made): say so, then tell the session, whose shares
     /// written but not answered go back to its queue (reported as held).
-    async fn disconnected(&mut self, pool: usize, reason: &str) -> bool {
+    async fn disconnected(&mut self, reason: &str) -> bool {
         let event = ClientEvent::Disconnected {
-            pool,
             reason: reason.to_owned(),
         };
         if !self.emit(event).await {
             return false;
         }
-        self.sessions[pool].connection_lost();
-        self.forward(pool).await
+        self.session.connection_lost();
+        self.forward().await
     }
 
     /// Send the session's buffered events (share fates from `submit`, `connection_lost`,
     /// `reset`); false when the manager is gone.
-    async fn forward(&mut self, pool: usize) -> bool {
-        for event in self.sessions[pool].take_events() {
-            if !self.emit(ClientEvent::Stratum { pool, event }).await {
+    async fn forward(&mut self) -> bool {
+        for event in self.session.take_events() {
+            if !self.emit(ClientEvent::Stratum(event)).await {
                 return false;
             }
         }
@@ -356,23 +279,22 @@ impl Client<'_> {
         self.events.send(event).await.is_ok()
     }
 
-    /// A share from the manager, to the active pool's session: sent (written with the next
-    /// lines), held or stale, the last two reported at once.
+    /// A share from the manager, to the session: sent (written with the next lines), held or
+    /// stale, the last two reported at once.
     async fn hand_in(&mut self, share: Share) -> bool {
-        let pool = self.active;
-        self.sessions[pool].submit(share);
-        self.forward(pool).await
+        self.session.submit(share);
+        self.forward().await
     }
 
     /// Shutdown with the connection up: hand the pool every share the manager already gave us
     /// (the channel is closed first, so that is a bounded number). A share the session still
     /// holds (not authorized yet) is reported by `finish`.
-    async fn stop(&mut self, stream: &mut Box<dyn Io>, pool: usize) -> ConnEnd {
+    async fn stop(&mut self, stream: &mut Box<dyn Io>) -> ConnEnd {
         self.shares.close();
         while let Ok(share) = self.shares.try_recv() {
-            self.sessions[pool].submit(share);
+            self.session.submit(share);
         }
-        let lines = self.sessions[pool].take_outgoing();
+        let lines = self.session.take_outgoing();
         // A failed write changes nothing now: those shares are in flight, and unanswered.
         let _ = self.write_lines(stream, &lines).await;
         ConnEnd::Stop
@@ -400,14 +322,11 @@ impl Client<'_> {
 
     /// Drive one connection until it ends.
     async fn connection(&mut self, mut stream: Box<dyn Io>) -> ConnEnd {
-        let pool = self.active;
-        self.sessions[pool].connection_opened();
+        self.session.connection_opened();
         let mut decoder = LineDecoder::new(self.config.max_line_len);
         let mut buf = vec![0u8; 16 * 1024];
         let mut last_line = Instant::now();
         let mut healthy = false;
-        let probe_every = self.config.primary_probe;
-        let mut next_probe = Instant::now() + probe_every;
         let lost = |reason: String, healthy: bool| ConnEnd::Lost { reason, healthy };
         loop {
             // The shares already waiting, a bounded batch: a pool streaming lines must not delay
@@ -420,17 +339,17 @@ impl Client<'_> {
                         }
                     }
                     Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return self.stop(&mut stream, pool).await,
+                    Err(TryRecvError::Disconnected) => return self.stop(&mut stream).await,
                 }
             }
-            let lines = self.sessions[pool].take_outgoing();
+            let lines = self.session.take_outgoing();
             if let Err(e) = self.write_lines(&mut stream, &lines).await {
                 return lost(e, healthy);
             }
             let keepalive_deadline = last_line + self.config.keepalive;
             tokio::select! {
                 biased;
-                _ = &mut self.shutdown => return self.stop(&mut stream, pool).await,
+                _ = &mut self.shutdown => return self.stop(&mut stream).await,
                 // Reads before shares: with shares always waiting, a share branch polled first
                 // would win every turn and a new job would never be read. Shares still move:
                 // the batch above takes them every turn.
@@ -452,15 +371,15 @@ impl Client<'_> {
                                 // Not UTF-8 (the only error that keeps the connection).
                                 last_line = Instant::now();
                                 let cause = SessionError::Message(MessageError::NotUtf8);
-                                self.tell(pool, &unreadable(b"", cause));
+                                self.tell(&unreadable(b"", cause));
                                 continue;
                             }
                         };
                         last_line = Instant::now();
-                        let events = match self.sessions[pool].handle_line(line.as_bytes()) {
+                        let events = match self.session.handle_line(line.as_bytes()) {
                             Ok(events) => events,
                             Err(refused) => {
-                                self.tell(pool, &refused);
+                                self.tell(&refused);
                                 continue;
                             }
                         };
@@ -476,7 +395,7 @@ impl Client<'_> {
                                 Event::Authorized(false) => {
                                     // The pool's own words say which: unknown user, bad
                                     // address, wrong password.
-                                    let why = match self.sessions[pool].authorize_refusal() {
+                                    let why = match self.session.authorize_refusal() {
                                         Some(said) => format!(
                                             "authorization refused: {}",
                                             crate::text::printable(said)
@@ -498,24 +417,24 @@ impl Client<'_> {
                                 }
                                 // Told here, and nothing for the work manager.
                                 Event::Refused(refused) => {
-                                    self.tell(pool, refused);
+                                    self.tell(refused);
                                     continue;
                                 }
                                 _ => None,
                             };
                             end = end.or(ends);
-                            if !self.emit(ClientEvent::Stratum { pool, event }).await {
+                            if !self.emit(ClientEvent::Stratum(event)).await {
                                 return ConnEnd::Stop;
                             }
                         }
                         if let Some(end) = end {
                             // Answers owed to the pool (e.g. get_version) still go out.
-                            let lines = self.sessions[pool].take_outgoing();
+                            let lines = self.session.take_outgoing();
                             let _ = self.write_lines(&mut stream, &lines).await;
                             return end;
                         }
                     }
-                    self.tell_hidden(pool);
+                    self.tell_hidden();
                 }
                 share = self.shares.recv() => match share {
                     Some(share) => {
@@ -523,45 +442,27 @@ impl Client<'_> {
                             return ConnEnd::Stop;
                         }
                     }
-                    None => return self.stop(&mut stream, pool).await,
+                    None => return self.stop(&mut stream).await,
                 },
                 _ = sleep_until(keepalive_deadline) => {
                     let secs = self.config.keepalive.as_secs_f64();
                     return lost(format!("no line from the pool for {secs} s"), healthy);
-                }
-                _ = self.config.switch.requested() => {
-                    match self.config.switch.take() {
-                        Some(to) if to != pool && to < self.config.pools.len() => {
-                            return ConnEnd::SwitchTo(to);
-                        }
-                        // Already there: it is the preferred pool from now on.
-                        Some(to) if to == pool => self.primary = to,
-                        _ => {}
-                    }
-                }
-                _ = sleep_until(next_probe), if pool != self.primary => {
-                    next_probe = Instant::now() + probe_every;
-                    let primary = &self.config.pools[self.primary].url;
-                    let probe_timeout = self.config.connect_timeout.min(probe_every);
-                    if probe(primary, probe_timeout).await {
-                        return ConnEnd::BackToPrimary;
-                    }
                 }
             }
         }
     }
 
     /// Log a refused pool line at warn level, unless one of its kind was logged just now.
-    fn tell(&mut self, pool: usize, refused: &Refusal) {
+    fn tell(&mut self, refused: &Refusal) {
         if let Some(line) = self.refusals.admit(refused, Instant::now().into_std()) {
-            tracing::warn!(pool = %self.config.pools[pool].url, "{line}");
+            tracing::warn!(pool = %self.config.pool.url, "{line}");
         }
     }
 
     /// Log the count of refusals not shown, for kinds whose interval is over.
-    fn tell_hidden(&mut self, pool: usize) {
+    fn tell_hidden(&mut self) {
         for line in self.refusals.due(Instant::now().into_std()) {
-            tracing::warn!(pool = %self.config.pools[pool].url, "{line}");
+            tracing::warn!(pool = %self.config.pool.url, "{line}");
         }
     }
 
@@ -569,7 +470,7 @@ impl Client<'_> {
     /// took over its connection) must not steer the miner's hash rate elsewhere; cgminer keeps
     /// the same rule.
     fn redirect_target(&self, host: Option<&str>, port: Option<u16>) -> Option<PoolUrl> {
-        let current = &self.config.pools[self.active].url;
+        let current = &self.config.pool.url;
         if let Some(h) = host {
             if !h.eq_ignore_ascii_case(&current.host) {
                 tracing::warn!("pool asked to reconnect to {h}; reconnecting to {current} instead");
@@ -652,14 +553,6 @@ fn tls_connector(extra_roots: &[Vec<u8>]) -> Result<tokio_rustls::TlsConnector, 
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-/// Whether a pool accepts TCP connections again (the probe is closed at once).
-async fn probe(url: &PoolUrl, limit: Duration) -> bool {
-    matches!(
-        timeout(limit, TcpStream::connect((url.host.as_str(), url.port))).await,
-        Ok(Ok(_))
-    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Which pools to mine on and how to reach them: pool urls, credentials, the client's timers,
-//! and the retry policy (exponential backoff capped at 15 s, failover to the next pool after a
-//! few failed attempts). Pure: the connection in `client` asks it what to do next.
+//! Which pool to mine on and how to reach it: the pool url, credentials, the client's timers,
+//! and the reconnect backoff (exponential, capped at 15 s). Pure: the connection in `client`
+//! asks it what to do next. Failing over between pools is `crate::mining::failover`'s, for V1
+//! and V2 pools alike.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -87,8 +88,7 @@ pub struct PoolConfig {
 /// tests shorten the timers.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// In order of preference: the first is the primary.
-    pub pools: Vec<PoolConfig>,
+    pub pool: PoolConfig,
     pub user_agent: String,
     /// BIP310 mask to ask for; `None`: no `mining.configure`.
     pub version_rolling: Option<u32>,
@@ -101,56 +101,23 @@ pub struct ClientConfig {
     /// First reconnect delay; it doubles per failed attempt up to `backoff_max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
-    /// Failed attempts in a row before moving to the next pool.
-    pub failover_after: u32,
-    /// While on a backup pool, how often to check whether the primary is back.
-    pub primary_probe: Duration,
     pub max_line_len: usize,
     /// Root certificates (DER) trusted for `stratum+ssl://` besides the Mozilla set, for pools
     /// behind a private CA.
     pub extra_tls_roots: Vec<Vec<u8>>,
-    /// Requests to mine on another of the pools (the cgminer API's `switchpool`).
-    pub switch: PoolSwitch,
 }
 
-/// Asks a running client to move to another of its pools, which becomes the one it prefers
-/// (it goes back there after a failover, as it would to the first). Clones share the request.
-#[derive(Clone, Debug, Default)]
-pub struct PoolSwitch(std::sync::Arc<SwitchInner>);
+/// How long a TCP connect (and TLS handshake) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Default)]
-struct SwitchInner {
-    wanted: std::sync::Mutex<Option<usize>>,
-    notify: tokio::sync::Notify,
-}
-
-impl PoolSwitch {
-    /// Mine on pool `index` (of [`ClientConfig::pools`]) from now on.
-    pub fn request(&self, index: usize) {
-        *self.0.wanted.lock().unwrap_or_else(|e| e.into_inner()) = Some(index);
-        self.0.notify.notify_one();
-    }
-
-    /// The pool asked for since the last take, if any.
-    pub(crate) fn take(&self) -> Option<usize> {
-        self.0
-            .wanted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-    }
-
-    /// Resolves when a request may have come (then [`Self::take`] it).
-    pub(crate) async fn requested(&self) {
-        self.0.notify.notified().await;
-    }
-}
+/// The longest wait between reconnect attempts.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(15);
 
 impl ClientConfig {
-    pub fn new(pools: Vec<PoolConfig>) -> Self {
+    pub fn new(pool: PoolConfig) -> Self {
         let session = SessionConfig::new("", "");
         ClientConfig {
-            pools,
+            pool,
             user_agent: session.user_agent,
             version_rolling: session.version_rolling,
             suggest_difficulty: None,
@@ -159,21 +126,18 @@ impl ClientConfig {
             // Pools send a notify at least every minute or two (ckpool: 30 s updates); two
             // minutes of silence is a dead connection.
             keepalive: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: CONNECT_TIMEOUT,
             backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(15),
-            failover_after: 3,
-            primary_probe: Duration::from_secs(60),
+            backoff_max: BACKOFF_MAX,
             max_line_len: MAX_LINE_LEN,
             extra_tls_roots: Vec::new(),
-            switch: PoolSwitch::default(),
         }
     }
 
-    pub(crate) fn session_config(&self, pool: &PoolConfig) -> SessionConfig {
+    pub(crate) fn session_config(&self) -> SessionConfig {
         SessionConfig {
-            user: pool.user.clone(),
-            password: pool.password.clone(),
+            user: self.pool.user.clone(),
+            password: self.pool.password.clone(),
             user_agent: self.user_agent.clone(),
             version_rolling: self.version_rolling,
             suggest_difficulty: self.suggest_difficulty,
@@ -191,46 +155,24 @@ impl ClientConfig {
     }
 }
 
-/// When to reconnect and when to move to the next pool, after connections that failed.
+/// When to reconnect after connections that failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Retry {
-    /// Failed attempts since the last healthy connection, over every pool.
+    /// Failed attempts since the last healthy connection.
     attempt: u32,
-    /// Failed attempts on the current pool.
-    failures: u32,
 }
 
 impl Retry {
-    /// After a connection ended (`healthy`: it had been authorized): whether to move to the next
-    /// of `pools` pools, and how long to wait first.
-    pub(crate) fn after_loss(
-        &mut self,
-        healthy: bool,
-        pools: usize,
-        config: &ClientConfig,
-    ) -> (bool, Duration) {
+    /// After a connection ended (`healthy`: it had been authorized): how long to wait before
+    /// the next attempt.
+    pub(crate) fn after_loss(&mut self, healthy: bool, config: &ClientConfig) -> Duration {
         if healthy {
             // It worked until now: start the backoff over.
             *self = Retry::default();
-            return (false, config.backoff(0));
+            return config.backoff(0);
         }
         self.attempt = self.attempt.saturating_add(1);
-        self.failures += 1;
-        let failover_after = config.failover_after.max(1);
-        if pools > 1 && self.failures >= failover_after {
-            self.failures = 0;
-            // The first pass over the pools tries each new one at once; after that the backoff
-            // spans the rotation, so with every pool down the miner settles at one attempt per
-            // `backoff_max` instead of spinning.
-            let first_pass = u64::from(self.attempt) < pools as u64 * u64::from(failover_after);
-            let delay = if first_pass {
-                Duration::ZERO
-            } else {
-                config.backoff(self.attempt - 1)
-            };
-            return (true, delay);
-        }
-        (false, config.backoff(self.attempt - 1))
+        config.backoff(self.attempt - 1)
     }
 }
 
@@ -263,43 +205,31 @@ mod tests {
         }
     }
 
+    fn config() -> ClientConfig {
+        ClientConfig::new(PoolConfig {
+            url: "stratum+tcp://pool.example:3333".parse().unwrap(),
+            user: "u".into(),
+            password: "x".into(),
+        })
+    }
+
     #[test]
     fn backoff_doubles_and_caps_at_fifteen_seconds() {
-        let c = ClientConfig::new(vec![]);
+        let c = config();
         let secs: Vec<u64> = (0..8).map(|a| c.backoff(a).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 15, 15, 15, 15]);
         assert_eq!(c.backoff(u32::MAX), Duration::from_secs(15));
     }
 
     #[test]
-    fn retries_back_off_fail_over_and_never_spin() {
-        let mut c = ClientConfig::new(vec![]);
-        c.failover_after = 2;
+    fn retries_back_off_and_never_spin() {
+        let c = config();
         let s = Duration::from_secs;
-        // One pool: plain exponential backoff up to the cap.
         let mut r = Retry::default();
-        let one: Vec<(bool, Duration)> = (0..6).map(|_| r.after_loss(false, 1, &c)).collect();
-        let delays: Vec<Duration> = one.iter().map(|x| x.1).collect();
+        let delays: Vec<Duration> = (0..6).map(|_| r.after_loss(false, &c)).collect();
         assert_eq!(delays, [s(1), s(2), s(4), s(8), s(15), s(15)]);
-        assert!(one.iter().all(|x| !x.0));
-        // Two pools: switch after two failures, the first switch at once, later ones backed off.
-        let mut r = Retry::default();
-        let two: Vec<(bool, Duration)> = (0..8).map(|_| r.after_loss(false, 2, &c)).collect();
-        assert_eq!(
-            two,
-            [
-                (false, s(1)),
-                (true, Duration::ZERO),
-                (false, s(4)),
-                (true, s(8)),
-                (false, s(15)),
-                (true, s(15)),
-                (false, s(15)),
-                (true, s(15)),
-            ]
-        );
         // A healthy connection starts over.
-        assert_eq!(r.after_loss(true, 2, &c), (false, s(1)));
+        assert_eq!(r.after_loss(true, &c), s(1));
         assert_eq!(r, Retry::default());
     }
 }

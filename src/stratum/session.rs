@@ -76,7 +76,6 @@ pub const BIP320_MASK: u32 = 0x1fff_e000;
 const WHY_JOB_REPLACED: &str = "job replaced";
 const WHY_EXTRANONCE_CHANGED: &str = "extranonce changed";
 const WHY_QUEUE_FULL: &str = "held queue full";
-const WHY_POOL_SWITCHED: &str = "pool switched";
 
 /// What the miner asks of the pool.
 #[derive(Clone, Debug, PartialEq)]
@@ -146,7 +145,7 @@ pub enum Event {
     ShareRejected { share: Share, reason: String },
     /// A share not sent, or no longer to be sent: `held` says whether it was held (queued) when it
     /// went stale rather than being handed in just now; `why` is a short lowercase reason for logs
-    /// ("job replaced", "held queue full", "pool switched", ...).
+    /// ("job replaced", "held queue full", "not sent: no connection at exit", ...).
     ShareStale {
         share: Share,
         held: bool,
@@ -334,19 +333,6 @@ impl Session {
             }
         }
         self.reset_connection();
-    }
-
-    /// Forget everything about this pool's session (switching to another pool): jobs, queued
-    /// shares, the session id to resume. The queued shares cannot go to another pool: each is
-    /// reported as [`Event::ShareStale`] ("pool switched").
-    pub fn reset(&mut self) {
-        self.connection_lost();
-        self.abandon_queued(WHY_POOL_SWITCHED);
-        self.session_id = None;
-        self.last_extranonce = None;
-        self.version_mask = 0;
-        self.difficulty = 1.0;
-        self.jobs.clear();
     }
 
     /// Give up on every held share (e.g. at exit, with no connection to send them on): each is
@@ -1883,30 +1869,6 @@ mod tests {
     }
 
     #[test]
-    fn reset_forgets_the_pool() {
-        let mut s = ready();
-        let mut ledger = Ledger::default();
-        feed(&mut s, &notify_line("bf", false));
-        // One in flight when the pool is left, one held.
-        ledger.submit(&mut s, share_n("bf", 1));
-        s.take_outgoing();
-        s.connection_lost();
-        ledger.replay(&s.take_events());
-        ledger.submit(&mut s, share_n("bf", 2));
-        s.reset();
-        let ev = s.take_events();
-        assert_eq!(
-            ev.iter().map(stale_why).collect::<Vec<_>>(),
-            [Some((true, "pool switched")), Some((true, "pool switched"))]
-        );
-        ledger.replay(&ev);
-        ledger.check(&s);
-        assert_eq!(ledger.stale, 2);
-        assert!(!s.is_job_live("bf"));
-        assert_eq!(s.session_id(), None);
-    }
-
-    #[test]
     fn shares_in_flight_when_a_connection_reopens_are_held_not_lost() {
         let mut s = ready();
         let mut ledger = Ledger::default();
@@ -2030,17 +1992,13 @@ mod tests {
                         asked.clear();
                         s.take_events()
                     }
-                    88..=95 => {
+                    88..=96 => {
                         // Mostly a new connection after a lost one; now and then one that
                         // replaces a connection never reported lost.
                         if !s.is_connected() || rng.random_range(0..8) == 0 {
                             s.connection_opened();
                             asked.clear();
                         }
-                        s.take_events()
-                    }
-                    96 => {
-                        s.reset();
                         s.take_events()
                     }
                     97 => feed(

@@ -30,7 +30,6 @@ mod node_kill;
 mod operator;
 mod pool_failover;
 mod pool_mining;
-mod pool_switch;
 mod real_headers;
 mod shutdown;
 mod solo_assembly;

@@ -39,11 +39,11 @@ fn sv2_pool(port: u16) -> PoolSpec {
 }
 
 fn v1_pool(pool: &TestPool) -> PoolSpec {
-    PoolSpec::Stratum(ClientConfig::new(vec![PoolConfig {
+    PoolSpec::Stratum(ClientConfig::new(PoolConfig {
         url: pool.url().parse().expect("url"),
         user: "tester.rig1".into(),
         password: "x".into(),
-    }]))
+    }))
 }
 
 async fn wait(what: &str, f: impl Fn() -> bool) {

@@ -149,7 +149,7 @@ fn share_n(job_id: &str, nonce: u32) -> Share {
 
 /// The share a share event is about, with the event's name.
 fn share_event(e: &ClientEvent) -> Option<(&'static str, &Share)> {
-    let ClientEvent::Stratum { event, .. } = e else {
+    let ClientEvent::Stratum(event) = e else {
         return None;
     };
     match event {
@@ -166,10 +166,7 @@ fn share_event(e: &ClientEvent) -> Option<(&'static str, &Share)> {
 /// `(held, why)` of a stale-share event.
 fn stale_why(e: &ClientEvent) -> Option<(bool, &str)> {
     match e {
-        ClientEvent::Stratum {
-            event: Event::ShareStale { held, why, .. },
-            ..
-        } => Some((*held, why.as_str())),
+        ClientEvent::Stratum(Event::ShareStale { held, why, .. }) => Some((*held, why.as_str())),
         _ => None,
     }
 }
@@ -191,23 +188,17 @@ struct Client {
     task: JoinHandle<Result<(), ClientError>>,
 }
 
-fn config(ports: &[u16], user: &str, password: &str) -> ClientConfig {
-    let pools = ports
-        .iter()
-        .map(|&p| PoolConfig {
-            url: url(p),
-            user: user.into(),
-            password: password.into(),
-        })
-        .collect();
-    let mut c = ClientConfig::new(pools);
+fn config(port: u16, user: &str, password: &str) -> ClientConfig {
+    let mut c = ClientConfig::new(PoolConfig {
+        url: url(port),
+        user: user.into(),
+        password: password.into(),
+    });
     c.version_rolling = None;
     c.keepalive = Duration::from_secs(10);
     c.connect_timeout = Duration::from_secs(3);
     c.backoff_initial = Duration::from_millis(20);
     c.backoff_max = Duration::from_millis(200);
-    c.failover_after = 2;
-    c.primary_probe = Duration::from_millis(200);
     c
 }
 
@@ -242,7 +233,7 @@ async fn connected_with(
     start: impl FnOnce(ClientConfig) -> Client,
 ) -> (MockPool, Client, PoolConn) {
     let pool = MockPool::bind().await;
-    let miner = start(config(&[pool.port()], &rec.worker, "password"));
+    let miner = start(config(pool.port(), &rec.worker, "password"));
     let mut conn = pool.accept().await;
     conn.handshake(&rec.subscribe_result(), None).await;
     (pool, miner, conn)
@@ -281,10 +272,7 @@ impl Client {
 
     async fn new_job(&mut self) -> Arc<PreparedJob> {
         self.wait_for(|e| match e {
-            ClientEvent::Stratum {
-                event: Event::NewJob { job, .. },
-                ..
-            } => Some(Arc::clone(job)),
+            ClientEvent::Stratum(Event::NewJob { job, .. }) => Some(Arc::clone(job)),
             _ => None,
         })
         .await
@@ -292,7 +280,7 @@ impl Client {
 
     async fn share_result(&mut self) -> Result<Share, String> {
         self.wait_for(|e| match e {
-            ClientEvent::Stratum { event, .. } => match event {
+            ClientEvent::Stratum(event) => match event {
                 Event::ShareAccepted { share } => Some(Ok(share.clone())),
                 Event::ShareRejected { reason, .. } => Some(Err(reason.clone())),
                 Event::ShareStale { share, .. } => Some(Err(format!("stale {}", share.job_id))),
@@ -356,7 +344,7 @@ impl Client {
 async fn slush_session_subscribe_authorize_notify_share_accepted() {
     let rec = slush();
     let pool = MockPool::bind().await;
-    let mut miner = start(config(&[pool.port()], &rec.worker, "password"));
+    let mut miner = start(config(pool.port(), &rec.worker, "password"));
     let mut conn = pool.accept().await;
     let sub = conn.expect("mining.subscribe").await;
     // A first connection has no session to resume.
@@ -395,7 +383,7 @@ async fn slush_session_subscribe_authorize_notify_share_accepted() {
 async fn ckpool_version_rolling_submit_carries_the_sixth_parameter() {
     let rec = ckpool_rolling();
     let pool = MockPool::bind().await;
-    let mut cfg = config(&[pool.port()], &rec.worker, "x");
+    let mut cfg = config(pool.port(), &rec.worker, "x");
     cfg.version_rolling = Some(0xffff_ffff);
     let mut miner = start(cfg);
     let mut conn = pool.accept().await;
@@ -412,10 +400,7 @@ async fn ckpool_version_rolling_submit_carries_the_sixth_parameter() {
 
     let mask = miner
         .wait_for(|e| match e {
-            ClientEvent::Stratum {
-                event: Event::VersionRolling { mask },
-                ..
-            } => Some(*mask),
+            ClientEvent::Stratum(Event::VersionRolling { mask }) => Some(*mask),
             _ => None,
         })
         .await;
@@ -559,7 +544,7 @@ async fn pool_closing_mid_submit_gets_the_share_after_reconnect() {
 async fn connection_refused_then_the_pool_comes_up() {
     let rec = slush();
     let port = free_port().await;
-    let mut miner = start(config(&[port], &rec.worker, "password"));
+    let mut miner = start(config(port, &rec.worker, "password"));
     // Two refusals at least: the client keeps retrying with backoff.
     let first = miner.disconnected().await;
     assert!(first.contains("connect"), "{first}");
@@ -597,16 +582,7 @@ async fn garbage_lines_are_survived() {
     let mut dropped = false;
     miner
         .wait_for_seeing(
-            |e| {
-                matches!(
-                    e,
-                    ClientEvent::Stratum {
-                        event: Event::NewJob { .. },
-                        ..
-                    }
-                )
-                .then_some(())
-            },
+            |e| matches!(e, ClientEvent::Stratum(Event::NewJob { .. })).then_some(()),
             |e| dropped |= matches!(e, ClientEvent::Disconnected { .. }),
         )
         .await;
@@ -647,7 +623,7 @@ async fn ten_megabyte_line_drops_the_connection_and_the_client_reconnects() {
 async fn stalling_pool_is_left_by_keepalive() {
     let rec = slush();
     let pool = MockPool::bind().await;
-    let mut cfg = config(&[pool.port()], &rec.worker, "password");
+    let mut cfg = config(pool.port(), &rec.worker, "password");
     cfg.keepalive = Duration::from_millis(400);
     let mut miner = start(cfg);
     let mut stalled = pool.accept().await;
@@ -660,59 +636,6 @@ async fn stalling_pool_is_left_by_keepalive() {
     conn.handshake(&rec.subscribe_result(), None).await;
     conn.send(&rec.notify_line).await;
     assert_eq!(miner.new_job().await.job().id, "bf");
-    miner.stop().await;
-}
-
-#[tokio::test]
-async fn failover_to_the_backup_and_back_to_the_primary() {
-    let rec = slush();
-    let primary_port = free_port().await;
-    let backup = MockPool::bind().await;
-    let mut miner = start(config(
-        &[primary_port, backup.port()],
-        &rec.worker,
-        "password",
-    ));
-    let mut on_backup = backup.accept().await;
-    on_backup.handshake(&rec.subscribe_result(), None).await;
-    miner
-        .wait_for(|e| matches!(e, ClientEvent::Connected { pool: 1, .. }).then_some(()))
-        .await;
-    on_backup.send(&rec.notify_as("backup-job", true)).await;
-    assert_eq!(miner.new_job().await.job().id, "backup-job");
-    // A share the backup never answers.
-    miner.submit(slush_share("backup-job")).await;
-    on_backup.expect("mining.submit").await;
-
-    // The primary comes back: the client's probe finds it and it moves over.
-    let primary = MockPool::bind_port(primary_port).await;
-    let mut on_primary = primary.accept().await;
-    on_primary.handshake(&rec.subscribe_result(), None).await;
-    let mut left_behind = Vec::new();
-    miner
-        .wait_for_seeing(
-            |e| matches!(e, ClientEvent::Connected { pool: 0, .. }).then_some(()),
-            |e| {
-                if let Some((what, _)) = share_event(e) {
-                    left_behind.push((what, stale_why(e).map(|(h, w)| (h, w.to_owned()))));
-                }
-            },
-        )
-        .await;
-    // Held when the backup's connection closed, then stale: it cannot go to another pool.
-    assert_eq!(
-        left_behind,
-        [
-            ("held", None),
-            ("stale", Some((true, "pool switched".to_owned())))
-        ]
-    );
-    assert!(on_backup.closed_by_client().await);
-    on_primary.send(&rec.notify_line).await;
-    assert_eq!(miner.new_job().await.job().id, "bf");
-    // A share for the backup's job is stale on the primary.
-    miner.submit(slush_share("backup-job")).await;
-    assert_eq!(miner.share_result().await, Err("stale backup-job".into()));
     miner.stop().await;
 }
 
@@ -735,7 +658,7 @@ async fn client_reconnect_request_is_followed() {
 async fn a_pool_that_keeps_asking_to_reconnect_is_not_hammered() {
     let rec = slush();
     let pool = MockPool::bind().await;
-    let miner = start(config(&[pool.port()], &rec.worker, "password"));
+    let miner = start(config(pool.port(), &rec.worker, "password"));
     let window = Duration::from_secs(4);
     let started = tokio::time::Instant::now();
     let mut connections = 0;
@@ -797,8 +720,8 @@ async fn tls_pool() -> (MockPool, Vec<u8>) {
 async fn tls_pool_session_share_accepted() {
     let rec = slush();
     let (pool, root) = tls_pool().await;
-    let mut cfg = config(&[pool.port()], &rec.worker, "password");
-    cfg.pools[0].url = format!("stratum+ssl://localhost:{}", pool.port())
+    let mut cfg = config(pool.port(), &rec.worker, "password");
+    cfg.pool.url = format!("stratum+ssl://localhost:{}", pool.port())
         .parse()
         .expect("url");
     cfg.extra_tls_roots = vec![root];
@@ -819,8 +742,8 @@ async fn tls_pool_session_share_accepted() {
 async fn tls_pool_with_an_untrusted_certificate_is_refused() {
     let rec = slush();
     let (pool, _root) = tls_pool().await;
-    let mut cfg = config(&[pool.port()], &rec.worker, "password");
-    cfg.pools[0].url = format!("stratum+ssl://localhost:{}", pool.port())
+    let mut cfg = config(pool.port(), &rec.worker, "password");
+    cfg.pool.url = format!("stratum+ssl://localhost:{}", pool.port())
         .parse()
         .expect("url");
     let mut miner = start(cfg);
@@ -892,7 +815,7 @@ async fn shares_held_at_exit_are_reported_stale() {
 async fn suggested_difficulty_goes_before_authorize_and_again_after_a_refusal() {
     let rec = slush();
     let pool = MockPool::bind().await;
-    let mut cfg = config(&[pool.port()], &rec.worker, "password");
+    let mut cfg = config(pool.port(), &rec.worker, "password");
     cfg.suggest_difficulty = Some(2048.0);
     let mut miner = start(cfg);
     let mut conn = pool.accept().await;
@@ -971,10 +894,9 @@ async fn a_flood_of_shares_does_not_keep_a_new_job_from_being_read() {
     let job = miner
         .wait_for_seeing(
             |e| match e {
-                ClientEvent::Stratum {
-                    event: Event::NewJob { job, clean },
-                    ..
-                } => Some((job.job().id.clone(), *clean)),
+                ClientEvent::Stratum(Event::NewJob { job, clean }) => {
+                    Some((job.job().id.clone(), *clean))
+                }
                 _ => None,
             },
             |_| {

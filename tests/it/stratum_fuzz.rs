@@ -81,7 +81,8 @@ enum Op {
     Lost,
     /// A new connection, when there is none.
     Opened,
-    Reset,
+    /// Every held share given up (as at exit without a connection).
+    Abandon,
 }
 
 const JOB_IDS: [&str; 4] = ["a", "b", "c", "never notified"];
@@ -94,7 +95,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0..JOB_IDS.len()).prop_map(Op::Submit),
         1 => Just(Op::Lost),
         2 => Just(Op::Opened),
-        1 => Just(Op::Reset),
+        1 => Just(Op::Abandon),
     ]
 }
 
@@ -264,7 +265,6 @@ proptest! {
             let _ = session.take_outgoing();
         }
         session.connection_lost();
-        session.reset();
     }
 
 }
@@ -343,8 +343,8 @@ proptest! {
                     }
                     Vec::new()
                 }
-                Op::Reset => {
-                    session.reset();
+                Op::Abandon => {
+                    session.abandon_queued("not sent: no connection at exit");
                     Vec::new()
                 }
             };

@@ -147,11 +147,11 @@ async fn version_rolled_shares_pass_the_translator_and_the_pool() {
     let url = format!("stratum+tcp://127.0.0.1:{}", translator.port)
         .parse()
         .unwrap();
-    let config = ClientConfig::new(vec![PoolConfig {
+    let config = ClientConfig::new(PoolConfig {
         url,
         user: "wgminer-test.rig1".into(),
         password: "x".into(),
-    }]);
+    });
     let (events_tx, mut events) = mpsc::channel(256);
     let (shares_tx, shares_rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -178,7 +178,7 @@ async fn version_rolled_shares_pass_the_translator_and_the_pool() {
                 )
             })
             .expect("the client runs");
-        let ClientEvent::Stratum { event, .. } = ev else {
+        let ClientEvent::Stratum(event) = ev else {
             continue;
         };
         match event {

@@ -39,11 +39,14 @@ use super::manager::Found;
 use super::pool::StratumSource;
 use super::source::{self, Fate, Solved, SourceError, SourceEvent, SourceLink, WorkSource};
 use super::sv2_pool::{Sv2Config, Sv2Source};
-use crate::stratum::client::{ClientConfig, PoolSwitch};
+use crate::stratum::client::ClientConfig;
+use crate::stratum::pool::{BACKOFF_MAX, CONNECT_TIMEOUT};
 use crate::work::MiningStats;
 
 mod books;
+mod switch;
 use books::{outcome, Owed, RecentJobs};
+pub use switch::PoolSwitch;
 
 /// How long a pool being left gets to answer the shares it was sent.
 pub const SWITCH_GRACE: Duration = Duration::from_secs(1);
@@ -64,11 +67,7 @@ impl PoolSpec {
     /// The pool's URL as the status line and the APIs show it.
     pub fn url(&self) -> String {
         match self {
-            PoolSpec::Stratum(c) => c
-                .pools
-                .first()
-                .map(|p| p.url.to_string())
-                .unwrap_or_default(),
+            PoolSpec::Stratum(c) => c.pool.url.to_string(),
             PoolSpec::Sv2(c) => c.url(),
         }
     }
@@ -76,7 +75,7 @@ impl PoolSpec {
     /// Where a probe connects.
     fn addr(&self) -> Option<(String, u16)> {
         match self {
-            PoolSpec::Stratum(c) => c.pools.first().map(|p| (p.url.host.clone(), p.url.port)),
+            PoolSpec::Stratum(c) => Some((c.pool.url.host.clone(), c.pool.url.port)),
             PoolSpec::Sv2(c) => Some((c.host.clone(), c.port)),
         }
     }
@@ -95,11 +94,7 @@ impl PoolSpec {
     fn start(&self, stats: &Arc<MiningStats>) -> Child {
         let (runner, link) = source::link(Arc::clone(stats));
         let task = match self.clone() {
-            PoolSpec::Stratum(mut c) => {
-                // Switch requests are this supervisor's; a child must not take them.
-                c.switch = PoolSwitch::default();
-                tokio::spawn(StratumSource::new(c).run(link))
-            }
+            PoolSpec::Stratum(c) => tokio::spawn(StratumSource::new(c).run(link)),
             PoolSpec::Sv2(c) => tokio::spawn(Sv2Source::new(c).run(link)),
         };
         Child {
@@ -128,13 +123,12 @@ pub struct FailoverConfig {
 
 impl Default for FailoverConfig {
     fn default() -> Self {
-        let client = ClientConfig::new(Vec::new());
         FailoverConfig {
-            failover_after: client.failover_after,
-            primary_probe: client.primary_probe,
-            probe_timeout: client.connect_timeout,
-            round_wait_max: client.backoff_max,
-            switch: client.switch,
+            failover_after: 3,
+            primary_probe: Duration::from_secs(60),
+            probe_timeout: CONNECT_TIMEOUT,
+            round_wait_max: BACKOFF_MAX,
+            switch: PoolSwitch::default(),
         }
     }
 }
