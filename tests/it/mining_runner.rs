@@ -45,6 +45,47 @@ fn hit_probability(target: &bitcoin::pow::Target) -> f64 {
         / 2f64.powi(256)
 }
 
+/// Mine on `core` with one CPU thread until `blocks` are accepted (or `deadline` passes), then
+/// `after` longer; `limit`: the source's block limit (`generatetoaddress`).
+fn mine_on_core(
+    core: &Arc<NodeCore>,
+    limit: Option<u32>,
+    blocks: u64,
+    deadline: Duration,
+    after: Duration,
+) -> RunOutcome {
+    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
+    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
+    let watched = manager.stats();
+    let config = SoloConfig {
+        payout: bitcoin::ScriptBuf::new_op_return([]),
+        extranonce1: [0, 0, 0, 1],
+    };
+    let source = CoreSource::new(Arc::clone(core), config);
+    let source = match limit {
+        Some(n) => source.with_block_limit(n),
+        None => source,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let enough = async move {
+        let end = Instant::now() + deadline;
+        while watched.blocks.load(Ordering::Relaxed) < blocks && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(after).await;
+    };
+    rt.block_on(wgminer::mining::run(
+        source,
+        manager,
+        enough,
+        RunConfig::default(),
+    ))
+}
+
 /// A few hundred blocks on the embedded core at ~10 blocks a second: the blocks accepted are
 /// what the hash count predicts, within 4 standard deviations (a pipeline that holds hits until
 /// a long scan ends loses about half of them at this rate), and the books balance at the end.
@@ -57,32 +98,13 @@ fn embedded_core_blocks_match_the_hash_count() {
     let chain = Chain::open(&chain_dir(std::path::Path::new(dir.path())), params).expect("chain");
     let core = NodeCore::new(chain);
     let p = hit_probability(&core.template().target);
-    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
-    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
-    let stats = manager.stats();
-    let config = SoloConfig {
-        payout: bitcoin::ScriptBuf::new_op_return([]),
-        extranonce1: [0, 0, 0, 1],
-    };
-    let source = CoreSource::new(Arc::clone(&core), config);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let watched = Arc::clone(&stats);
-    let enough = async move {
-        let limit = Instant::now() + Duration::from_secs(240);
-        while watched.blocks.load(Ordering::Relaxed) < BLOCKS && Instant::now() < limit {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    let outcome = rt.block_on(wgminer::mining::run(
-        source,
-        manager,
-        enough,
-        RunConfig::default(),
-    ));
+    let outcome = mine_on_core(
+        &core,
+        None,
+        BLOCKS,
+        Duration::from_secs(240),
+        Duration::ZERO,
+    );
     outcome.result.expect("the core source ends cleanly");
     let snap = outcome.stats.snapshot();
     let hashes: u64 = snap.devices.iter().map(|d| d.hashes).sum();
@@ -125,34 +147,14 @@ fn a_block_limit_adds_exactly_the_blocks_asked_for() {
     )
     .expect("chain");
     let core = NodeCore::new(chain);
-    let cpu: Box<dyn Backend> = Box::new(CpuBackend::new(Some(1), None).expect("cpu"));
-    let manager = Manager::start(vec![cpu], EventSink::discard()).expect("manager");
-    let stats = manager.stats();
-    let config = SoloConfig {
-        payout: bitcoin::ScriptBuf::new_op_return([]),
-        extranonce1: [0, 0, 0, 1],
-    };
-    let source = CoreSource::new(Arc::clone(&core), config).with_block_limit(BLOCKS);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let watched = Arc::clone(&stats);
-    let enough = async move {
-        let limit = Instant::now() + Duration::from_secs(60);
-        while watched.blocks.load(Ordering::Relaxed) < u64::from(BLOCKS) && Instant::now() < limit {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        // Without the limit the source would mine on: hundreds of blocks in this time.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let outcome = rt.block_on(wgminer::mining::run(
-        source,
-        manager,
-        enough,
-        RunConfig::default(),
-    ));
+    // Without the limit the source would mine on: hundreds of blocks in the extra 500 ms.
+    let outcome = mine_on_core(
+        &core,
+        Some(BLOCKS),
+        u64::from(BLOCKS),
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+    );
     outcome.result.expect("the core source ends cleanly");
     let snap = outcome.stats.snapshot();
     assert_eq!(snap.blocks, u64::from(BLOCKS), "{snap:?}");
