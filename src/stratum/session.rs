@@ -360,7 +360,7 @@ impl Session {
     }
 
     /// Events not yet handed out, in the order they happened: those of [`Session::submit`],
-    /// [`Session::connection_lost`], [`Session::reset`] and [`Session::abandon_queued`].
+    /// [`Session::connection_lost`] and [`Session::abandon_queued`].
     /// [`Session::handle_line`] returns them too, ahead of the line's own.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
