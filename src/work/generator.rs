@@ -248,7 +248,7 @@ impl WorkGenerator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashSet;
 
     use bitcoin::block::Version;

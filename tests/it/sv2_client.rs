@@ -60,6 +60,20 @@ async fn mine(
     wgminer::mining::run(source, manager, stop, RunConfig::default()).await
 }
 
+/// What a hostile pool gets: 2.5 s on it end cleanly, with at least two connections (once at
+/// once, once after the first backoff second) and no job mined.
+async fn assert_retried_never_mined_on(
+    port: u16,
+    key: AuthorityPublicKey,
+    connections: &AtomicU64,
+) {
+    let source = Sv2Source::new(config(port, key));
+    let outcome = mine(source, Duration::from_millis(2500), |_| false).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(get(connections) >= 2, "{} connections", get(connections));
+    assert_eq!(get(&outcome.stats.jobs), 0);
+}
+
 fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
@@ -200,12 +214,7 @@ async fn a_pool_closing_mid_handshake_is_retried_and_never_mined_on() {
     })
     .await;
     let key: AuthorityPublicKey = SRI_POOL_PUBLIC_KEY.parse().unwrap();
-    let source = Sv2Source::new(config(port, key));
-    let outcome = mine(source, Duration::from_millis(2500), |_| false).await;
-    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
-    // Once at once, once after the first backoff second.
-    assert!(get(&connections) >= 2, "{} connections", get(&connections));
-    assert_eq!(get(&outcome.stats.jobs), 0);
+    assert_retried_never_mined_on(port, key, &connections).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,11 +227,7 @@ async fn garbage_after_the_handshake_is_a_disconnect_never_mined_on() {
         let _ = reader.read_frame().await;
     })
     .await;
-    let source = Sv2Source::new(config(port, public));
-    let outcome = mine(source, Duration::from_millis(2500), |_| false).await;
-    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
-    assert!(get(&connections) >= 2, "{} connections", get(&connections));
-    assert_eq!(get(&outcome.stats.jobs), 0);
+    assert_retried_never_mined_on(port, public, &connections).await;
 }
 
 /// A pool whose certificate the right key signed, but that expired two days ago: refused for
@@ -296,11 +301,7 @@ async fn an_oversized_frame_is_a_disconnect_never_mined_on() {
         let _ = reader.read_frame().await;
     })
     .await;
-    let source = Sv2Source::new(config(port, public));
-    let outcome = mine(source, Duration::from_millis(2500), |_| false).await;
-    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
-    assert!(get(&connections) >= 2, "{} connections", get(&connections));
-    assert_eq!(get(&outcome.stats.jobs), 0);
+    assert_retried_never_mined_on(port, public, &connections).await;
 }
 
 /// The binary, as a user runs it: `wgminer -o stratum2+tcp://host:port/KEY -u user`. Shares are

@@ -115,40 +115,16 @@ fn same_work(a: &Job, b: &Job) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::block::Version;
-    use bitcoin::hashes::Hash;
-    use bitcoin::pow::CompactTarget;
-    use bitcoin::{BlockHash, TxMerkleNode};
+    use crate::work::Extranonce2;
 
-    use crate::pow::DIFF1_TARGET;
-    use crate::work::{CoinbaseTemplate, Extranonce2};
-
+    /// The generator tests' job (id "g1"), no version rolling, 4-byte extranonce2.
     fn job() -> Arc<PreparedJob> {
-        let job = Job {
-            id: "1".into(),
-            prev_hash: BlockHash::from_byte_array([3; 32]),
-            version: Version::from_consensus(0x2000_0000),
-            version_mask: 0,
-            bits: CompactTarget::from_consensus(0x1d00_ffff),
-            ntime: 1_700_000_000,
-            ntime_roll: 600,
-            coinbase: CoinbaseTemplate {
-                prefix: (0..70u8).collect(),
-                extranonce1: vec![1, 2, 3, 4],
-                extranonce2_size: 4,
-                suffix: (0..40u8).collect(),
-            },
-            merkle_branch: vec![TxMerkleNode::from_byte_array([9; 32])],
-            fixed_merkle_root: None,
-            share_target: DIFF1_TARGET,
-            clean: true,
-        };
-        Arc::new(job.prepare().expect("valid job"))
+        crate::work::generator::tests::job(0, 4)
     }
 
     fn share(nonce: u32) -> Share {
         Share {
-            job_id: "1".into(),
+            job_id: "g1".into(),
             extranonce2: Some(Extranonce2::new(nonce.into(), 4).expect("fits")),
             ntime: 1,
             nonce,
