@@ -639,6 +639,33 @@ mod tests {
         session.on_message(parsed)
     }
 
+    /// The pool's `SubmitSharesSuccess` for `count` shares up to `last_sequence_number` on
+    /// `channel`: the nonces the session reports accepted.
+    pub(super) fn accepted_by_success(
+        session: &mut MiningSession,
+        channel: u32,
+        last_sequence_number: u32,
+        count: u32,
+    ) -> Vec<u32> {
+        let out = feed(
+            session,
+            MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
+            SubmitSharesSuccess {
+                channel_id: channel,
+                last_sequence_number,
+                new_submits_accepted_count: count,
+                new_shares_sum: u64::from(count),
+            },
+        )
+        .unwrap();
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Accepted(s) => Some(s.nonce),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn open(session: &mut MiningSession, extranonce_size: u16) -> Vec<Output> {
         let mut target = [0xffu8; 32];
         target[31] = 0x00;
@@ -769,24 +796,7 @@ mod tests {
         assert!(
             matches!(&out[..], [Output::Rejected { share, reason }] if share.nonce == 1 && reason == "difficulty-too-low")
         );
-        let out = feed(
-            &mut s,
-            MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
-            SubmitSharesSuccess {
-                channel_id: 7,
-                last_sequence_number: 2,
-                new_submits_accepted_count: 2,
-                new_shares_sum: 2,
-            },
-        )
-        .unwrap();
-        let accepted: Vec<u32> = out
-            .iter()
-            .filter_map(|o| match o {
-                Output::Accepted(s) => Some(s.nonce),
-                _ => None,
-            })
-            .collect();
+        let accepted = accepted_by_success(&mut s, 7, 2, 2);
         assert_eq!(accepted, [0, 2]);
         assert_eq!(s.pending(), 1);
         // A new block: job 1 is dead, its shares are not sent.

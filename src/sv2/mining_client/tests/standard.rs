@@ -196,24 +196,7 @@ fn standard_shares_get_verdicts_and_stale_jobs_are_not_sent() {
         matches!(&out[..], [Output::Rejected { share, reason }] if share.nonce == 0 && reason == "invalid-share"),
         "{out:?}"
     );
-    let out = feed(
-        &mut s,
-        MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
-        SubmitSharesSuccess {
-            channel_id: CHANNEL,
-            last_sequence_number: 2,
-            new_submits_accepted_count: 2,
-            new_shares_sum: 2,
-        },
-    )
-    .unwrap();
-    let accepted: Vec<u32> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Accepted(s) => Some(s.nonce),
-            _ => None,
-        })
-        .collect();
+    let accepted = accepted_by_success(&mut s, CHANNEL, 2, 2);
     assert_eq!(accepted, [1, 2]);
     assert_eq!(s.pending(), 0);
     standard_job(&mut s, CHANNEL, 2, None);
